@@ -1,0 +1,377 @@
+/*
+ * sockserve.h — the one public header of libsockserve.
+ *
+ * Python's socket + socketserver model in C. The header is organised by the
+ * layers of the library, bottom up:
+ *
+ *   errors     codes, names, ss_strerror(), the optional ss_error detail struct
+ *   addr       one address syntax everywhere (tcp://, udp://, unix:, ...)
+ *   sock       Python's socket semantics: timeouts, sendall, connect_ex ...
+ *   transport  the operations table a stream runs over (plain fd; TLS later)
+ *   stream     buffered request I/O (Python's rfile/wfile)
+ *   server     the socketserver core and its concurrency models
+ *   loop       the event engine and its callback API
+ *
+ * Conventions (see docs/ and ../shared/DESIGN.md):
+ *   - functions return 0 (or a byte count) on success and a negative
+ *     errno-style code on failure; ss_strerror() turns a code into text;
+ *   - setup functions take an optional `ss_error *` (may be NULL) that receives
+ *     a message naming the input (address, flag, file) that failed;
+ *   - nothing in the library prints; whoever opens frees with the matching
+ *     close/free; no global mutable state.
+ *
+ * Thread safety: unless a prototype says otherwise, an object may be used by
+ * one thread at a time; distinct objects may be used from distinct threads.
+ */
+#ifndef SOCKSERVE_H
+#define SOCKSERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SS_VERSION_MAJOR 0
+#define SS_VERSION_MINOR 1
+#define SS_VERSION_PATCH 0
+#define SS_VERSION_STRING "0.1.0"
+
+/* Returns SS_VERSION_STRING of the library actually linked. Any thread. */
+const char *ss_version(void);
+
+/* ========================================================================
+ * errors
+ * ======================================================================== */
+
+/*
+ * sockserve's own error codes, beside the negative errno values that every
+ * function may also return (-ECONNREFUSED, -EADDRINUSE, ...). They live far
+ * above any errno so the two ranges never meet. X(NAME, value, message).
+ */
+#define SS_ERROR_TABLE(X)                                                      \
+    X(EOF, -10001, "end of file")                                              \
+    X(TIMEOUT, -10002, "timed out")                                            \
+    X(BADADDR, -10003, "malformed address")                                    \
+    X(NORESOLVE, -10004, "name does not resolve")                              \
+    X(TOOLONG, -10005, "line too long")                                        \
+    X(PROTO, -10006, "protocol error")                                         \
+    X(CLOSED, -10007, "closed")                                                \
+    X(BUSY, -10008, "server is busy")                                          \
+    X(SHUTDOWN, -10009, "server is shutting down")                             \
+    X(USAGE, -10010, "invalid argument")                                       \
+    X(TLS, -10011, "TLS error")                                                \
+    X(AUTH, -10012, "authentication failed")                                   \
+    X(UNSUPPORTED, -10013, "not supported")
+
+enum ss_error_code {
+#define SS__ERROR_ENUM(name, value, msg) SS_E##name = (value),
+    SS_ERROR_TABLE(SS__ERROR_ENUM)
+#undef SS__ERROR_ENUM
+    SS_OK = 0
+};
+
+/* Text for a code: one of the table above, or strerror(-code) for an errno.
+ * Never NULL; thread-safe (does not use strerror's static buffer). */
+const char *ss_strerror(int code);
+
+/* Symbolic name: "SS_ETIMEOUT", "ECONNREFUSED", ... or "UNKNOWN". */
+const char *ss_err_name(int code);
+
+/*
+ * Setup-time detail, filled by functions that take one (pass NULL if you do
+ * not want it). `msg` names what failed, e.g.
+ *   "cannot bind tcp://127.0.0.1:80: Permission denied"
+ *   "bad address 'tcp://[::1': missing ']'"
+ */
+#define SS_ERROR_MSG_MAX 512
+typedef struct ss_error {
+    int code;                   /* the same negative code the call returned */
+    char msg[SS_ERROR_MSG_MAX]; /* one line, no trailing newline */
+} ss_error;
+
+/* ========================================================================
+ * addr — parse / format / resolve every address form
+ * ======================================================================== */
+
+typedef enum ss_addr_kind {
+    SS_ADDR_NONE = 0,
+    SS_ADDR_TCP,       /* tcp://HOST:PORT, HOST:PORT, :PORT */
+    SS_ADDR_UDP,       /* udp://HOST:PORT */
+    SS_ADDR_UNIX,      /* unix:/path, unix:@abstract (stream) */
+    SS_ADDR_UNIXGRAM,  /* unixgram:/path, unixgram:@abstract */
+    SS_ADDR_SEQPACKET  /* seqpacket:/path, seqpacket:@abstract */
+} ss_addr_kind;
+
+/* A resolved, bindable/connectable address. Plain data: copy it freely. */
+typedef struct ss_addr {
+    ss_addr_kind kind;
+    socklen_t len; /* bytes of `u` in use (as for bind/connect) */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage storage;
+    } u;
+} ss_addr;
+
+/* Big enough for any formatted address, with its NUL. */
+#define SS_ADDR_STRLEN 160
+
+/* Flags for ss_addr_parse / ss_addr_resolve. */
+#define SS_ADDR_PASSIVE 0x1 /* for a server: ":PORT" means every interface
+                               (dual-stack [::] when available), not localhost */
+#define SS_ADDR_NUMERIC 0x2 /* never look names up (no DNS) */
+
+/*
+ * Parse `text` into `*out`, resolving a host name with getaddrinfo and taking
+ * its first result. Accepts every form of DESIGN.md. Returns 0, SS_EBADADDR
+ * (with err->msg saying what is wrong and quoting `text`), or SS_ENORESOLVE.
+ * Any thread.
+ */
+int ss_addr_parse(ss_addr *out, const char *text, int flags, ss_error *err);
+
+/*
+ * Like ss_addr_parse, but returns every address a name resolves to (e.g.
+ * "localhost" -> ::1 and 127.0.0.1), at most `max`. Returns how many were
+ * stored (>= 1) or a negative code. Any thread.
+ */
+int ss_addr_resolve(const char *text, int flags, ss_addr *out, size_t max,
+                    ss_error *err);
+
+/*
+ * Canonical text of an address: "tcp://127.0.0.1:41234", "tcp://[::1]:80",
+ * "udp://...", "unix:/path", "unix:@name", "unixgram:...", "seqpacket:...".
+ * An unbound unix socket formats as "unix:" (empty). Writes at most `len`
+ * bytes including the NUL (SS_ADDR_STRLEN always suffices); returns the
+ * length it needed (like snprintf) or a negative code. Any thread.
+ */
+int ss_addr_format(const ss_addr *a, char *buf, size_t len);
+
+/* Build an ss_addr from a sockaddr the kernel gave (accept, recvfrom,
+ * getsockname). Returns 0 or SS_EBADADDR for a family it does not know. */
+int ss_addr_from_sockaddr(ss_addr *out, ss_addr_kind kind,
+                          const struct sockaddr *sa, socklen_t len);
+
+/* AF_INET / AF_INET6 / AF_UNIX for this address. */
+int ss_addr_family(const ss_addr *a);
+/* SOCK_STREAM / SOCK_DGRAM / SOCK_SEQPACKET for this address kind. */
+int ss_addr_socktype(ss_addr_kind kind);
+/* True for kinds whose sockets are connection-oriented. */
+bool ss_addr_is_stream(ss_addr_kind kind);
+/* True for 127.0.0.0/8, ::1, ::ffff:127.x and every unix address. */
+bool ss_addr_is_loopback(const ss_addr *a);
+/* Port of an inet address (host byte order), or -1. */
+int ss_addr_port(const ss_addr *a);
+/* Scheme name of a kind: "tcp", "udp", "unix", "unixgram", "seqpacket". */
+const char *ss_addr_kind_name(ss_addr_kind kind);
+
+/* ========================================================================
+ * sock — Python's socket semantics
+ * ======================================================================== */
+
+/* settimeout values, as in Python: none = blocking, 0 = non-blocking. */
+#define SS_TIMEOUT_NONE (-1.0)
+
+/*
+ * A socket. Plain struct, embeddable; fd is -1 when closed. `timeout` is the
+ * settimeout value in seconds (SS_TIMEOUT_NONE, 0, or > 0). With a timeout
+ * > 0 the descriptor is non-blocking underneath and every call waits at most
+ * `timeout` seconds, then returns SS_ETIMEOUT (distinct from -EAGAIN, which
+ * only a timeout of 0 returns).
+ */
+typedef struct ss_sock {
+    int fd;
+    ss_addr_kind kind;
+    int family;
+    double timeout;
+} ss_sock;
+
+#define SS_SOCK_INIT {-1, SS_ADDR_NONE, 0, SS_TIMEOUT_NONE}
+
+/* Create a socket of any family/type/protocol (close-on-exec, blocking).
+ * RAW needs CAP_NET_RAW; without it -EPERM is returned. */
+int ss_sock_open(ss_sock *s, int family, int type, int protocol);
+/* Create the socket an address needs (family and type from `a`). */
+int ss_sock_open_for(ss_sock *s, const ss_addr *a);
+/* Adopt an existing descriptor (e.g. systemd LISTEN_FDS). */
+int ss_sock_from_fd(ss_sock *s, int fd, ss_addr_kind kind);
+
+/* settimeout/gettimeout/setblocking, as in Python. */
+int ss_sock_settimeout(ss_sock *s, double seconds);
+double ss_sock_gettimeout(const ss_sock *s);
+int ss_sock_setblocking(ss_sock *s, bool blocking);
+
+/*
+ * bind. For a unix path that already exists: if it is a socket nobody listens
+ * on (connect gets ECONNREFUSED) it is removed and the bind retried; a live
+ * one gives -EADDRINUSE; a non-socket file is left alone (-EADDRINUSE).
+ */
+int ss_sock_bind(ss_sock *s, const ss_addr *a, ss_error *err);
+int ss_sock_listen(ss_sock *s, int backlog);
+
+/*
+ * accept: the new socket is close-on-exec and blocking (timeout NONE), as in
+ * Python with no default timeout. Waits per the listener's timeout. `peer`
+ * may be NULL. Retries EINTR and ECONNABORTED.
+ */
+int ss_sock_accept(ss_sock *listener, ss_sock *conn, ss_addr *peer);
+
+/* connect, honouring the socket's timeout (SS_ETIMEOUT when it runs out). */
+int ss_sock_connect(ss_sock *s, const ss_addr *a, ss_error *err);
+/* Python's connect_ex: the same, but never fills an ss_error; returns 0 or
+ * the negative code. */
+int ss_sock_connect_ex(ss_sock *s, const ss_addr *a);
+
+/* send/recv family. Never raises SIGPIPE. Retries EINTR. recv returns 0 at
+ * end of file. Each call waits per the socket's timeout. */
+ssize_t ss_sock_send(ss_sock *s, const void *buf, size_t len, int flags);
+ssize_t ss_sock_recv(ss_sock *s, void *buf, size_t len, int flags);
+ssize_t ss_sock_recvfrom(ss_sock *s, void *buf, size_t len, int flags,
+                         ss_addr *from);
+ssize_t ss_sock_sendto(ss_sock *s, const void *buf, size_t len, int flags,
+                       const ss_addr *to);
+/* Send every byte, surviving partial writes and EINTR. With a timeout, the
+ * timeout applies to each wait (as Python's sendall). Returns 0 or a code. */
+int ss_sock_sendall(ss_sock *s, const void *buf, size_t len);
+
+int ss_sock_getsockname(const ss_sock *s, ss_addr *out);
+int ss_sock_getpeername(const ss_sock *s, ss_addr *out);
+/* SHUT_RD / SHUT_WR / SHUT_RDWR. */
+int ss_sock_shutdown(ss_sock *s, int how);
+/* Close (idempotent; fd becomes -1). */
+int ss_sock_close(ss_sock *s);
+
+typedef enum ss_sockopt {
+    SS_OPT_REUSEADDR,
+    SS_OPT_REUSEPORT,
+    SS_OPT_NODELAY,
+    SS_OPT_KEEPALIVE,
+    SS_OPT_V6ONLY,
+    SS_OPT_RCVBUF,
+    SS_OPT_SNDBUF,
+    SS_OPT_BROADCAST
+} ss_sockopt;
+int ss_sock_set_option(ss_sock *s, ss_sockopt opt, int value);
+int ss_sock_get_option(const ss_sock *s, ss_sockopt opt, int *value);
+
+/* Options for ss_listen(). Zero-initialise, then set what you need. */
+typedef struct ss_listen_opts {
+    int backlog;        /* 0 = 128 */
+    bool reuse_address; /* SO_REUSEADDR (ignored for unix) */
+    bool reuse_port;    /* SO_REUSEPORT */
+    bool v6only;        /* for [::]: listen on IPv6 only, not dual-stack */
+} ss_listen_opts;
+
+/*
+ * Open, set options, bind and (for stream kinds) listen: a ready server
+ * socket. `opts` may be NULL. On failure nothing is left open and err->msg
+ * reads like "cannot bind tcp://127.0.0.1:80: Permission denied".
+ */
+int ss_listen(ss_sock *out, const ss_addr *a, const ss_listen_opts *opts,
+              ss_error *err);
+
+/*
+ * Client side in one call: parse (names resolved, ":PORT" = localhost), try
+ * each resolved address in turn with `timeout` each (SS_TIMEOUT_NONE: block),
+ * and return the first connected socket (datagram kinds are connect()ed too,
+ * so send/recv work). err->msg names the address.
+ */
+int ss_dial(ss_sock *out, const char *address, double timeout, ss_error *err);
+
+/* ========================================================================
+ * transport — what a stream reads and writes through
+ * ======================================================================== */
+
+typedef struct ss_transport ss_transport;
+
+/*
+ * The operations table (Redis ConnectionType): plain fd now, TLS beside it.
+ * read/write never block: they return bytes done, 0 (read: end of file), or
+ * -EAGAIN when they would block, after which `wait_events` says what to poll
+ * for (POLLIN/POLLOUT: TLS may need to write while reading), or another
+ * negative code.
+ */
+typedef struct ss_transport_ops {
+    const char *name;
+    ssize_t (*read)(ss_transport *t, void *buf, size_t len);
+    ssize_t (*write)(ss_transport *t, const void *buf, size_t len);
+    short (*wait_events)(ss_transport *t, short wanted);
+    int (*shutdown_write)(ss_transport *t);
+    void (*close)(ss_transport *t);
+} ss_transport_ops;
+
+struct ss_transport {
+    const ss_transport_ops *ops;
+    int fd;     /* the descriptor to poll */
+    void *impl; /* the implementation's state (e.g. SSL *) */
+};
+
+/* A plain-descriptor transport over `fd` (sets it non-blocking). The
+ * transport's close() closes the fd; ss_stream_free does not call it. */
+int ss_transport_fd_init(ss_transport *t, int fd);
+
+/* ========================================================================
+ * stream — buffered reader and writer (Python's rfile / wfile)
+ * ======================================================================== */
+
+typedef struct ss_stream ss_stream;
+
+/* Bounds of the stream's buffers; zero-initialise for defaults. */
+typedef struct ss_stream_opts {
+    size_t read_buffer;  /* 0 = 16 KiB */
+    size_t write_buffer; /* 0 = 16 KiB; writes larger than it go straight out */
+    double timeout;      /* per operation; SS_TIMEOUT_NONE (default when the
+                            struct is NULL) or > 0 seconds */
+} ss_stream_opts;
+
+/* New stream over `t` (which must outlive it). `opts` may be NULL. */
+int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o);
+/* Frees the buffers; does not flush and does not close the transport. */
+void ss_stream_free(ss_stream *s);
+/* Per-operation timeout in seconds (SS_TIMEOUT_NONE = wait forever). */
+void ss_stream_settimeout(ss_stream *s, double seconds);
+ss_transport *ss_stream_transport(ss_stream *s);
+
+/* Read what is buffered, or wait for one read: up to `len` bytes, at least 1.
+ * Returns bytes, 0 at end of file, SS_ETIMEOUT, or another code. */
+ssize_t ss_stream_read(ss_stream *s, void *buf, size_t len);
+/*
+ * Read one line up to and including '\n', at most `max` bytes (the line is
+ * not NUL-terminated). Returns its length; at end of file a last partial line
+ * is returned as it is (no '\n'), then 0. If `max` bytes arrive without a
+ * '\n' the call returns SS_ETOOLONG and those bytes stay buffered.
+ */
+ssize_t ss_stream_readline(ss_stream *s, void *buf, size_t max);
+/* Exactly `len` bytes: 0, SS_EOF if the peer closed first (then *got, when
+ * not NULL, says how many arrived), SS_ETIMEOUT, or another code. */
+int ss_stream_read_exact(ss_stream *s, void *buf, size_t len, size_t *got);
+/* Buffer `len` bytes for writing (writing out when the buffer fills).
+ * Returns 0 or a code. */
+int ss_stream_write(ss_stream *s, const void *buf, size_t len);
+/* Write everything buffered. Returns 0, SS_ETIMEOUT or a code. */
+int ss_stream_flush(ss_stream *s);
+/* Bytes buffered for reading (readable without I/O). */
+size_t ss_stream_buffered(const ss_stream *s);
+
+/* ========================================================================
+ * server — the socketserver core
+ * ======================================================================== */
+/* (section written with the server-core issue) */
+
+/* ========================================================================
+ * loop — the event engine and its callback API
+ * ======================================================================== */
+/* (section written with the event-engine issue) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOCKSERVE_H */

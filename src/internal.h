@@ -1,0 +1,36 @@
+/* internal.h — helpers shared by the library's own files (not installed). */
+#ifndef SS_INTERNAL_H
+#define SS_INTERNAL_H
+
+#include "sockserve.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#define SS__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Fill `err` (if not NULL) with `code` and a printf-style message; returns
+ * `code` so callers can write `return ss__fail(err, rc, "...")`. */
+int ss__fail(ss_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Monotonic clock in milliseconds. */
+int64_t ss__now_ms(void);
+
+/* A deadline `seconds` from now, or -1 for SS_TIMEOUT_NONE (any negative). */
+int64_t ss__deadline(double seconds);
+/* Milliseconds left until `deadline` for poll(): -1 when there is none,
+ * 0 when it has passed. */
+int ss__remaining_ms(int64_t deadline);
+
+/*
+ * Wait until `fd` is ready for `events` (POLLIN/POLLOUT) or `deadline`
+ * passes. Returns 0 when ready (including POLLERR/POLLHUP: the next I/O call
+ * reports them), SS_ETIMEOUT, or a negative errno. Retries EINTR.
+ */
+int ss__wait_fd(int fd, short events, int64_t deadline);
+
+/* O_NONBLOCK on or off. */
+int ss__set_nonblocking(int fd, int on);
+
+#endif
