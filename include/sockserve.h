@@ -364,7 +364,188 @@ size_t ss_stream_buffered(const ss_stream *s);
 /* ========================================================================
  * server — the socketserver core
  * ======================================================================== */
-/* (section written with the server-core issue) */
+
+typedef struct ss_server ss_server;
+typedef struct ss_request ss_request;
+struct ss_event_handler; /* the event model's callbacks: see "loop" below */
+
+/* How requests run. A field of the options, not a type (DESIGN.md). */
+typedef enum ss_model {
+    SS_MODEL_SERIAL = 0, /* TCPServer: one request at a time, in serve_forever */
+    SS_MODEL_THREADING,  /* ThreadingMixIn: a thread per request */
+    SS_MODEL_FORKING,    /* ForkingMixIn: a child process per request */
+    SS_MODEL_POOL,       /* a fixed pool of threads and a bounded queue */
+    SS_MODEL_PREFORK,    /* N processes sharing the listener */
+    SS_MODEL_EVENT       /* epoll loops; callback API (see "loop") */
+} ss_model;
+
+/* "serial", "threading", ... ; parse returns 0 or SS_EUSAGE. */
+const char *ss_model_name(ss_model m);
+int ss_model_parse(const char *name, ss_model *out);
+
+typedef enum ss_log_level {
+    SS_LOG_ERROR = 0,
+    SS_LOG_WARN,
+    SS_LOG_INFO,  /* one line per connection: opened / closed */
+    SS_LOG_DEBUG
+} ss_log_level;
+
+/*
+ * One request, as Python's BaseRequestHandler sees it (self.request,
+ * self.client_address, self.rfile/self.wfile). The server owns it: it is
+ * valid from setup() until finish() returns. Only `user` is the handler's.
+ */
+struct ss_request {
+    ss_server *server;
+    ss_sock *sock;            /* stream: the connection; datagram: the
+                                 server's socket (reply with ss_request_reply) */
+    ss_addr client_address;   /* the peer (unix peers are often unnamed) */
+    ss_stream *stream;        /* buffered reader + writer; NULL for datagrams */
+    const unsigned char *packet; /* datagram: the packet; NULL for streams */
+    size_t packet_len;
+    void *user;               /* per-request data of the handler */
+};
+
+/*
+ * The handler (Python's RequestHandlerClass). Any member may be NULL.
+ *   setup    runs first; a non-zero return skips handle and finish and goes
+ *            to handle_error (as an exception in Python's setup() would).
+ *   handle   does the work; a negative return goes to handle_error. The
+ *            connection is the handler's until it returns.
+ *   finish   always runs after handle, even when handle failed.
+ * Under the threading and pool models these run on worker threads, under
+ * forking/prefork in child processes, under event (blocking handlers) on a
+ * loop thread: touch shared data with that in mind.
+ */
+typedef struct ss_handler {
+    int (*setup)(ss_request *req);
+    int (*handle)(ss_request *req);
+    void (*finish)(ss_request *req);
+    void *data; /* handler-wide data: ss_server_handler_data() */
+} ss_handler;
+
+/* Send a reply: for a datagram request, to its sender; for a stream, write
+ * and flush through req->stream. Returns 0 or a code. */
+int ss_request_reply(ss_request *req, const void *buf, size_t len);
+
+/*
+ * Options: Python's class variables with Python's meaning, then what
+ * socketserver lacks. Call ss_server_opts_init() first: it sets Python's
+ * defaults (noted on each field), then change what you need.
+ */
+typedef struct ss_server_opts {
+    ss_model model;          /* SS_MODEL_SERIAL */
+    int workers;             /* pool threads / prefork processes / event loops;
+                                0 = the model's default (documented in
+                                docs/models.md) */
+    int pool_queue;          /* pool: pending connections beyond the busy
+                                workers; 0 = 4 x workers. When full, a new
+                                connection is closed at once (counted,
+                                logged at WARN). */
+
+    /* socketserver class variables */
+    int request_queue_size;  /* listen() backlog; Python's default is 5, ours
+                                is 128 (5 makes busy servers drop clients) */
+    bool allow_reuse_address;/* false, as TCPServer */
+    bool allow_reuse_port;   /* false */
+    double timeout;          /* handle_request() wait; SS_TIMEOUT_NONE */
+    bool daemon_threads;     /* false: server_close waits for threads */
+    bool block_on_close;     /* true */
+    int max_children;        /* forking: at most this many children (40) */
+    size_t max_packet_size;  /* datagram servers: 8192, as Python */
+
+    /* beyond socketserver */
+    int max_conns;           /* stream: connections served at once; 0 = no
+                                limit. At the cap the listener is not polled
+                                (clients wait in the backlog), never
+                                accept-and-close. */
+    double idle_timeout;     /* stream: a request with no data for this long
+                                is closed; 0 = never */
+    double drain_timeout;    /* server_close: how long accepted requests may
+                                go on (5 s); then their connections are shut
+                                down so handlers return */
+
+    /* hooks (NULL = socketserver's default behaviour) */
+    bool (*verify_request)(ss_server *srv, const ss_sock *conn,
+                           const ss_addr *client); /* false: close, no handler */
+    void (*handle_error)(ss_server *srv, ss_request *req, int code);
+                                                   /* default: log at ERROR */
+    void (*handle_timeout)(ss_server *srv);        /* handle_request timed out */
+    void (*service_actions)(ss_server *srv);       /* once per serve_forever
+                                                      loop turn */
+    int (*server_bind)(ss_server *srv, ss_sock *sock, const ss_addr *a,
+                       ss_error *err);             /* default: ss_sock_bind */
+    int (*server_activate)(ss_server *srv, ss_sock *sock,
+                           ss_error *err);         /* default: listen() */
+
+    /* where the server's log lines go; NULL = nowhere (the library never
+       prints). Called from any thread of the server. */
+    void (*log)(void *log_data, ss_log_level level, const char *line);
+    void *log_data;
+
+    /* SS_MODEL_EVENT with the callback API; NULL = run `handler` on the
+       loop (see "loop"). */
+    const struct ss_event_handler *event;
+
+    void *user; /* anything: ss_server_user() */
+} ss_server_opts;
+
+void ss_server_opts_init(ss_server_opts *o);
+
+/*
+ * Make a server: parse `address` (SS_ADDR_PASSIVE), open, bind
+ * (server_bind) and activate (server_activate), as Python's constructor
+ * with bind_and_activate=True. `handler` is copied; `opts` may be NULL
+ * (defaults). On failure *out is NULL, nothing is left open, and err->msg
+ * reads e.g. "cannot bind tcp://127.0.0.1:9999: Address already in use".
+ * Main thread.
+ */
+int ss_server_new(ss_server **out, const char *address,
+                  const ss_handler *handler, const ss_server_opts *opts,
+                  ss_error *err);
+
+/* Serve until shutdown. Returns 0 after a shutdown, or a code if the
+ * server could not go on. Call from one thread only. */
+int ss_server_serve_forever(ss_server *srv);
+
+/* Serve one request: wait at most opts.timeout (SS_TIMEOUT_NONE: forever);
+ * on timeout call handle_timeout and return SS_ETIMEOUT. */
+int ss_server_handle_request(ss_server *srv);
+
+/* Ask serve_forever to stop and wait until it has returned (Python's
+ * shutdown()). Takes effect at once, no poll interval. Call from another
+ * thread than serve_forever's (from that one it would wait forever: use
+ * the nowait form). */
+void ss_server_shutdown(ss_server *srv);
+
+/* Ask serve_forever to stop and return at once. Async-signal-safe: may be
+ * called from a signal handler. */
+void ss_server_shutdown_nowait(ss_server *srv);
+
+/*
+ * Python's server_close(): close the listener (removing a unix socket file
+ * it created), then, with block_on_close, wait for running requests, worker
+ * threads and children, at most drain_timeout; past it, shut their
+ * connections down and wait for them to return. Idempotent. Main thread.
+ */
+void ss_server_close(ss_server *srv);
+
+/* ss_server_close() if needed, then free everything. NULL is fine. */
+void ss_server_free(ss_server *srv);
+
+/* The address really bound (port 0 resolved). Valid until free. */
+const ss_addr *ss_server_address(const ss_server *srv);
+/* The listening (or datagram) socket's descriptor. */
+int ss_server_fileno(const ss_server *srv);
+void *ss_server_user(const ss_server *srv);
+void *ss_server_handler_data(const ss_server *srv);
+const ss_server_opts *ss_server_options(const ss_server *srv);
+/* Requests being served right now (any thread). */
+size_t ss_server_active(const ss_server *srv);
+
+/* Log through opts.log (no-op without one). Any thread. */
+void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ========================================================================
  * loop — the event engine and its callback API
