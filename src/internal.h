@@ -33,4 +33,8 @@ int ss__wait_fd(int fd, short events, int64_t deadline);
 /* O_NONBLOCK on or off. */
 int ss__set_nonblocking(int fd, int on);
 
+/* The canonical text of `a` for an error message (never fails: a placeholder
+ * when the address cannot be formatted). */
+void ss__addr_text(const ss_addr *a, char *buf, size_t len);
+
 #endif
