@@ -196,15 +196,21 @@ typedef struct ss_sock {
 
 #define SS_SOCK_INIT {-1, SS_ADDR_NONE, 0, SS_TIMEOUT_NONE}
 
-/* Create a socket of any family/type/protocol (close-on-exec, blocking).
+/* Create a socket of any family/type/protocol (close-on-exec, blocking;
+ * SOCK_NONBLOCK in `type` gives timeout 0). `kind` is derived from the
+ * family and type (SS_ADDR_NONE for raw and other types).
  * RAW needs CAP_NET_RAW; without it -EPERM is returned. */
 int ss_sock_open(ss_sock *s, int family, int type, int protocol);
 /* Create the socket an address needs (family and type from `a`). */
 int ss_sock_open_for(ss_sock *s, const ss_addr *a);
-/* Adopt an existing descriptor (e.g. systemd LISTEN_FDS). */
+/* Adopt an existing descriptor (e.g. systemd LISTEN_FDS): sets FD_CLOEXEC;
+ * the timeout is NONE, or 0 if the descriptor is already non-blocking (as
+ * Python's socket(fileno=)). `kind` SS_ADDR_NONE = derive it. -ENOTSOCK for
+ * a descriptor that is not a socket. */
 int ss_sock_from_fd(ss_sock *s, int fd, ss_addr_kind kind);
 
-/* settimeout/gettimeout/setblocking, as in Python. */
+/* settimeout/gettimeout/setblocking, as in Python. Any negative value means
+ * SS_TIMEOUT_NONE; NaN is SS_EUSAGE. */
 int ss_sock_settimeout(ss_sock *s, double seconds);
 double ss_sock_gettimeout(const ss_sock *s);
 int ss_sock_setblocking(ss_sock *s, bool blocking);
@@ -224,7 +230,9 @@ int ss_sock_listen(ss_sock *s, int backlog);
  */
 int ss_sock_accept(ss_sock *listener, ss_sock *conn, ss_addr *peer);
 
-/* connect, honouring the socket's timeout (SS_ETIMEOUT when it runs out). */
+/* connect, honouring the socket's timeout (SS_ETIMEOUT when it runs out;
+ * with timeout 0, -EINPROGRESS as Python). err->msg reads
+ * "cannot connect to tcp://127.0.0.1:1: Connection refused". */
 int ss_sock_connect(ss_sock *s, const ss_addr *a, ss_error *err);
 /* Python's connect_ex: the same, but never fills an ss_error; returns 0 or
  * the negative code. */
@@ -239,14 +247,19 @@ ssize_t ss_sock_recvfrom(ss_sock *s, void *buf, size_t len, int flags,
 ssize_t ss_sock_sendto(ss_sock *s, const void *buf, size_t len, int flags,
                        const ss_addr *to);
 /* Send every byte, surviving partial writes and EINTR. With a timeout, the
- * timeout applies to each wait (as Python's sendall). Returns 0 or a code. */
+ * timeout applies to each wait for the peer (a peer that keeps reading never
+ * times out; one that stops for `timeout` gives SS_ETIMEOUT; Python >= 3.5
+ * bounds the whole call instead). On failure an unknown prefix was sent.
+ * Returns 0 or a code. */
 int ss_sock_sendall(ss_sock *s, const void *buf, size_t len);
 
+/* The kernel's address, in ss_addr form (kind from the socket). */
 int ss_sock_getsockname(const ss_sock *s, ss_addr *out);
 int ss_sock_getpeername(const ss_sock *s, ss_addr *out);
 /* SHUT_RD / SHUT_WR / SHUT_RDWR. */
 int ss_sock_shutdown(ss_sock *s, int how);
-/* Close (idempotent; fd becomes -1). */
+/* Close (idempotent; fd becomes -1). Never retried on EINTR (Linux has
+ * freed the descriptor already). */
 int ss_sock_close(ss_sock *s);
 
 typedef enum ss_sockopt {
@@ -259,6 +272,8 @@ typedef enum ss_sockopt {
     SS_OPT_SNDBUF,
     SS_OPT_BROADCAST
 } ss_sockopt;
+/* Integer socket options. RCVBUF/SNDBUF read back as the kernel keeps them
+ * (twice what was set, on Linux). */
 int ss_sock_set_option(ss_sock *s, ss_sockopt opt, int value);
 int ss_sock_get_option(const ss_sock *s, ss_sockopt opt, int *value);
 
@@ -282,7 +297,10 @@ int ss_listen(ss_sock *out, const ss_addr *a, const ss_listen_opts *opts,
  * Client side in one call: parse (names resolved, ":PORT" = localhost), try
  * each resolved address in turn with `timeout` each (SS_TIMEOUT_NONE: block),
  * and return the first connected socket (datagram kinds are connect()ed too,
- * so send/recv work). err->msg names the address.
+ * so send/recv work; unixgram clients are autobound to an abstract name so
+ * replies reach them). The socket keeps `timeout` as its settimeout value,
+ * as Python's create_connection. err->msg names the last address tried,
+ * e.g. "cannot connect to tcp://127.0.0.1:1: Connection refused".
  */
 int ss_dial(ss_sock *out, const char *address, double timeout, ss_error *err);
 
@@ -314,8 +332,12 @@ struct ss_transport {
     void *impl; /* the implementation's state (e.g. SSL *) */
 };
 
-/* A plain-descriptor transport over `fd` (sets it non-blocking). The
- * transport's close() closes the fd; ss_stream_free does not call it. */
+/* A plain-descriptor transport over `fd` (sets it non-blocking: an ss_sock
+ * on the same fd must not rely on blocking I/O afterwards). Sockets are
+ * written with MSG_NOSIGNAL; other descriptors (pipes, ttys) with write(),
+ * so the caller must ignore SIGPIPE for those, and their shutdown_write is
+ * SS_EUNSUPPORTED. The transport's close() closes the fd; ss_stream_free
+ * does not call it. */
 int ss_transport_fd_init(ss_transport *t, int fd);
 
 /* ========================================================================
@@ -328,15 +350,21 @@ typedef struct ss_stream ss_stream;
 typedef struct ss_stream_opts {
     size_t read_buffer;  /* 0 = 16 KiB */
     size_t write_buffer; /* 0 = 16 KiB; writes larger than it go straight out */
-    double timeout;      /* per operation; SS_TIMEOUT_NONE (default when the
-                            struct is NULL) or > 0 seconds */
+    double timeout;      /* > 0: seconds each wait for the peer may take;
+                            0 or negative: wait forever (the default) */
 } ss_stream_opts;
 
 /* New stream over `t` (which must outlive it). `opts` may be NULL. */
 int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o);
 /* Frees the buffers; does not flush and does not close the transport. */
 void ss_stream_free(ss_stream *s);
-/* Per-operation timeout in seconds (SS_TIMEOUT_NONE = wait forever). */
+/*
+ * Timeout in seconds, as a socket's: SS_TIMEOUT_NONE = wait forever, 0 =
+ * never wait (-EAGAIN when the transport would block), > 0 = each wait for
+ * the peer lasts at most this long, then SS_ETIMEOUT. It bounds time without
+ * progress, as a socket timeout under Python's makefile(): a long read or
+ * write from a peer that keeps moving does not time out.
+ */
 void ss_stream_settimeout(ss_stream *s, double seconds);
 ss_transport *ss_stream_transport(ss_stream *s);
 
@@ -347,16 +375,22 @@ ssize_t ss_stream_read(ss_stream *s, void *buf, size_t len);
  * Read one line up to and including '\n', at most `max` bytes (the line is
  * not NUL-terminated). Returns its length; at end of file a last partial line
  * is returned as it is (no '\n'), then 0. If `max` bytes arrive without a
- * '\n' the call returns SS_ETOOLONG and those bytes stay buffered.
+ * '\n' the call returns SS_ETOOLONG and those bytes stay buffered (read
+ * them with ss_stream_read, or close). The read buffer grows up to `max`
+ * when `max` exceeds it. `max` 0 is SS_EUSAGE.
  */
 ssize_t ss_stream_readline(ss_stream *s, void *buf, size_t max);
-/* Exactly `len` bytes: 0, SS_EOF if the peer closed first (then *got, when
- * not NULL, says how many arrived), SS_ETIMEOUT, or another code. */
+/* Exactly `len` bytes: 0, SS_EEOF if the peer closed first, SS_ETIMEOUT, or
+ * another code. *got (when not NULL) says how many bytes were stored in
+ * `buf`, on success and on every failure (they are consumed). */
 int ss_stream_read_exact(ss_stream *s, void *buf, size_t len, size_t *got);
-/* Buffer `len` bytes for writing (writing out when the buffer fills).
- * Returns 0 or a code. */
+/* Buffer `len` bytes for writing (writing out when the buffer fills; a write
+ * at least as large as the buffer goes straight out after a flush).
+ * Returns 0 or a code; after a failure other than a flush's the write side
+ * is in an unknown state (close the connection). */
 int ss_stream_write(ss_stream *s, const void *buf, size_t len);
-/* Write everything buffered. Returns 0, SS_ETIMEOUT or a code. */
+/* Write everything buffered. Returns 0, SS_ETIMEOUT or a code; bytes not
+ * written stay buffered (flush again after SS_ETIMEOUT / -EAGAIN). */
 int ss_stream_flush(ss_stream *s);
 /* Bytes buffered for reading (readable without I/O). */
 size_t ss_stream_buffered(const ss_stream *s);

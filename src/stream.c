@@ -1,0 +1,257 @@
+/*
+ * stream.c — buffered reading and writing over a transport (Python's
+ * rfile/wfile), with a timeout on every wait.
+ *
+ * The transport never blocks; this file does the waiting, in poll(), for
+ * the events the transport names (TLS may need POLLOUT to read). The
+ * timeout bounds each wait for the peer, as a socket timeout bounds each
+ * recv under Python's makefile(): a peer that keeps sending keeps a long
+ * read alive, a peer that stalls for `timeout` ends it with SS_ETIMEOUT.
+ * Every result keeps end of file (0 or SS_EEOF), errors (negative errno)
+ * and SS_ETIMEOUT apart.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_BUFFER (16 * 1024)
+
+struct ss_stream {
+    ss_transport *t;
+    double timeout; /* SS_TIMEOUT_NONE, 0 (never wait: -EAGAIN) or > 0 */
+
+    unsigned char *rbuf; /* unread bytes are rbuf[rpos, rlen) */
+    size_t rcap, rpos, rlen;
+
+    unsigned char *wbuf; /* bytes not yet written are wbuf[0, wlen) */
+    size_t wcap, wlen;
+};
+
+int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o)
+{
+    *out = NULL;
+    ss_stream *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    s->t = t;
+    s->rcap = o != NULL && o->read_buffer > 0 ? o->read_buffer : DEFAULT_BUFFER;
+    s->wcap = o != NULL && o->write_buffer > 0 ? o->write_buffer : DEFAULT_BUFFER;
+    /* zero-initialised options mean "defaults", so a 0 timeout there is none */
+    s->timeout = o != NULL && o->timeout > 0 ? o->timeout : SS_TIMEOUT_NONE;
+    s->rbuf = malloc(s->rcap);
+    s->wbuf = malloc(s->wcap);
+    if (s->rbuf == NULL || s->wbuf == NULL) {
+        ss_stream_free(s);
+        return -ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void ss_stream_free(ss_stream *s)
+{
+    if (s == NULL)
+        return;
+    free(s->rbuf);
+    free(s->wbuf);
+    free(s);
+}
+
+void ss_stream_settimeout(ss_stream *s, double seconds)
+{
+    s->timeout = (isnan(seconds) || seconds < 0) ? SS_TIMEOUT_NONE : seconds;
+}
+
+ss_transport *ss_stream_transport(ss_stream *s)
+{
+    return s->t;
+}
+
+size_t ss_stream_buffered(const ss_stream *s)
+{
+    return s->rlen - s->rpos;
+}
+
+/* The transport would block: wait (per the timeout) for what it needs. */
+static int wait_transport(ss_stream *s, short wanted)
+{
+    if (s->timeout == 0)
+        return -EAGAIN;
+    short events = s->t->ops->wait_events(s->t, wanted);
+    return ss__wait_fd(s->t->fd, events, ss__deadline(s->timeout));
+}
+
+/* One successful transport read into `buf`, waiting if need be. Returns
+ * bytes (> 0), 0 at end of file, SS_ETIMEOUT or a code. */
+static ssize_t read_some(ss_stream *s, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = s->t->ops->read(s->t, buf, len);
+        if (n != -EAGAIN)
+            return n;
+        int rc = wait_transport(s, POLLIN);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Read more into the buffer (after what is there). `want` is the room the
+ * caller needs in all; the buffer grows up to it. */
+static ssize_t fill(ss_stream *s, size_t want)
+{
+    if (s->rpos > 0 && s->rpos == s->rlen) {
+        s->rpos = s->rlen = 0;
+    } else if (s->rpos > 0 && s->rlen == s->rcap) {
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
+        s->rlen -= s->rpos;
+        s->rpos = 0;
+    }
+    if (s->rlen == s->rcap) {
+        if (want <= s->rcap)
+            return SS_ETOOLONG; /* caller's bound reached; cannot happen by design */
+        unsigned char *grown = realloc(s->rbuf, want);
+        if (grown == NULL)
+            return -ENOMEM;
+        s->rbuf = grown;
+        s->rcap = want;
+    }
+    ssize_t n = read_some(s, s->rbuf + s->rlen, s->rcap - s->rlen);
+    if (n > 0)
+        s->rlen += (size_t)n;
+    return n;
+}
+
+static size_t take(ss_stream *s, void *buf, size_t len)
+{
+    size_t have = s->rlen - s->rpos;
+    size_t n = len < have ? len : have;
+    memcpy(buf, s->rbuf + s->rpos, n);
+    s->rpos += n;
+    return n;
+}
+
+ssize_t ss_stream_read(ss_stream *s, void *buf, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (s->rlen > s->rpos)
+        return (ssize_t)take(s, buf, len);
+    /* nothing buffered: a big read goes straight to the caller's memory */
+    if (len >= s->rcap)
+        return read_some(s, buf, len);
+    ssize_t n = fill(s, s->rcap);
+    if (n <= 0)
+        return n;
+    return (ssize_t)take(s, buf, len);
+}
+
+ssize_t ss_stream_readline(ss_stream *s, void *buf, size_t max)
+{
+    if (max == 0)
+        return SS_EUSAGE;
+    size_t scanned = 0; /* bytes after rpos already known to hold no '\n' */
+    for (;;) {
+        size_t have = s->rlen - s->rpos;
+        size_t limit = have < max ? have : max;
+        unsigned char *start = s->rbuf + s->rpos;
+        unsigned char *nl = memchr(start + scanned, '\n', limit - scanned);
+        if (nl != NULL)
+            return (ssize_t)take(s, buf, (size_t)(nl - start) + 1);
+        if (have >= max)
+            return SS_ETOOLONG; /* the bytes stay buffered for the caller */
+        scanned = limit;
+        ssize_t n = fill(s, max);
+        if (n == 0) {
+            /* end of file: the last line, without its '\n', then 0 */
+            return (ssize_t)take(s, buf, have);
+        }
+        if (n < 0)
+            return n;
+    }
+}
+
+int ss_stream_read_exact(ss_stream *s, void *buf, size_t len, size_t *got)
+{
+    unsigned char *p = buf;
+    size_t done = take(s, p, len);
+    int rc = 0;
+    while (done < len) {
+        size_t left = len - done;
+        ssize_t n;
+        if (left >= s->rcap) {
+            n = read_some(s, p + done, left);
+            if (n > 0)
+                done += (size_t)n;
+        } else {
+            n = fill(s, s->rcap);
+            if (n > 0)
+                done += take(s, p + done, left);
+        }
+        if (n == 0) {
+            rc = SS_EEOF;
+            break;
+        }
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+    }
+    if (got != NULL)
+        *got = done;
+    return rc;
+}
+
+/* Write `len` bytes of `buf` out; *done says how many went, even on error. */
+static int write_out(ss_stream *s, const unsigned char *buf, size_t len, size_t *done)
+{
+    *done = 0;
+    while (*done < len) {
+        ssize_t n = s->t->ops->write(s->t, buf + *done, len - *done);
+        if (n > 0) {
+            *done += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return SS_ECLOSED; /* a transport that accepts nothing and says nothing */
+        if (n != -EAGAIN)
+            return (int)n;
+        int rc = wait_transport(s, POLLOUT);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int ss_stream_flush(ss_stream *s)
+{
+    size_t done;
+    int rc = write_out(s, s->wbuf, s->wlen, &done);
+    /* keep what did not go, so a flush after a timeout can finish the job */
+    memmove(s->wbuf, s->wbuf + done, s->wlen - done);
+    s->wlen -= done;
+    return rc;
+}
+
+int ss_stream_write(ss_stream *s, const void *buf, size_t len)
+{
+    if (len <= s->wcap - s->wlen) {
+        memcpy(s->wbuf + s->wlen, buf, len);
+        s->wlen += len;
+        return 0;
+    }
+    int rc = ss_stream_flush(s);
+    if (rc < 0)
+        return rc;
+    if (len < s->wcap) {
+        memcpy(s->wbuf, buf, len);
+        s->wlen = len;
+        return 0;
+    }
+    /* larger than the buffer: copying it through would only cost time */
+    size_t done;
+    return write_out(s, buf, len, &done);
+}
