@@ -155,6 +155,19 @@ static bool would_block(int e)
     return e == EAGAIN || e == EWOULDBLOCK;
 }
 
+/* A peer address from the kernel. Connected sockets report none (length
+ * 0) and unnamed unix peers only a family: both become an empty address of
+ * the socket's kind rather than an error, as Python gives '' or None. */
+static void sockaddr_to_addr(ss_addr *out, ss_addr_kind kind, const struct sockaddr_storage *ss,
+                             socklen_t len)
+{
+    if (len >= sizeof(sa_family_t) &&
+        ss_addr_from_sockaddr(out, kind, (const struct sockaddr *)ss, len) == 0)
+        return;
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+}
+
 /* ---- bind / listen / accept ------------------------------------------- */
 
 static bool is_path_unix(const ss_addr *a)
@@ -274,13 +287,8 @@ int ss_sock_accept(ss_sock *listener, ss_sock *conn, ss_addr *peer)
     conn->fd = fd;
     conn->kind = listener->kind;
     conn->family = listener->family;
-    if (peer != NULL) {
-        int rc = ss_addr_from_sockaddr(peer, listener->kind, (struct sockaddr *)&ss, len);
-        if (rc < 0) {
-            memset(peer, 0, sizeof *peer);
-            peer->kind = listener->kind;
-        }
-    }
+    if (peer != NULL)
+        sockaddr_to_addr(peer, listener->kind, &ss, len);
     return 0;
 }
 
@@ -392,12 +400,8 @@ ssize_t ss_sock_recvfrom(ss_sock *s, void *buf, size_t len, int flags, ss_addr *
         socklen_t salen = sizeof ss;
         ssize_t n = recvfrom(s->fd, buf, len, flags, (struct sockaddr *)&ss, &salen);
         if (n >= 0) {
-            if (from != NULL &&
-                ss_addr_from_sockaddr(from, s->kind, (struct sockaddr *)&ss, salen) < 0) {
-                /* connected stream sockets report no address: say "unnamed" */
-                memset(from, 0, sizeof *from);
-                from->kind = s->kind;
-            }
+            if (from != NULL)
+                sockaddr_to_addr(from, s->kind, &ss, salen);
             return n;
         }
         int e = errno;
