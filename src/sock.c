@@ -138,14 +138,15 @@ int ss_sock_setblocking(ss_sock *s, bool blocking)
 }
 
 /*
- * After a call said EAGAIN: with timeout 0 give it back; with a positive
- * timeout wait (at most the timeout) for `events`. Returns 0 to try again.
- * With NONE the descriptor is blocking, so EAGAIN only comes from something
- * like SO_RCVTIMEO set behind our back: pass it on rather than spin.
+ * After a call said EAGAIN: with timeout 0 give it back; otherwise wait for
+ * `events` (at most the timeout) and let the caller try again. With NONE the
+ * descriptor is normally blocking and we never get here, unless someone
+ * made it non-blocking behind our back (a transport over the same fd):
+ * then waiting without a deadline keeps the blocking promise.
  */
 static int wait_again(const ss_sock *s, short events)
 {
-    if (s->timeout <= 0)
+    if (s->timeout == 0)
         return -EAGAIN;
     return ss__wait_fd(s->fd, events, ss__deadline(s->timeout));
 }
@@ -157,12 +158,12 @@ static bool would_block(int e)
 
 /* A peer address from the kernel. Connected sockets report none (length
  * 0) and unnamed unix peers only a family: both become an empty address of
- * the socket's kind rather than an error, as Python gives '' or None. */
+ * the socket's kind rather than an error, as Python gives '' or None. The
+ * caller set ss_family to AF_UNSPEC, so a length of 0 reads nothing stale. */
 static void sockaddr_to_addr(ss_addr *out, ss_addr_kind kind, const struct sockaddr_storage *ss,
                              socklen_t len)
 {
-    if (len >= sizeof(sa_family_t) &&
-        ss_addr_from_sockaddr(out, kind, (const struct sockaddr *)ss, len) == 0)
+    if (ss_addr_from_sockaddr(out, kind, (const struct sockaddr *)ss, len) == 0)
         return;
     memset(out, 0, sizeof *out);
     out->kind = kind;
@@ -271,6 +272,7 @@ int ss_sock_accept(ss_sock *listener, ss_sock *conn, ss_addr *peer)
     sock_reset(conn);
     for (;;) {
         len = sizeof ss;
+        ss.ss_family = AF_UNSPEC;
         /* no SOCK_NONBLOCK: the new socket is blocking whatever the listener is */
         fd = accept4(listener->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
         if (fd >= 0)
@@ -398,6 +400,7 @@ ssize_t ss_sock_recvfrom(ss_sock *s, void *buf, size_t len, int flags, ss_addr *
     struct sockaddr_storage ss;
     for (;;) {
         socklen_t salen = sizeof ss;
+        ss.ss_family = AF_UNSPEC;
         ssize_t n = recvfrom(s->fd, buf, len, flags, (struct sockaddr *)&ss, &salen);
         if (n >= 0) {
             if (from != NULL)
