@@ -332,8 +332,8 @@ struct ss_transport {
     void *impl; /* the implementation's state (e.g. SSL *) */
 };
 
-/* A plain-descriptor transport over `fd` (sets it non-blocking: an ss_sock
- * on the same fd must not rely on blocking I/O afterwards). Sockets are
+/* A plain-descriptor transport over `fd` (sets it non-blocking; ss_sock
+ * calls on the same fd still honour the ss_sock's timeout). Sockets are
  * written with MSG_NOSIGNAL; other descriptors (pipes, ttys) with write(),
  * so the caller must ignore SIGPIPE for those, and their shutdown_write is
  * SS_EUNSUPPORTED. The transport's close() closes the fd; ss_stream_free
