@@ -77,6 +77,9 @@ static int bad(ss_error *err, const char *text, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    for (char *r = reason; *r != '\0'; r++) /* reasons quote parts of the input too */
+        if (is_control((unsigned char)*r))
+            *r = '?';
     return ss__fail(err, SS_EBADADDR, "bad address '%s': %s", quote, reason);
 }
 
