@@ -49,9 +49,18 @@ static bool is_inet_kind(ss_addr_kind kind)
     return kind == SS_ADDR_TCP || kind == SS_ADDR_UDP;
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static bool is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
 
 /*
  * SS_EBADADDR with "bad address 'TEXT': REASON". The quote is bounded and
@@ -224,8 +233,7 @@ static int resolve_name(ss_addr *out, size_t max, ss_addr_kind kind, const char 
     struct addrinfo *res = NULL;
 
     if (flags & SS_ADDR_NUMERIC)
-        return bad(err, text, "'%s' is a host name, but only numeric addresses are allowed",
-                   host);
+        return bad(err, text, "'%s' is a host name, but only numeric addresses are allowed", host);
 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = ss_addr_socktype(kind);
@@ -261,8 +269,7 @@ static int resolve_name(ss_addr *out, size_t max, ss_addr_kind kind, const char 
     }
     freeaddrinfo(res);
     if (count == 0)
-        return ss__fail(err, SS_ENORESOLVE, "cannot resolve '%s': no IPv4 or IPv6 address",
-                        host);
+        return ss__fail(err, SS_ENORESOLVE, "cannot resolve '%s': no IPv4 or IPv6 address", host);
     return (int)count;
 }
 
@@ -325,8 +332,7 @@ static int parse_inet(ss_addr *out, size_t max, ss_addr_kind kind, const char *t
         const char *colon = strrchr(rest, ':');
         if (colon == NULL) {
             if (rest[0] == '/' || rest[0] == '@')
-                return bad(err, text, "missing scheme (a unix socket is written unix:%s)",
-                           rest);
+                return bad(err, text, "missing scheme (a unix socket is written unix:%s)", rest);
             return bad(err, text, "missing port");
         }
         host = rest;
@@ -535,8 +541,7 @@ int ss_addr_format(const ss_addr *a, char *buf, size_t len)
 
 /* ---- small accessors ----------------------------------------------------- */
 
-int ss_addr_from_sockaddr(ss_addr *out, ss_addr_kind kind, const struct sockaddr *sa,
-                          socklen_t len)
+int ss_addr_from_sockaddr(ss_addr *out, ss_addr_kind kind, const struct sockaddr *sa, socklen_t len)
 {
     if (out == NULL)
         return SS_EBADADDR;
@@ -585,15 +590,11 @@ int ss_addr_socktype(ss_addr_kind kind)
 {
     switch (kind) {
     case SS_ADDR_TCP:
-    case SS_ADDR_UNIX:
-        return SOCK_STREAM;
+    case SS_ADDR_UNIX: return SOCK_STREAM;
     case SS_ADDR_UDP:
-    case SS_ADDR_UNIXGRAM:
-        return SOCK_DGRAM;
-    case SS_ADDR_SEQPACKET:
-        return SOCK_SEQPACKET;
-    default:
-        return SS_EBADADDR;
+    case SS_ADDR_UNIXGRAM: return SOCK_DGRAM;
+    case SS_ADDR_SEQPACKET: return SOCK_SEQPACKET;
+    default: return SS_EBADADDR;
     }
 }
 
@@ -607,18 +608,15 @@ bool ss_addr_is_loopback(const ss_addr *a)
     if (a == NULL)
         return false;
     switch (a->u.sa.sa_family) {
-    case AF_UNIX:
-        return true;
-    case AF_INET:
-        return (ntohl(a->u.in.sin_addr.s_addr) >> 24) == 127;
+    case AF_UNIX: return true;
+    case AF_INET: return (ntohl(a->u.in.sin_addr.s_addr) >> 24) == 127;
     case AF_INET6: {
         const struct in6_addr *ip = &a->u.in6.sin6_addr;
         if (IN6_IS_ADDR_LOOPBACK(ip))
             return true;
         return IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 

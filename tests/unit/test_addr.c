@@ -19,8 +19,7 @@
  * timeout x attempts (10 s and more) where a resolver is configured and
  * unreachable, so the test does not use it.
  */
-#define NORESOLVE_HOST                                                                         \
-    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.invalid"
+#define NORESOLVE_HOST "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.invalid"
 
 typedef struct addr_case {
     const char *in;
@@ -216,15 +215,13 @@ static void abstract_names_are_length_exact(void **state)
     char buf[SS_ADDR_STRLEN];
     assert_int_equal(getsockname(sa, (struct sockaddr *)&ss, &len), 0);
     assert_int_equal(len, a.len);
-    assert_int_equal(ss_addr_from_sockaddr(&again, SS_ADDR_UNIX, (struct sockaddr *)&ss, len),
-                     0);
+    assert_int_equal(ss_addr_from_sockaddr(&again, SS_ADDR_UNIX, (struct sockaddr *)&ss, len), 0);
     assert_true(same_bytes(&a, &again));
     ss_addr_format(&again, buf, sizeof buf);
     assert_string_equal(buf, text_a);
     len = sizeof ss;
     assert_int_equal(getsockname(sb, (struct sockaddr *)&ss, &len), 0);
-    assert_int_equal(ss_addr_from_sockaddr(&again, SS_ADDR_UNIX, (struct sockaddr *)&ss, len),
-                     0);
+    assert_int_equal(ss_addr_from_sockaddr(&again, SS_ADDR_UNIX, (struct sockaddr *)&ss, len), 0);
     ss_addr_format(&again, buf, sizeof buf);
     assert_string_equal(buf, text_b);
 
@@ -265,8 +262,8 @@ static void kernel_names_format(void **state)
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
     memcpy(sun.sun_path + 1, "pad", 3);
-    assert_int_equal(
-        ss_addr_from_sockaddr(&a, SS_ADDR_UNIX, (struct sockaddr *)&sun, sizeof sun), 0);
+    assert_int_equal(ss_addr_from_sockaddr(&a, SS_ADDR_UNIX, (struct sockaddr *)&sun, sizeof sun),
+                     0);
     n = ss_addr_format(&a, buf, sizeof buf);
     assert_true(n < SS_ADDR_STRLEN);
     assert_int_equal(strncmp(buf, "unix:@pad@@@", 12), 0);
@@ -288,9 +285,9 @@ static void unnamed_unix_peers(void **state)
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
         ss_addr a;
         char buf[SS_ADDR_STRLEN];
-        assert_int_equal(ss_addr_from_sockaddr(&a, kinds[i].kind, (struct sockaddr *)&sun,
-                                               sizeof(sa_family_t)),
-                         0);
+        assert_int_equal(
+            ss_addr_from_sockaddr(&a, kinds[i].kind, (struct sockaddr *)&sun, sizeof(sa_family_t)),
+            0);
         assert_int_equal(ss_addr_format(&a, buf, sizeof buf), (int)strlen(kinds[i].want));
         assert_string_equal(buf, kinds[i].want);
         /* recvfrom from an unbound sender may report a length of 0 */
@@ -349,9 +346,9 @@ static void unix_path_limits(void **state)
     assert_non_null(strstr(err.msg, "abstract unix name longer than 107 bytes"));
 
     /* the longest inet form fits SS_ADDR_STRLEN too */
-    assert_int_equal(ss_addr_parse(&a, "udp://[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535",
-                                   0, NULL),
-                     0);
+    assert_int_equal(
+        ss_addr_parse(&a, "udp://[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535", 0, NULL),
+        0);
     assert_true(ss_addr_format(&a, buf, sizeof buf) < SS_ADDR_STRLEN);
 }
 
@@ -607,8 +604,8 @@ static void from_sockaddr_checks_family_and_length(void **state)
     /* a v4-mapped peer (dual-stack listener) keeps its form and counts as loopback */
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(9)};
     inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr);
-    assert_int_equal(
-        ss_addr_from_sockaddr(&a, SS_ADDR_TCP, (struct sockaddr *)&sin6, sizeof sin6), 0);
+    assert_int_equal(ss_addr_from_sockaddr(&a, SS_ADDR_TCP, (struct sockaddr *)&sin6, sizeof sin6),
+                     0);
     ss_addr_format(&a, buf, sizeof buf);
     assert_string_equal(buf, "tcp://[::ffff:127.0.0.1]:9");
     assert_true(ss_addr_is_loopback(&a));
