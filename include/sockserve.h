@@ -133,15 +133,26 @@ typedef struct ss_addr {
 /*
  * Parse `text` into `*out`, resolving a host name with getaddrinfo and taking
  * its first result. Accepts every form of DESIGN.md. Returns 0, SS_EBADADDR
- * (with err->msg saying what is wrong and quoting `text`), or SS_ENORESOLVE.
- * Any thread.
+ * (with err->msg saying what is wrong and quoting `text`), or SS_ENORESOLVE
+ * ("cannot resolve 'HOST': <gai_strerror>"). Any thread.
+ *
+ * Strict by design: schemes are case-insensitive; ports are decimal 0..65535
+ * with nothing else; IPv4 must be a.b.c.d (inet_aton forms like "127.1" are
+ * refused); IPv6 must be bracketed, with an optional %scope (name or index);
+ * unix paths and abstract names are 1..107 bytes without control characters
+ * (abstract: len is exactly offsetof(sun_path) + 1 + strlen(name)). The
+ * syntax is checked fully before any lookup. With SS_ADDR_NUMERIC a host
+ * name gives SS_EBADADDR without any lookup. ":PORT" is 127.0.0.1, or with
+ * SS_ADDR_PASSIVE [::] (0.0.0.0 where the machine has no IPv6). On failure
+ * `*out` is zeroed.
  */
 int ss_addr_parse(ss_addr *out, const char *text, int flags, ss_error *err);
 
 /*
  * Like ss_addr_parse, but returns every address a name resolves to (e.g.
- * "localhost" -> ::1 and 127.0.0.1), at most `max`. Returns how many were
- * stored (>= 1) or a negative code. Any thread.
+ * "localhost" -> ::1 and 127.0.0.1), in getaddrinfo's order without
+ * duplicates, at most `max`. Returns how many were stored (>= 1) or a
+ * negative code (SS_EUSAGE when max is 0). Any thread.
  */
 int ss_addr_resolve(const char *text, int flags, ss_addr *out, size_t max,
                     ss_error *err);
@@ -151,18 +162,28 @@ int ss_addr_resolve(const char *text, int flags, ss_addr *out, size_t max,
  * "udp://...", "unix:/path", "unix:@name", "unixgram:...", "seqpacket:...".
  * An unbound unix socket formats as "unix:" (empty). Writes at most `len`
  * bytes including the NUL (SS_ADDR_STRLEN always suffices); returns the
- * length it needed (like snprintf) or a negative code. Any thread.
+ * length it needed (like snprintf) or SS_EBADADDR (family unknown or not
+ * matching the kind). Kind SS_ADDR_NONE formats as tcp/unix by family.
+ * v4-mapped addresses print as "[::ffff:a.b.c.d]"; a scope id as %ifname.
+ * Kernel-given unix names may hold any byte: as in /proc/net/unix, a NUL in
+ * an abstract name prints as '@' and control bytes as '?'. Every address
+ * ss_addr_parse makes formats back to text that parses to the same bytes.
+ * Any thread.
  */
 int ss_addr_format(const ss_addr *a, char *buf, size_t len);
 
 /* Build an ss_addr from a sockaddr the kernel gave (accept, recvfrom,
- * getsockname). Returns 0 or SS_EBADADDR for a family it does not know. */
+ * getsockname). Returns 0 or SS_EBADADDR for a family it does not know, one
+ * that does not match `kind`, or a short length. SS_ADDR_NONE means tcp for
+ * inet and unix for AF_UNIX. For a unix kind, a length below
+ * sizeof(sa_family_t) (an unnamed recvfrom peer) gives the unnamed address. */
 int ss_addr_from_sockaddr(ss_addr *out, ss_addr_kind kind,
                           const struct sockaddr *sa, socklen_t len);
 
 /* AF_INET / AF_INET6 / AF_UNIX for this address. */
 int ss_addr_family(const ss_addr *a);
-/* SOCK_STREAM / SOCK_DGRAM / SOCK_SEQPACKET for this address kind. */
+/* SOCK_STREAM / SOCK_DGRAM / SOCK_SEQPACKET for this address kind;
+ * SS_EBADADDR for SS_ADDR_NONE. */
 int ss_addr_socktype(ss_addr_kind kind);
 /* True for kinds whose sockets are connection-oriented. */
 bool ss_addr_is_stream(ss_addr_kind kind);
@@ -170,7 +191,8 @@ bool ss_addr_is_stream(ss_addr_kind kind);
 bool ss_addr_is_loopback(const ss_addr *a);
 /* Port of an inet address (host byte order), or -1. */
 int ss_addr_port(const ss_addr *a);
-/* Scheme name of a kind: "tcp", "udp", "unix", "unixgram", "seqpacket". */
+/* Scheme name of a kind: "tcp", "udp", "unix", "unixgram", "seqpacket";
+ * "none" for SS_ADDR_NONE. */
 const char *ss_addr_kind_name(ss_addr_kind kind);
 
 /* ========================================================================
