@@ -543,6 +543,18 @@ const ss_server_opts *ss_server_options(const ss_server *srv);
 /* Requests being served right now (any thread). */
 size_t ss_server_active(const ss_server *srv);
 
+/* Counters of this process's server (forked children count in their own
+ * copy, so under forking/prefork `errors` only shows the parent's share). */
+typedef struct ss_server_stats {
+    unsigned long long accepted; /* connections accepted / packets received */
+    unsigned long long refused;  /* verify_request said no */
+    unsigned long long rejected; /* closed at once: the pool's queue was full */
+    unsigned long long errors;   /* requests that went to handle_error */
+    size_t active;               /* ss_server_active() */
+} ss_server_stats;
+/* Any thread. */
+void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);
+
 /* Log through opts.log (no-op without one). Any thread. */
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
