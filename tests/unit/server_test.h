@@ -225,18 +225,13 @@ static inline int st_roundtrip(ss_sock *s, const char *msg)
     return 0;
 }
 
-/* Wait (bounded) until `cond()` holds; returns whether it did. */
-#define ST_WAIT_UNTIL(expr, seconds)                                           \
-    ({                                                                         \
-        bool ok_ = false;                                                      \
-        for (int i_ = 0; i_ < (int)((seconds) * 100); i_++) {                  \
-            if (expr) {                                                        \
-                ok_ = true;                                                    \
-                break;                                                         \
-            }                                                                  \
+/* Assert that `expr` becomes true within `seconds` (polled every 10 ms). */
+#define ST_ASSERT_EVENTUALLY(expr, seconds)                                    \
+    do {                                                                       \
+        int i_ = 0;                                                            \
+        while (!(expr) && i_++ < (int)((seconds) * 100))                       \
             usleep(10000);                                                     \
-        }                                                                      \
-        ok_ || (expr);                                                         \
-    })
+        assert_true(expr);                                                     \
+    } while (0)
 
 #endif
