@@ -460,10 +460,12 @@ typedef struct ss_server_opts {
                                 (clients wait in the backlog), never
                                 accept-and-close. */
     double idle_timeout;     /* stream: a request with no data for this long
-                                is closed; 0 = never */
+                                is closed (the stream's timeout: the handler's
+                                read returns SS_ETIMEOUT; logged at INFO, not
+                                passed to handle_error); 0 = never */
     double drain_timeout;    /* server_close: how long accepted requests may
                                 go on (5 s); then their connections are shut
-                                down so handlers return */
+                                down so handlers return; < 0 = forever */
 
     /* hooks (NULL = socketserver's default behaviour) */
     bool (*verify_request)(ss_server *srv, const ss_sock *conn,
@@ -509,13 +511,17 @@ int ss_server_new(ss_server **out, const char *address,
 int ss_server_serve_forever(ss_server *srv);
 
 /* Serve one request: wait at most opts.timeout (SS_TIMEOUT_NONE: forever);
- * on timeout call handle_timeout and return SS_ETIMEOUT. */
+ * on timeout call handle_timeout and return SS_ETIMEOUT. Under threading,
+ * pool and forking the request is handed to the model (as in Python); under
+ * prefork it is served in the calling process. Returns SS_ESHUTDOWN if a
+ * shutdown was requested meanwhile, SS_EBUSY if serve_forever is running. */
 int ss_server_handle_request(ss_server *srv);
 
 /* Ask serve_forever to stop and wait until it has returned (Python's
- * shutdown()). Takes effect at once, no poll interval. Call from another
- * thread than serve_forever's (from that one it would wait forever: use
- * the nowait form). */
+ * shutdown()). Takes effect at once, no poll interval. If serve_forever is
+ * not running it returns at once and the request stays pending: the next
+ * serve_forever returns at once (as in Python). From serve_forever's own
+ * thread (a handler under serial) it does not wait. */
 void ss_server_shutdown(ss_server *srv);
 
 /* Ask serve_forever to stop and return at once. Async-signal-safe: may be
@@ -530,7 +536,10 @@ void ss_server_shutdown_nowait(ss_server *srv);
  */
 void ss_server_close(ss_server *srv);
 
-/* ss_server_close() if needed, then free everything. NULL is fine. */
+/* ss_server_close() if needed, then free everything. NULL is fine.
+ * Whatever still runs is finished first (wait up to drain_timeout, then shut
+ * connections down / stop children), even with block_on_close false or
+ * daemon_threads: requests use the server's memory. */
 void ss_server_free(ss_server *srv);
 
 /* The address really bound (port 0 resolved). Valid until free. */
