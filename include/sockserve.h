@@ -516,10 +516,12 @@ typedef struct ss_server_opts {
                                 (clients wait in the backlog), never
                                 accept-and-close. */
     double idle_timeout;     /* stream: a request with no data for this long
-                                is closed; 0 = never */
+                                is closed (the stream's timeout: the handler's
+                                read returns SS_ETIMEOUT; logged at INFO, not
+                                passed to handle_error); 0 = never */
     double drain_timeout;    /* server_close: how long accepted requests may
                                 go on (5 s); then their connections are shut
-                                down so handlers return */
+                                down so handlers return; < 0 = forever */
 
     /* hooks (NULL = socketserver's default behaviour) */
     bool (*verify_request)(ss_server *srv, const ss_sock *conn,
@@ -565,13 +567,17 @@ int ss_server_new(ss_server **out, const char *address,
 int ss_server_serve_forever(ss_server *srv);
 
 /* Serve one request: wait at most opts.timeout (SS_TIMEOUT_NONE: forever);
- * on timeout call handle_timeout and return SS_ETIMEOUT. */
+ * on timeout call handle_timeout and return SS_ETIMEOUT. Under threading,
+ * pool and forking the request is handed to the model (as in Python); under
+ * prefork it is served in the calling process. Returns SS_ESHUTDOWN if a
+ * shutdown was requested meanwhile, SS_EBUSY if serve_forever is running. */
 int ss_server_handle_request(ss_server *srv);
 
 /* Ask serve_forever to stop and wait until it has returned (Python's
- * shutdown()). Takes effect at once, no poll interval. Call from another
- * thread than serve_forever's (from that one it would wait forever: use
- * the nowait form). */
+ * shutdown()). Takes effect at once, no poll interval. If serve_forever is
+ * not running it returns at once and the request stays pending: the next
+ * serve_forever returns at once (as in Python). From serve_forever's own
+ * thread (a handler under serial) it does not wait. */
 void ss_server_shutdown(ss_server *srv);
 
 /* Ask serve_forever to stop and return at once. Async-signal-safe: may be
@@ -586,7 +592,10 @@ void ss_server_shutdown_nowait(ss_server *srv);
  */
 void ss_server_close(ss_server *srv);
 
-/* ss_server_close() if needed, then free everything. NULL is fine. */
+/* ss_server_close() if needed, then free everything. NULL is fine.
+ * Whatever still runs is finished first (wait up to drain_timeout, then shut
+ * connections down / stop children), even with block_on_close false or
+ * daemon_threads: requests use the server's memory. */
 void ss_server_free(ss_server *srv);
 
 /* The address really bound (port 0 resolved). Valid until free. */
@@ -598,6 +607,18 @@ void *ss_server_handler_data(const ss_server *srv);
 const ss_server_opts *ss_server_options(const ss_server *srv);
 /* Requests being served right now (any thread). */
 size_t ss_server_active(const ss_server *srv);
+
+/* Counters of this process's server (forked children count in their own
+ * copy, so under forking/prefork `errors` only shows the parent's share). */
+typedef struct ss_server_stats {
+    unsigned long long accepted; /* connections accepted / packets received */
+    unsigned long long refused;  /* verify_request said no */
+    unsigned long long rejected; /* closed at once: the pool's queue was full */
+    unsigned long long errors;   /* requests that went to handle_error */
+    size_t active;               /* ss_server_active() */
+} ss_server_stats;
+/* Any thread. */
+void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);
 
 /* Log through opts.log (no-op without one). Any thread. */
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

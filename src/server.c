@@ -1,0 +1,829 @@
+/* server.c — the socketserver core: make a server (bind + activate), the
+ * loop behind serve_forever / handle_request, shutdown, server_close and the
+ * accessors. How a request runs is the model's business (model_*.c, through
+ * the table in server_internal.h); what a request is lives in
+ * server_request.c. */
+#include "server_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Connections accepted per wake-up before the loop looks at its other
+ * descriptors again (bounded work per turn, HAProxy's maxaccept). */
+#define ACCEPT_BATCH 16
+/* Python's serve_forever poll_interval: only used to keep calling
+ * service_actions when one is set; shutdown never waits for it. */
+#define SERVICE_TICK_MS 500
+/* Back-off after accept fails for lack of descriptors or memory. */
+#define ACCEPT_BACKOFF_MIN_MS 50
+#define ACCEPT_BACKOFF_MAX_MS 1000
+
+/* ---- models -------------------------------------------------------------- */
+
+static const char *const model_names[] = {
+    [SS_MODEL_SERIAL] = "serial",   [SS_MODEL_THREADING] = "threading",
+    [SS_MODEL_FORKING] = "forking", [SS_MODEL_POOL] = "pool",
+    [SS_MODEL_PREFORK] = "prefork", [SS_MODEL_EVENT] = "event",
+};
+
+const char *ss_model_name(ss_model m)
+{
+    if ((unsigned)m < SS__ARRAY_LEN(model_names))
+        return model_names[m];
+    return "unknown";
+}
+
+int ss_model_parse(const char *name, ss_model *out)
+{
+    for (size_t i = 0; name != NULL && i < SS__ARRAY_LEN(model_names); i++) {
+        if (strcmp(name, model_names[i]) == 0) {
+            *out = (ss_model)i;
+            return 0;
+        }
+    }
+    return SS_EUSAGE;
+}
+
+/* The event model lives in its own file, written separately; a weak
+ * reference lets the library build and run without it. (A static link only
+ * pulls model_event.o in when something else references it; the event
+ * model's public loop API does.) */
+extern const ss__model_ops ss__model_event __attribute__((weak));
+
+const ss__model_ops *ss__model_ops_for(ss_model m)
+{
+    switch (m) {
+    case SS_MODEL_SERIAL:
+        return &ss__model_serial;
+    case SS_MODEL_THREADING:
+        return &ss__model_threading;
+    case SS_MODEL_FORKING:
+        return &ss__model_forking;
+    case SS_MODEL_POOL:
+        return &ss__model_pool;
+    case SS_MODEL_PREFORK:
+        return &ss__model_prefork;
+    case SS_MODEL_EVENT:
+        return &ss__model_event != NULL ? &ss__model_event : NULL;
+    }
+    return NULL;
+}
+
+/* ---- options --------------------------------------------------------------- */
+
+void ss_server_opts_init(ss_server_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = SS_MODEL_SERIAL;
+    o->request_queue_size = 128;
+    o->timeout = SS_TIMEOUT_NONE;
+    o->block_on_close = true;
+    o->max_children = 40;
+    o->max_packet_size = 8192;
+    o->drain_timeout = 5.0;
+}
+
+static int check_opts(const ss_server_opts *o, ss_error *err)
+{
+    if (o->workers < 0)
+        return ss__fail(err, SS_EUSAGE, "workers must be >= 0 (got %d)",
+                        o->workers);
+    if (o->pool_queue < 0)
+        return ss__fail(err, SS_EUSAGE, "pool_queue must be >= 0 (got %d)",
+                        o->pool_queue);
+    if (o->max_children < 1)
+        return ss__fail(err, SS_EUSAGE, "max_children must be >= 1 (got %d)",
+                        o->max_children);
+    if (o->max_conns < 0)
+        return ss__fail(err, SS_EUSAGE, "max_conns must be >= 0 (got %d)",
+                        o->max_conns);
+    if (o->max_packet_size == 0 || o->max_packet_size > 65536 * 4)
+        return ss__fail(err, SS_EUSAGE, "max_packet_size must be 1..262144");
+    if (o->idle_timeout < 0)
+        return ss__fail(err, SS_EUSAGE, "idle_timeout must be >= 0");
+    return 0;
+}
+
+/* ---- wake-ups and counters ------------------------------------------------ */
+
+void ss__wake(ss_server *srv)
+{
+    int saved = errno; /* may run in a signal handler */
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the loop will wake. */
+    (void)!write(srv->wake_fd, &one, sizeof one);
+    errno = saved;
+}
+
+void ss__wake_consume(ss_server *srv)
+{
+    uint64_t v;
+    (void)!read(srv->wake_fd, &v, sizeof v);
+}
+
+void ss__active_add(ss_server *srv, long delta)
+{
+    pthread_mutex_lock(&srv->lock);
+    if (delta < 0)
+        atomic_fetch_sub(&srv->active, (size_t)-delta);
+    else
+        atomic_fetch_add(&srv->active, (size_t)delta);
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    if (delta < 0)
+        ss__wake(srv); /* a loop waiting for room may go on */
+}
+
+static void deadline_to_timespec(int64_t deadline_ms, struct timespec *ts)
+{
+    ts->tv_sec = deadline_ms / 1000;
+    ts->tv_nsec = (deadline_ms % 1000) * 1000000;
+}
+
+bool ss__drain_threads(ss_server *srv, int64_t deadline)
+{
+    struct timespec ts;
+    deadline_to_timespec(deadline, &ts);
+    pthread_mutex_lock(&srv->lock);
+    while (atomic_load(&srv->active) > 0) {
+        if (deadline < 0)
+            pthread_cond_wait(&srv->cond, &srv->lock);
+        else if (pthread_cond_timedwait(&srv->cond, &srv->lock, &ts) ==
+                 ETIMEDOUT)
+            break;
+    }
+    bool done = atomic_load(&srv->active) == 0;
+    pthread_mutex_unlock(&srv->lock);
+    return done;
+}
+
+void ss__enter_child(ss_server *srv)
+{
+    atomic_store(&srv->in_child, true);
+    /* Only the forking thread lives on in the child; a lock another thread
+     * held at fork() would never be released, so start from fresh ones. */
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    /* The parent drains on SIGINT (Ctrl-C reaches the whole process group):
+     * a child finishes its request instead. SIGTERM is how the parent stops
+     * a child past drain_timeout, so it must not run the parent's handler. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+}
+
+/* ---- bind and activate ------------------------------------------------------ */
+
+static int default_bind(ss_server *srv, ss_sock *sock, const ss_addr *a,
+                        ss_error *err)
+{
+    (void)srv;
+    return ss_sock_bind(sock, a, err);
+}
+
+static int default_activate(ss_server *srv, ss_sock *sock, ss_error *err)
+{
+    int rc = ss_sock_listen(sock, srv->opts.request_queue_size > 0
+                                      ? srv->opts.request_queue_size
+                                      : 128);
+    if (rc < 0)
+        return ss__fail(err, rc, "cannot listen on %s: %s", srv->addr_text,
+                        ss_strerror(rc));
+    return 0;
+}
+
+static bool is_inet6_any(const ss_addr *a)
+{
+    return a->u.sa.sa_family == AF_INET6 &&
+           memcmp(&a->u.in6.sin6_addr, &in6addr_any, sizeof in6addr_any) == 0;
+}
+
+static bool is_unix_path(const ss_addr *a)
+{
+    return a->u.sa.sa_family == AF_UNIX && a->len > sizeof(sa_family_t) &&
+           a->u.un.sun_path[0] != '\0';
+}
+
+/* Remember the socket file we just created so server_close removes exactly
+ * that file, and only from this process. */
+static void remember_unix_file(ss_server *srv)
+{
+    if (!is_unix_path(&srv->addr))
+        return;
+    size_t n = srv->addr.len - offsetof(struct sockaddr_un, sun_path);
+    if (n >= sizeof srv->unix_path)
+        n = sizeof srv->unix_path - 1;
+    memcpy(srv->unix_path, srv->addr.u.un.sun_path, n);
+    srv->unix_path[n] = '\0';
+    struct stat st;
+    if (stat(srv->unix_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        srv->unix_dev = st.st_dev;
+        srv->unix_ino = st.st_ino;
+    } else {
+        srv->unix_path[0] = '\0';
+    }
+}
+
+static void remove_unix_file(ss_server *srv)
+{
+    if (srv->unix_path[0] == '\0' || getpid() != srv->owner_pid)
+        return;
+    struct stat st;
+    if (stat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev &&
+        st.st_ino == srv->unix_ino)
+        unlink(srv->unix_path);
+    srv->unix_path[0] = '\0';
+}
+
+static int open_socket(ss_server *srv, const ss_addr *a, ss_error *err)
+{
+    int rc = ss_sock_open_for(&srv->sock, a);
+    if (rc < 0)
+        return ss__fail(err, rc, "cannot open a socket for %s: %s",
+                        srv->addr_text, ss_strerror(rc));
+    if (a->u.sa.sa_family != AF_UNIX) {
+        if (srv->opts.allow_reuse_address)
+            ss_sock_set_option(&srv->sock, SS_OPT_REUSEADDR, 1);
+        if (is_inet6_any(a)) /* "[::]" means dual-stack, whatever the sysctl */
+            ss_sock_set_option(&srv->sock, SS_OPT_V6ONLY, 0);
+    }
+    if (srv->opts.allow_reuse_port &&
+        (rc = ss_sock_set_option(&srv->sock, SS_OPT_REUSEPORT, 1)) < 0)
+        return ss__fail(err, rc, "cannot set SO_REUSEPORT on %s: %s",
+                        srv->addr_text, ss_strerror(rc));
+
+    ss_error local = {0};
+    rc = srv->opts.server_bind != NULL
+             ? srv->opts.server_bind(srv, &srv->sock, a, &local)
+             : default_bind(srv, &srv->sock, a, &local);
+    if (rc < 0) {
+        if (local.msg[0] == '\0')
+            return ss__fail(err, rc, "cannot bind %s: %s", srv->addr_text,
+                            ss_strerror(rc));
+        return ss__fail(err, rc, "%s", local.msg);
+    }
+    if (ss_sock_getsockname(&srv->sock, &srv->addr) < 0)
+        srv->addr = *a;
+    srv->addr.kind = a->kind;
+    ss_addr_format(&srv->addr, srv->addr_text, sizeof srv->addr_text);
+    remember_unix_file(srv);
+
+    if (srv->stream) {
+        local.msg[0] = '\0';
+        rc = srv->opts.server_activate != NULL
+                 ? srv->opts.server_activate(srv, &srv->sock, &local)
+                 : default_activate(srv, &srv->sock, &local);
+        if (rc < 0) {
+            if (local.msg[0] == '\0')
+                return ss__fail(err, rc, "cannot listen on %s: %s",
+                                srv->addr_text, ss_strerror(rc));
+            return ss__fail(err, rc, "%s", local.msg);
+        }
+    }
+    /* The loop polls before it accepts or receives; with several waiters on
+     * one socket (prefork) the losers must get EAGAIN, not block. */
+    rc = ss__set_nonblocking(srv->sock.fd, 1);
+    if (rc < 0)
+        return ss__fail(err, rc, "cannot set %s non-blocking: %s",
+                        srv->addr_text, ss_strerror(rc));
+    srv->sock.timeout = 0;
+    return 0;
+}
+
+static void destroy(ss_server *srv)
+{
+    if (srv->model != NULL && srv->model->destroy != NULL)
+        srv->model->destroy(srv);
+    remove_unix_file(srv);
+    ss_sock_close(&srv->sock);
+    if (srv->wake_fd >= 0)
+        close(srv->wake_fd);
+    pthread_cond_destroy(&srv->cond);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv->dgram_buf);
+    free(srv->pfd);
+    free(srv);
+}
+
+int ss_server_new(ss_server **out, const char *address,
+                  const ss_handler *handler, const ss_server_opts *opts,
+                  ss_error *err)
+{
+    if (out == NULL)
+        return ss__fail(err, SS_EUSAGE, "ss_server_new: out is NULL");
+    *out = NULL;
+    if (address == NULL || handler == NULL)
+        return ss__fail(err, SS_EUSAGE,
+                        "ss_server_new: address and handler are required");
+    ss_server_opts o;
+    if (opts != NULL)
+        o = *opts;
+    else
+        ss_server_opts_init(&o);
+    int rc = check_opts(&o, err);
+    if (rc < 0)
+        return rc;
+    const ss__model_ops *model = ss__model_ops_for(o.model);
+    if (model == NULL)
+        return ss__fail(err, SS_EUNSUPPORTED,
+                        "the %s model is not available in this build of "
+                        "libsockserve",
+                        ss_model_name(o.model));
+
+    ss_addr a;
+    rc = ss_addr_parse(&a, address, SS_ADDR_PASSIVE, err);
+    if (rc < 0)
+        return rc;
+
+    ss_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return ss__fail(err, -ENOMEM, "out of memory");
+    srv->opts = o;
+    srv->handler = *handler;
+    srv->sock.fd = -1;
+    srv->wake_fd = -1;
+    srv->owner_pid = getpid();
+    srv->stream = ss_addr_is_stream(a.kind);
+    srv->addr = a;
+    ss_addr_format(&a, srv->addr_text, sizeof srv->addr_text);
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* ss__deadline's clock */
+    pthread_cond_init(&srv->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->wake_fd < 0) {
+        rc = ss__fail(err, -errno, "cannot create an eventfd: %s",
+                      strerror(errno));
+        goto fail;
+    }
+    rc = open_socket(srv, &a, err);
+    if (rc < 0)
+        goto fail;
+    if (!srv->stream) {
+        srv->dgram_buf = malloc(o.max_packet_size);
+        if (srv->dgram_buf == NULL) {
+            rc = ss__fail(err, -ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    srv->model = model;
+    if (model->start != NULL && (rc = model->start(srv, err)) < 0)
+        goto fail;
+    *out = srv;
+    return 0;
+fail:
+    destroy(srv);
+    return rc;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static bool has_room(ss_server *srv)
+{
+    if (srv->stream && srv->opts.max_conns > 0 &&
+        atomic_load(&srv->active) >= (size_t)srv->opts.max_conns)
+        return false;
+    return srv->model->has_room == NULL || srv->model->has_room(srv);
+}
+
+static int accept_failed(ss_server *srv, int e)
+{
+    switch (e) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO: /* Linux passes pending network errors to accept */
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM: /* firewall rules */
+        return 0;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        /* The connection stays in the backlog and the listener stays
+         * readable: polling it again at once would spin. Stop polling it
+         * for a while instead, longer each time, and say so once. */
+        srv->accept_backoff_ms =
+            srv->accept_backoff_ms == 0
+                ? ACCEPT_BACKOFF_MIN_MS
+                : (srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
+                       ? ACCEPT_BACKOFF_MAX_MS
+                       : srv->accept_backoff_ms * 2);
+        srv->accept_resume_at = ss__now_ms() + srv->accept_backoff_ms;
+        if (!srv->accept_fail_logged) {
+            srv->accept_fail_logged = true;
+            ss_server_log(srv, SS_LOG_ERROR,
+                          "%s: cannot accept: %s; pausing accept",
+                          srv->addr_text, strerror(e));
+        }
+        return 0;
+    default:
+        return -e;
+    }
+}
+
+/* Accept one connection or receive one packet. Returns 1 when one was
+ * taken (*out NULL if verify_request refused it), 0 when there was nothing
+ * to take, or a fatal code. */
+static int take_one(ss_server *srv, bool copy_packet, ss__req **out)
+{
+    *out = NULL;
+    struct sockaddr_storage from;
+    socklen_t len = sizeof from;
+    ss_addr peer;
+    memset(&peer, 0, sizeof peer);
+    peer.kind = srv->addr.kind;
+
+    if (srv->stream) {
+        int fd = accept4(srv->sock.fd, (struct sockaddr *)&from, &len,
+                         SOCK_CLOEXEC);
+        if (fd < 0)
+            return accept_failed(srv, errno);
+        if (srv->accept_backoff_ms != 0) {
+            srv->accept_backoff_ms = 0;
+            srv->accept_fail_logged = false;
+            ss_server_log(srv, SS_LOG_WARN, "%s: accepting again",
+                          srv->addr_text);
+        }
+        if (ss_addr_from_sockaddr(&peer, srv->addr.kind,
+                                  (struct sockaddr *)&from, len) < 0) {
+            peer.len = sizeof(sa_family_t);
+            peer.u.sa.sa_family = (sa_family_t)ss_addr_family(&srv->addr);
+        }
+        ss_sock conn = {fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
+        if (srv->opts.verify_request != NULL &&
+            !srv->opts.verify_request(srv, &conn, &peer)) {
+            atomic_fetch_add(&srv->counters.refused, 1);
+            char text[SS_ADDR_STRLEN];
+            ss_addr_format(&peer, text, sizeof text);
+            ss_server_log(srv, SS_LOG_INFO, "%s refused", text);
+            shutdown(fd, SHUT_WR);
+            close(fd);
+            return 1;
+        }
+        int rc = ss__req_from_conn(srv, &conn, &peer, out);
+        if (rc < 0) {
+            ss_server_log(srv, SS_LOG_ERROR, "%s: cannot start a request: %s",
+                          srv->addr_text, ss_strerror(rc));
+            return 1;
+        }
+        return 1;
+    }
+
+    ssize_t n = recvfrom(srv->sock.fd, srv->dgram_buf, srv->opts.max_packet_size,
+                         MSG_DONTWAIT, (struct sockaddr *)&from, &len);
+    if (n < 0) {
+        int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR ||
+            e == ECONNREFUSED) /* an ICMP error about an earlier reply */
+            return 0;
+        if (e == ENOMEM || e == ENOBUFS)
+            return 0;
+        return -e;
+    }
+    if (ss_addr_from_sockaddr(&peer, srv->addr.kind, (struct sockaddr *)&from,
+                              len) < 0) {
+        memset(&peer, 0, sizeof peer);
+        peer.kind = srv->addr.kind;
+        peer.len = len;
+        memcpy(&peer.u, &from, len <= sizeof peer.u ? len : sizeof peer.u);
+    }
+    if (srv->opts.verify_request != NULL &&
+        !srv->opts.verify_request(srv, &srv->sock, &peer)) {
+        atomic_fetch_add(&srv->counters.refused, 1);
+        return 1;
+    }
+    int rc = ss__req_from_packet(srv, srv->dgram_buf, (size_t)n, &peer,
+                                 copy_packet, out);
+    if (rc < 0)
+        ss_server_log(srv, SS_LOG_ERROR, "%s: cannot start a request: %s",
+                      srv->addr_text, ss_strerror(rc));
+    return 1;
+}
+
+static int min_timeout(int a, int b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+static int grow_pollset(ss_server *srv, int want)
+{
+    if (want <= srv->pfd_cap)
+        return 0;
+    struct pollfd *p = realloc(srv->pfd, (size_t)want * sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    srv->pfd = p;
+    srv->pfd_cap = want;
+    return 0;
+}
+
+/*
+ * One turn of the loop: wait until something happens or `deadline` passes,
+ * then take at most `budget` requests. Returns how many were taken (> 0),
+ * 0 when woken with nothing taken, SS_ETIMEOUT, SS_ESHUTDOWN, or a fatal
+ * code.
+ */
+static int serve_turn(ss_server *srv, int64_t deadline, int budget)
+{
+    if (ss__shutdown_requested(srv))
+        return SS_ESHUTDOWN;
+    if (srv->model->reap != NULL)
+        srv->model->reap(srv);
+    int rc = grow_pollset(srv, 2 + srv->model_nfds);
+    if (rc < 0)
+        return rc;
+
+    struct pollfd *pfd = srv->pfd;
+    int n = 0, listen_at = -1, timeout = -1;
+    pfd[n++] = (struct pollfd){.fd = srv->wake_fd, .events = POLLIN};
+    int64_t now = ss__now_ms();
+    bool paused = srv->accept_resume_at > now;
+    if (paused)
+        timeout = (int)(srv->accept_resume_at - now);
+    else if (has_room(srv)) {
+        listen_at = n;
+        pfd[n++] = (struct pollfd){.fd = srv->sock.fd, .events = POLLIN};
+    }
+    int first_model = n, tick = -1;
+    if (srv->model->pollfds != NULL)
+        n += srv->model->pollfds(srv, pfd + n, srv->pfd_cap - n, &tick);
+    timeout = min_timeout(timeout, tick > 0 ? tick : -1);
+    timeout = min_timeout(timeout, ss__remaining_ms(deadline));
+    if (srv->opts.service_actions != NULL)
+        timeout = min_timeout(timeout, SERVICE_TICK_MS);
+
+    int ready = poll(pfd, (nfds_t)n, timeout);
+    if (ready < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (pfd[0].revents != 0)
+        ss__wake_consume(srv);
+    if (ss__shutdown_requested(srv))
+        return SS_ESHUTDOWN;
+    for (int i = first_model; i < n && srv->model->reap != NULL; i++) {
+        if (pfd[i].revents != 0) {
+            srv->model->reap(srv);
+            break;
+        }
+    }
+    int taken = 0;
+    if (listen_at >= 0 && pfd[listen_at].revents != 0) {
+        bool copy = srv->model != &ss__model_serial;
+        while (taken < budget && !ss__shutdown_requested(srv) && has_room(srv)) {
+            ss__req *req;
+            rc = take_one(srv, copy, &req);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break;
+            taken++;
+            if (req != NULL)
+                srv->model->dispatch(srv, req);
+        }
+    }
+    if (taken > 0)
+        return taken;
+    if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
+        return SS_ETIMEOUT;
+    return 0;
+}
+
+int ss__serve_one_inline(ss_server *srv, int stop_fd)
+{
+    struct pollfd pfd[2];
+    int n = 0, listen_at = -1, timeout = -1;
+    pfd[n++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
+    int64_t now = ss__now_ms();
+    if (srv->accept_resume_at > now)
+        timeout = (int)(srv->accept_resume_at - now);
+    else {
+        listen_at = n;
+        pfd[n++] = (struct pollfd){.fd = srv->sock.fd, .events = POLLIN};
+    }
+    if (srv->opts.service_actions != NULL)
+        timeout = min_timeout(timeout, SERVICE_TICK_MS);
+    int ready = poll(pfd, (nfds_t)n, timeout);
+    if (ready < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (pfd[0].revents != 0)
+        return SS_ESHUTDOWN;
+    if (listen_at >= 0 && pfd[listen_at].revents != 0) {
+        ss__req *req;
+        int rc = take_one(srv, false, &req);
+        if (rc < 0)
+            return rc;
+        if (req != NULL) {
+            ss__req_run(srv, req);
+            ss__req_end(srv, req, false);
+        }
+    }
+    if (srv->opts.service_actions != NULL)
+        srv->opts.service_actions(srv);
+    return 0;
+}
+
+static int begin_serving(ss_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int rc = srv->closed ? SS_ECLOSED : srv->serving ? SS_EBUSY : 0;
+    if (rc == 0) {
+        srv->serving = true;
+        srv->serving_thread = pthread_self();
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
+}
+
+static void end_serving(ss_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    /* a shutdown request is consumed by the loop that honoured it */
+    atomic_store(&srv->shutdown_req, 0);
+    srv->serving = false;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+int ss_server_serve_forever(ss_server *srv)
+{
+    int rc = begin_serving(srv);
+    if (rc < 0)
+        return rc;
+    if (srv->model->serve != NULL) {
+        rc = srv->model->serve(srv);
+    } else {
+        for (;;) {
+            rc = serve_turn(srv, -1, ACCEPT_BATCH);
+            if (rc == SS_ESHUTDOWN) {
+                rc = 0;
+                break;
+            }
+            if (rc < 0 && rc != SS_ETIMEOUT) {
+                ss_server_log(srv, SS_LOG_ERROR, "%s: cannot go on serving: %s",
+                              srv->addr_text, ss_strerror(rc));
+                break;
+            }
+            if (srv->opts.service_actions != NULL)
+                srv->opts.service_actions(srv);
+        }
+    }
+    end_serving(srv);
+    return rc;
+}
+
+int ss_server_handle_request(ss_server *srv)
+{
+    int rc = begin_serving(srv);
+    if (rc < 0)
+        return rc;
+    int64_t deadline = ss__deadline(srv->opts.timeout);
+    do
+        rc = serve_turn(srv, deadline, 1);
+    while (rc == 0);
+    end_serving(srv);
+    if (rc == SS_ETIMEOUT && srv->opts.handle_timeout != NULL)
+        srv->opts.handle_timeout(srv);
+    return rc > 0 ? 0 : rc;
+}
+
+void ss_server_shutdown_nowait(ss_server *srv)
+{
+    atomic_store_explicit(&srv->shutdown_req, 1, memory_order_relaxed);
+    ss__wake(srv);
+}
+
+void ss_server_shutdown(ss_server *srv)
+{
+    ss_server_shutdown_nowait(srv);
+    pthread_mutex_lock(&srv->lock);
+    if (!(srv->serving && pthread_equal(srv->serving_thread, pthread_self())))
+        while (srv->serving)
+            pthread_cond_wait(&srv->cond, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- close and free ------------------------------------------------------------ */
+
+static bool requests_may_wait(const ss_server *srv)
+{
+    if (!srv->opts.block_on_close)
+        return false;
+    /* daemon threads are not waited for (Python's _NoThreads) */
+    return !(srv->opts.model == SS_MODEL_THREADING && srv->opts.daemon_threads);
+}
+
+static void finish_requests(ss_server *srv)
+{
+    bool done = true;
+    if (srv->model->drain != NULL)
+        done = srv->model->drain(srv, ss__deadline(srv->opts.drain_timeout));
+    if (!done)
+        ss_server_log(srv, SS_LOG_WARN,
+                      "%s: %zu request(s) still running after %gs, stopping "
+                      "them",
+                      srv->addr_text, atomic_load(&srv->active),
+                      srv->opts.drain_timeout);
+    if (srv->model->abort != NULL)
+        srv->model->abort(srv);
+}
+
+void ss_server_close(ss_server *srv)
+{
+    if (srv == NULL)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    bool was_closed = srv->closed;
+    bool serving = srv->serving;
+    pthread_mutex_unlock(&srv->lock);
+    if (was_closed)
+        return;
+    if (serving)
+        ss_server_shutdown(srv);
+    pthread_mutex_lock(&srv->lock);
+    srv->closed = true;
+    pthread_mutex_unlock(&srv->lock);
+
+    /* Stop taking connections first (clients now get ECONNREFUSED rather
+     * than a backlog nobody serves); a datagram socket is what running
+     * handlers reply through, so it stays until they are done. */
+    if (srv->stream) {
+        remove_unix_file(srv);
+        ss_sock_close(&srv->sock);
+    }
+    if (requests_may_wait(srv))
+        finish_requests(srv);
+}
+
+void ss_server_free(ss_server *srv)
+{
+    if (srv == NULL)
+        return;
+    ss_server_close(srv);
+    /* Memory the requests use goes away now, so whatever still runs is
+     * finished here, whatever block_on_close said. */
+    if (!atomic_load(&srv->in_child))
+        finish_requests(srv);
+    destroy(srv);
+}
+
+/* ---- accessors and logging ------------------------------------------------------- */
+
+const ss_addr *ss_server_address(const ss_server *srv) { return &srv->addr; }
+int ss_server_fileno(const ss_server *srv) { return srv->sock.fd; }
+void *ss_server_user(const ss_server *srv) { return srv->opts.user; }
+void *ss_server_handler_data(const ss_server *srv) { return srv->handler.data; }
+const ss_server_opts *ss_server_options(const ss_server *srv)
+{
+    return &srv->opts;
+}
+
+size_t ss_server_active(const ss_server *srv)
+{
+    return atomic_load(&((ss_server *)srv)->active);
+}
+
+void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
+{
+    ss_server *s = (ss_server *)srv; /* atomics are read-only here */
+    out->accepted = atomic_load(&s->counters.accepted);
+    out->refused = atomic_load(&s->counters.refused);
+    out->rejected = atomic_load(&s->counters.rejected);
+    out->errors = atomic_load(&s->counters.errors);
+    out->active = atomic_load(&s->active);
+}
+
+void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
+{
+    if (srv == NULL || srv->opts.log == NULL)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    srv->opts.log(srv->opts.log_data, level, line);
+}

@@ -1,0 +1,190 @@
+/* server_internal.h — the server object and the seam between the socketserver
+ * core (server.c, server_request.c) and the concurrency models (model_*.c).
+ * Private: not installed. */
+#ifndef SS_SERVER_INTERNAL_H
+#define SS_SERVER_INTERNAL_H
+
+#include "internal.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+typedef struct ss__req ss__req;
+
+/*
+ * The model operations table: how a concurrency model runs requests.
+ *
+ * The core owns the listening (or datagram) socket, the wake-up eventfd, the
+ * registry of live requests and the generic loop behind serve_forever and
+ * handle_request. The loop polls the wake fd, the listener (only while the
+ * model has room and max_conns is not reached) and whatever descriptors the
+ * model adds; it accepts a bounded batch, checks verify_request, builds an
+ * ss__req and gives it to the model's `dispatch`. A model that needs a loop
+ * of its own (prefork's supervisor, the event model's epoll loops) sets
+ * `serve` and the core calls it from serve_forever instead.
+ *
+ * Adding a model (e.g. src/model_event.c) means one new file defining one
+ * `const ss__model_ops ss__model_NAME`; server.c finds SS_MODEL_EVENT's table
+ * through a weak reference (see ss__model_ops_for), so until model_event.c is
+ * linked in, ss_server_new reports SS_EUNSUPPORTED.
+ *
+ * Every member but `name` and `dispatch` may be NULL (= nothing to do).
+ * All are called on the thread that calls the public entry point (the main
+ * thread for start/drain/abort/destroy; serve_forever's thread for the rest).
+ */
+typedef struct ss__model_ops {
+    const char *name;
+    /* ss_server_new, after bind + activate: allocate state, start workers. On
+     * failure return a code with err filled; destroy is then still called. */
+    int (*start)(ss_server *srv, ss_error *err);
+    /* Replace the generic serve_forever loop. Returns like serve_forever; must
+     * return promptly once ss__shutdown_requested() is true. */
+    int (*serve)(ss_server *srv);
+    /* Run one request (ownership passes: the model must end it with
+     * ss__req_run + ss__req_end, or ss__req_end alone to drop it). */
+    void (*dispatch)(ss_server *srv, ss__req *req);
+    /* May the loop take another request now? (forking: max_children.) When
+     * false the listener is not polled this turn. */
+    bool (*has_room)(ss_server *srv);
+    /* Descriptors to watch beside the listener (forking: child pidfds).
+     * Writes at most `max` entries, returns how many; a positive *tick_ms asks
+     * for a wake-up within that many ms even if nothing is ready. */
+    int (*pollfds)(ss_server *srv, struct pollfd *p, int max, int *tick_ms);
+    /* Collect what has finished (threads to join, children to wait for).
+     * Never blocks. Called once per loop turn. */
+    void (*reap)(ss_server *srv);
+    /* Wait for running requests until `deadline` (ss__deadline; -1 forever).
+     * Returns true when none is left. */
+    bool (*drain)(ss_server *srv, int64_t deadline);
+    /* Make what still runs stop soon (shut connections down, signal children)
+     * and wait until it has. */
+    void (*abort)(ss_server *srv);
+    /* Free the model's state; nothing runs any more. */
+    void (*destroy)(ss_server *srv);
+} ss__model_ops;
+
+extern const ss__model_ops ss__model_serial;
+extern const ss__model_ops ss__model_threading;
+extern const ss__model_ops ss__model_forking;
+extern const ss__model_ops ss__model_pool;
+extern const ss__model_ops ss__model_prefork;
+
+/* workers = 0 means this (documented in docs/models.md). */
+int ss__default_workers(ss_model m);
+
+/* NULL when the model is not linked into this library. */
+const ss__model_ops *ss__model_ops_for(ss_model m);
+
+/* Counters behind ss_server_stats(). */
+typedef struct ss__counters {
+    atomic_ullong accepted, refused, rejected, errors;
+} ss__counters;
+
+struct ss_server {
+    ss_server_opts opts;
+    ss_handler handler;
+    const ss__model_ops *model;
+    void *model_state;
+
+    ss_sock sock; /* listener (stream kinds) or the datagram socket */
+    ss_addr addr; /* as bound */
+    char addr_text[SS_ADDR_STRLEN];
+    bool stream; /* connection-oriented kind */
+
+    /* the unix socket file we created, removed by server_close in this
+     * process only (not in forked children) and only if it is still ours */
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    dev_t unix_dev;
+    ino_t unix_ino;
+    pid_t owner_pid;
+
+    /* Wakes the loop: shutdown requests (async-signal-safe write) and
+     * requests that end while the loop is waiting for room. */
+    int wake_fd;
+    atomic_int shutdown_req; /* lock-free: safe in a signal handler */
+    atomic_bool in_child; /* this process is a forked child/worker */
+
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t cond;  /* broadcast when `serving` or `active` change */
+    bool serving;         /* serve_forever is running */
+    bool closed;          /* server_close has run */
+    ss__req *live;        /* registry of requests alive in this process */
+    atomic_size_t active; /* requests being served (forking: children) */
+
+    ss__counters counters;
+
+    /* accept back-off after EMFILE/ENFILE/ENOMEM (never spin) */
+    int64_t accept_resume_at;
+    int accept_backoff_ms;
+    bool accept_fail_logged;
+
+    unsigned char *dgram_buf; /* serial datagram buffer (max_packet_size) */
+    struct pollfd *pfd;       /* poll set, grown on demand */
+    int pfd_cap;
+    int model_nfds; /* most descriptors the model's pollfds() may add */
+    pthread_t serving_thread;
+};
+
+/*
+ * One request in flight. `pub` is what the handler sees. A stream request
+ * owns its connection, transport and stream; a datagram request owns a copy
+ * of the packet (models that hand it to another thread or process need one).
+ */
+struct ss__req {
+    ss_request pub;
+    ss_sock conn;
+    ss_transport transport;
+    char peer_text[SS_ADDR_STRLEN];
+    unsigned char *packet_copy;
+    ss__req *prev, *next; /* the live registry */
+    bool registered;
+    atomic_bool aborted; /* its connection was shut down by a drain */
+    ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */
+};
+
+/* ---- server.c ---------------------------------------------------------- */
+
+static inline bool ss__shutdown_requested(ss_server *srv)
+{
+    return atomic_load_explicit(&srv->shutdown_req, memory_order_relaxed) != 0;
+}
+/* Wake the loop (any thread; async-signal-safe). */
+void ss__wake(ss_server *srv);
+/* Drain the wake fd's counter (the loop's side). */
+void ss__wake_consume(ss_server *srv);
+/* active += delta; broadcast and wake the loop so it re-checks its room. */
+void ss__active_add(ss_server *srv, long delta);
+/* Become a forked child (forking per request, prefork worker): close what
+ * the child must not keep and reset the signals the parent's handlers own. */
+void ss__enter_child(ss_server *srv);
+
+/* Default drain/abort for models whose requests run on threads in this
+ * process: wait for `active` to reach 0; shut every live connection down. */
+bool ss__drain_threads(ss_server *srv, int64_t deadline);
+void ss__shutdown_live(ss_server *srv);
+
+/* One serial request cycle on the listener or datagram socket: used by
+ * prefork workers. Waits for the listener or `stop_fd` (POLLIN/HUP = stop)
+ * and serves one request inline. Returns 0, or SS_ESHUTDOWN when stop_fd
+ * fired, or a fatal code. */
+int ss__serve_one_inline(ss_server *srv, int stop_fd);
+
+/* ---- server_request.c --------------------------------------------------- */
+
+/* A request for an accepted connection (takes ownership of `conn`, closing
+ * it on failure). Registers it as live, counts it, logs "connected". */
+int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
+                      ss__req **out);
+/* A request for a received packet; `copy` makes it own a copy. */
+int ss__req_from_packet(ss_server *srv, const void *buf, size_t len,
+                        const ss_addr *from, bool copy, ss__req **out);
+/* setup -> handle -> finish (+ handle_error), then flush the stream. */
+void ss__req_run(ss_server *srv, ss__req *req);
+/* Unregister, close (shutting the write side first unless `detach`, as the
+ * forking parent must not touch the child's connection), log, free. */
+void ss__req_end(ss_server *srv, ss__req *req, bool detach);
+
+#endif

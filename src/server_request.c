@@ -1,0 +1,243 @@
+/* server_request.c — one request's life: built from an accepted connection or
+ * a received packet, run through setup -> handle -> finish (Python's
+ * BaseRequestHandler), then closed, logged and freed. Every model uses these,
+ * so the handler contract is the same under all of them. */
+#include "server_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long a datagram reply may wait for room in the socket's send queue
+ * (a unixgram peer that does not read fills it): bounded, never forever. */
+#define DGRAM_REPLY_WAIT_S 5.0
+
+static void registry_add(ss_server *srv, ss__req *req)
+{
+    pthread_mutex_lock(&srv->lock);
+    req->prev = NULL;
+    req->next = srv->live;
+    if (srv->live != NULL)
+        srv->live->prev = req;
+    srv->live = req;
+    req->registered = true;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void registry_remove(ss_server *srv, ss__req *req)
+{
+    pthread_mutex_lock(&srv->lock);
+    if (req->registered) {
+        if (req->prev != NULL)
+            req->prev->next = req->next;
+        else
+            srv->live = req->next;
+        if (req->next != NULL)
+            req->next->prev = req->prev;
+        req->registered = false;
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Text for the peer in log lines. Unix clients rarely bind a name, so an
+ * unnamed one is shown by its process id (SO_PEERCRED), which is what an
+ * operator can act on. */
+static void peer_text(ss_server *srv, ss__req *req, const ss_addr *peer)
+{
+    int n = ss_addr_format(peer, req->peer_text, sizeof req->peer_text);
+    bool unnamed = n < 0 || (req->peer_text[0] != '\0' &&
+                             req->peer_text[strlen(req->peer_text) - 1] == ':');
+    if (!unnamed)
+        return;
+    const char *scheme = ss_addr_kind_name(srv->addr.kind);
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (req->conn.fd >= 0 &&
+        getsockopt(req->conn.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+        snprintf(req->peer_text, sizeof req->peer_text, "%s:(pid %ld)", scheme,
+                 (long)cred.pid);
+    else
+        snprintf(req->peer_text, sizeof req->peer_text, "%s:(unnamed)", scheme);
+}
+
+int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
+                      ss__req **out)
+{
+    *out = NULL;
+    ss__req *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        ss_sock_close(conn);
+        return -ENOMEM;
+    }
+    req->conn = *conn;
+    conn->fd = -1;
+    peer_text(srv, req, peer);
+
+    int rc = ss_transport_fd_init(&req->transport, req->conn.fd);
+    if (rc == 0) {
+        /* idle_timeout is the stream's per-operation timeout: a read that
+         * waits longer returns SS_ETIMEOUT and the handler returns. */
+        ss_stream_opts so = {0};
+        so.timeout = srv->opts.idle_timeout > 0 ? srv->opts.idle_timeout
+                                                : SS_TIMEOUT_NONE;
+        rc = ss_stream_new(&req->pub.stream, &req->transport, &so);
+    }
+    if (rc < 0) {
+        ss_sock_close(&req->conn);
+        free(req);
+        return rc;
+    }
+    req->pub.server = srv;
+    req->pub.sock = &req->conn;
+    req->pub.client_address = *peer;
+
+    atomic_fetch_add(&srv->counters.accepted, 1);
+    ss__active_add(srv, 1);
+    registry_add(srv, req);
+    ss_server_log(srv, SS_LOG_INFO, "%s connected", req->peer_text);
+    *out = req;
+    return 0;
+}
+
+int ss__req_from_packet(ss_server *srv, const void *buf, size_t len,
+                        const ss_addr *from, bool copy, ss__req **out)
+{
+    *out = NULL;
+    ss__req *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return -ENOMEM;
+    if (copy) {
+        req->packet_copy = malloc(len > 0 ? len : 1);
+        if (req->packet_copy == NULL) {
+            free(req);
+            return -ENOMEM;
+        }
+        memcpy(req->packet_copy, buf, len);
+        buf = req->packet_copy;
+    }
+    req->conn.fd = -1;
+    if (ss_addr_format(from, req->peer_text, sizeof req->peer_text) < 0)
+        snprintf(req->peer_text, sizeof req->peer_text, "%s:(unnamed)",
+                 ss_addr_kind_name(srv->addr.kind));
+    req->pub.server = srv;
+    req->pub.sock = &srv->sock;
+    req->pub.client_address = *from;
+    req->pub.packet = buf;
+    req->pub.packet_len = len;
+
+    atomic_fetch_add(&srv->counters.accepted, 1);
+    ss__active_add(srv, 1);
+    registry_add(srv, req);
+    ss_server_log(srv, SS_LOG_DEBUG, "%s sent %zu bytes", req->peer_text, len);
+    *out = req;
+    return 0;
+}
+
+static void report_error(ss_server *srv, ss__req *req, int code)
+{
+    if (req->pub.stream != NULL && code == SS_ETIMEOUT &&
+        srv->opts.idle_timeout > 0) {
+        ss_server_log(srv, SS_LOG_INFO, "%s idle for %gs, closing",
+                      req->peer_text, srv->opts.idle_timeout);
+        return;
+    }
+    if (atomic_load(&req->aborted)) {
+        ss_server_log(srv, SS_LOG_INFO, "%s cut off by shutdown (%s)",
+                      req->peer_text, ss_strerror(code));
+        return;
+    }
+    atomic_fetch_add(&srv->counters.errors, 1);
+    if (srv->opts.handle_error != NULL)
+        srv->opts.handle_error(srv, &req->pub, code);
+    else
+        ss_server_log(srv, SS_LOG_ERROR, "%s: request failed: %s",
+                      req->peer_text, ss_strerror(code));
+}
+
+void ss__req_run(ss_server *srv, ss__req *req)
+{
+    const ss_handler *h = &srv->handler;
+    ss_request *r = &req->pub;
+    if (h->setup != NULL) {
+        int rc = h->setup(r);
+        if (rc != 0) { /* as an exception in setup(): no handle, no finish */
+            report_error(srv, req, rc < 0 ? rc : SS_EPROTO);
+            return;
+        }
+    }
+    int rc = h->handle != NULL ? h->handle(r) : 0;
+    if (h->finish != NULL)
+        h->finish(r); /* always, even after a failed handle (try/finally) */
+    if (r->stream != NULL) {
+        /* StreamRequestHandler.finish flushes wfile; a peer that is gone
+         * only matters if nothing failed before. */
+        int frc = ss_stream_flush(r->stream);
+        if (rc >= 0 && frc < 0 && frc != -EPIPE && frc != -ECONNRESET)
+            rc = frc;
+    }
+    if (rc < 0)
+        report_error(srv, req, rc);
+}
+
+void ss__req_end(ss_server *srv, ss__req *req, bool detach)
+{
+    registry_remove(srv, req);
+    bool stream = req->pub.stream != NULL;
+    if (stream) {
+        ss_stream_free(req->pub.stream);
+        req->pub.stream = NULL;
+        /* Python's shutdown_request: SHUT_WR first so the peer sees the end
+         * even while a forked child still holds the descriptor. The forking
+         * parent (detach) only drops its copy. */
+        if (!detach)
+            shutdown(req->conn.fd, SHUT_WR);
+        ss_sock_close(&req->conn);
+        if (!detach)
+            ss_server_log(srv, SS_LOG_INFO, "%s closed", req->peer_text);
+    }
+    free(req->packet_copy);
+    free(req);
+    ss__active_add(srv, -1);
+}
+
+void ss__shutdown_live(ss_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    for (ss__req *r = srv->live; r != NULL; r = r->next) {
+        if (r->conn.fd >= 0) {
+            atomic_store(&r->aborted, true);
+            shutdown(r->conn.fd, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+int ss_request_reply(ss_request *req, const void *buf, size_t len)
+{
+    if (req == NULL || (buf == NULL && len > 0))
+        return SS_EUSAGE;
+    if (req->stream != NULL) {
+        int rc = ss_stream_write(req->stream, buf, len);
+        return rc < 0 ? rc : ss_stream_flush(req->stream);
+    }
+    ss_server *srv = req->server;
+    const ss_addr *to = &req->client_address;
+    if (to->len <= sizeof(sa_family_t))
+        return -EDESTADDRREQ; /* an unnamed unixgram sender cannot be answered */
+    int64_t deadline = ss__deadline(DGRAM_REPLY_WAIT_S);
+    for (;;) {
+        ssize_t n = sendto(srv->sock.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT,
+                           &to->u.sa, to->len);
+        if (n >= 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = ss__wait_fd(srv->sock.fd, POLLOUT, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
