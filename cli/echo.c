@@ -1,17 +1,165 @@
-/* echo.c — `sockserve echo`: arrives with issue 3. */
+/*
+ * echo.c — `sockserve echo [ADDRESS]`: the echo server, and with --prefix,
+ * --upper and --once the seed's "your input is" and upper-case servers.
+ *
+ * A message is one recv chunk on streams (the seed's clients send no
+ * newline) and one datagram on udp/unixgram. The reply is built by
+ * echo_render(), which knows nothing of sockets: the blocking handler below
+ * uses it now, an event-loop (on_data) version can use it beside it later.
+ */
 #include "cli.h"
+#include "server_opts.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ECHO_DEFAULT_ADDRESS "tcp://127.0.0.1:9999"
+/* Largest stream chunk read at once; also what one datagram may carry. */
+#define ECHO_CHUNK 65536
+
+typedef struct echo_cfg {
+    bool upper;
+    bool once;
+    const char *prefix;
+    size_t prefix_len;
+} echo_cfg;
+
+static void upper_ascii(unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] >= 'a' && p[i] <= 'z')
+            p[i] = (unsigned char)(p[i] - 'a' + 'A');
+}
+
+/* The reply to `msg`: prefix + msg (upper-cased with --upper). `out` has room
+ * for prefix_len + len bytes. Returns the reply's length. */
+static size_t echo_render(const echo_cfg *cfg, const unsigned char *msg, size_t len,
+                          unsigned char *out)
+{
+    memcpy(out, cfg->prefix, cfg->prefix_len);
+    memcpy(out + cfg->prefix_len, msg, len);
+    if (cfg->upper)
+        upper_ascii(out + cfg->prefix_len, len);
+    return cfg->prefix_len + len;
+}
+
+static int handle_datagram(const echo_cfg *cfg, ss_request *req)
+{
+    unsigned char *out = malloc(cfg->prefix_len + req->packet_len + 1);
+    if (out == NULL)
+        return -ENOMEM;
+    size_t n = echo_render(cfg, req->packet, req->packet_len, out);
+    int rc = ss_request_reply(req, out, n);
+    free(out);
+    return rc;
+}
+
+static int handle_stream(const echo_cfg *cfg, ss_request *req)
+{
+    unsigned char *buf = malloc(cfg->prefix_len + ECHO_CHUNK);
+    if (buf == NULL)
+        return -ENOMEM;
+    unsigned char *chunk = buf + cfg->prefix_len;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = ss_stream_read(req->stream, chunk, ECHO_CHUNK);
+        if (n <= 0) { /* 0: the client is done; < 0: reset, idle timeout ... */
+            rc = n == 0 || n == SS_EEOF ? 0 : (int)n;
+            break;
+        }
+        /* render in place: the chunk already sits right after the prefix */
+        memcpy(buf, cfg->prefix, cfg->prefix_len);
+        if (cfg->upper)
+            upper_ascii(chunk, (size_t)n);
+        rc = ss_request_reply(req, buf, cfg->prefix_len + (size_t)n);
+        if (rc < 0 || cfg->once)
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+static int handle(ss_request *req)
+{
+    const echo_cfg *cfg = ss_server_handler_data(req->server);
+    return req->stream != NULL ? handle_stream(cfg, req) : handle_datagram(cfg, req);
+}
 
 static int run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    cli_error("echo", "not built yet (issue 3)");
-    return CLI_RUNTIME;
+    cli_server srv;
+    cli_server_init(&srv, "echo");
+    echo_cfg cfg = {.prefix = ""};
+    const char *address = NULL;
+    bool options_done = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *v;
+        int rc;
+        if (!options_done && arg[0] == '-' && arg[1] != '\0') {
+            if (strcmp(arg, "--") == 0) {
+                options_done = true;
+                continue;
+            }
+            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+                return cli_help(&cli_cmd_echo);
+            if (strcmp(arg, "--upper") == 0) {
+                cfg.upper = true;
+                continue;
+            }
+            if (strcmp(arg, "--once") == 0) {
+                cfg.once = true;
+                continue;
+            }
+            rc = cli_flag_value("echo", argc, argv, &i, "--prefix", &v);
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (rc == CLI_FLAG_TAKEN) {
+                cfg.prefix = v;
+                continue;
+            }
+            rc = cli_server_flag(&srv, argc, argv, &i);
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (rc == CLI_FLAG_TAKEN)
+                continue;
+            return cli_usage_error("echo", "unknown option '%s'", arg);
+        }
+        if (address != NULL)
+            return cli_usage_error("echo", "unexpected argument '%s'", arg);
+        address = arg;
+    }
+    if (cli_server_check(&srv) != 0)
+        return CLI_USAGE;
+    cfg.prefix_len = strlen(cfg.prefix);
+    /* a datagram must fit whole (Python's 8192 would cut the seed's peers short) */
+    srv.opts.max_packet_size = ECHO_CHUNK;
+
+    ss_handler handler = {.handle = handle, .data = &cfg};
+    return cli_server_main(&srv, address ? address : ECHO_DEFAULT_ADDRESS, &handler);
 }
 
 const cli_command cli_cmd_echo = {
     .name = "echo",
-    .summary = "(not built yet)",
-    .usage = "usage: sockserve echo ...\n",
+    .summary = "echo server (--upper, --prefix TEXT, --once), on every address kind",
+    .usage =
+        "usage: sockserve echo [OPTIONS] [ADDRESS]\n"
+        "\n"
+        "Echo server on ADDRESS (default " ECHO_DEFAULT_ADDRESS "). On a stream socket\n"
+        "each chunk read (one recv) is a message and is answered at once, newline or\n"
+        "not; on udp/unixgram each datagram is answered to its sender.\n"
+        "\n"
+        "  --upper          reply upper-cased (ASCII letters only)\n"
+        "  --prefix TEXT    put TEXT before each reply\n"
+        "  --once           streams: answer the first message, then close the\n"
+        "                   connection (the seed's first server); no effect on datagrams\n"
+        "  -h, --help       this text\n"
+        "\n"
+        "The seed's servers:\n"
+        "  sockserve echo --prefix 'your input is ' --once --model serial tcp://127.0.0.1:PORT\n"
+        "  sockserve echo --upper --model threading tcp://127.0.0.1:PORT\n"
+        "\n" CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

@@ -1,17 +1,198 @@
-/* reply.c — `sockserve reply`: arrives with issue 3. */
+/*
+ * reply.c — `sockserve reply ADDRESS`: the keyword responder (the seed's UDP
+ * server, on every address kind). Rules live in apps/reply/rules.c; this file
+ * parses the command line and answers messages with a blocking handler (an
+ * event-loop version would call the same reply_rules_* functions).
+ *
+ * A message is one datagram, or one recv chunk on a stream. A reply mirrors
+ * the message's line ending: "nihao\n" gets "hello,baby,nihao\n", so line
+ * clients (`sockserve connect`) see one reply a line, while the seed's
+ * clients, which send no newline, get the bare text as the seed gave it.
+ */
 #include "cli.h"
+#include "server_opts.h"
+#include "reply/rules.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REPLY_CHUNK 65536
+
+/* Send the reply for one message, or nothing (no rule, no default). */
+static int answer(const reply_rules *rules, ss_request *req, const unsigned char *msg,
+                  size_t len)
+{
+    const char *text;
+    size_t text_len;
+    if (!reply_rules_match(rules, msg, len, &text, &text_len))
+        return 0;
+    size_t eol = reply_line_ending(msg, len);
+    if (eol == 0 || reply_line_ending(text, text_len) != 0)
+        return ss_request_reply(req, text, text_len);
+    char *out = malloc(text_len + eol);
+    if (out == NULL)
+        return -ENOMEM;
+    memcpy(out, text, text_len);
+    memcpy(out + text_len, msg + len - eol, eol);
+    int rc = ss_request_reply(req, out, text_len + eol);
+    free(out);
+    return rc;
+}
+
+static int handle(ss_request *req)
+{
+    const reply_rules *rules = ss_server_handler_data(req->server);
+    if (req->stream == NULL) {
+        if (reply_rules_is_stop(rules, req->packet, req->packet_len)) {
+            cli_server_stop(req->server);
+            return 0;
+        }
+        return answer(rules, req, req->packet, req->packet_len);
+    }
+    unsigned char *buf = malloc(REPLY_CHUNK);
+    if (buf == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = ss_stream_read(req->stream, buf, REPLY_CHUNK);
+        if (n <= 0) {
+            rc = n == 0 || n == SS_EEOF ? 0 : (int)n;
+            break;
+        }
+        if (reply_rules_is_stop(rules, buf, (size_t)n)) {
+            cli_server_stop(req->server);
+            break;
+        }
+        rc = answer(rules, req, buf, (size_t)n);
+        if (rc < 0)
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Parse the command line into `rules`; returns -1 to go on, or an exit code. */
+static int parse(int argc, char **argv, cli_server *srv, reply_rules *rules, const char **addr)
+{
+    bool options_done = false;
+    char why[512];
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *v;
+        int rc;
+        if (options_done || arg[0] != '-' || arg[1] == '\0') {
+            if (*addr != NULL)
+                return cli_usage_error("reply", "unexpected argument '%s'", arg);
+            *addr = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+            return cli_help(&cli_cmd_reply);
+        if ((rc = cli_flag_value("reply", argc, argv, &i, "--rule", &v)) != CLI_FLAG_NOT_MINE) {
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            rc = reply_rules_add(rules, v, why, sizeof why);
+            if (rc == -ENOMEM)
+                goto nomem;
+            if (rc < 0)
+                return cli_usage_error("reply", "--rule '%s': %s", v, why);
+            continue;
+        }
+        if ((rc = cli_flag_value("reply", argc, argv, &i, "--rules", &v)) != CLI_FLAG_NOT_MINE) {
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (reply_rules_load(rules, v, why, sizeof why) < 0) {
+                cli_error("reply", "%s", why); /* names the file and line */
+                return CLI_USAGE;
+            }
+            continue;
+        }
+        if ((rc = cli_flag_value("reply", argc, argv, &i, "--default", &v)) !=
+            CLI_FLAG_NOT_MINE) {
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (reply_rules_set_default(rules, v) < 0)
+                goto nomem;
+            continue;
+        }
+        if ((rc = cli_flag_value("reply", argc, argv, &i, "--stop-word", &v)) !=
+            CLI_FLAG_NOT_MINE) {
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (v[0] == '\0')
+                return cli_usage_error("reply", "--stop-word needs a non-empty word");
+            if (reply_rules_set_stop(rules, v) < 0)
+                goto nomem;
+            continue;
+        }
+        rc = cli_server_flag(srv, argc, argv, &i);
+        if (rc == CLI_FLAG_BAD)
+            return CLI_USAGE;
+        if (rc == CLI_FLAG_TAKEN)
+            continue;
+        return cli_usage_error("reply", "unknown option '%s'", arg);
+    }
+    if (*addr == NULL)
+        return cli_usage_error("reply", "missing ADDRESS");
+    if (cli_server_check(srv) != 0)
+        return CLI_USAGE;
+    return -1;
+nomem:
+    cli_error("reply", "out of memory");
+    return CLI_RUNTIME;
+}
 
 static int run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    cli_error("reply", "not built yet (issue 3)");
-    return CLI_RUNTIME;
+    cli_server srv;
+    cli_server_init(&srv, "reply");
+    reply_rules rules;
+    reply_rules_init(&rules);
+    const char *address = NULL;
+
+    int rc = parse(argc, argv, &srv, &rules, &address);
+    if (rc < 0) {
+        srv.opts.max_packet_size = REPLY_CHUNK;
+        ss_handler handler = {.handle = handle, .data = &rules};
+        rc = cli_server_main(&srv, address, &handler);
+    }
+    reply_rules_free(&rules);
+    return rc;
 }
 
 const cli_command cli_cmd_reply = {
     .name = "reply",
-    .summary = "(not built yet)",
-    .usage = "usage: sockserve reply ...\n",
+    .summary = "keyword responder (--rule MATCH=REPLY, --rules FILE, --default, --stop-word)",
+    .usage =
+        "usage: sockserve reply [OPTIONS] ADDRESS\n"
+        "\n"
+        "Keyword responder (the seed's UDP server, on every address kind). A message\n"
+        "is one datagram, or one chunk read (one recv) on a stream. The first rule\n"
+        "whose MATCH occurs in the message gives the reply; else the --default text;\n"
+        "with no default such a message gets no reply at all. A reply ends with the\n"
+        "message's own line ending (\"\\n\" or \"\\r\\n\") if it had one.\n"
+        "\n"
+        "  --rule MATCH=REPLY  a rule (repeatable), split at the first '='; MATCH is\n"
+        "                      not empty; rules are tried in the order given\n"
+        "  --rules FILE        rules from FILE, one MATCH=REPLY a line, taken where the\n"
+        "                      flag stands among --rule flags; blank lines and lines\n"
+        "                      starting with '#' are skipped; nothing else is trimmed\n"
+        "  --default TEXT      the reply when no rule matches\n"
+        "  --stop-word WORD    a message equal to WORD (a trailing \"\\n\" or \"\\r\\n\" is\n"
+        "                      ignored) stops the server: no reply, drain, exit 0\n"
+        "  -h, --help          this text\n"
+        "\n"
+        "A rules file that cannot be read or has a bad line is a usage error (exit 2):\n"
+        "  sockserve: reply: rules.txt:3: expected MATCH=REPLY\n"
+        "\n"
+        "The seed's UDP server:\n"
+        "  sockserve reply udp://127.0.0.1:PORT --rule 'nihao=hello,baby,nihao' \\\n"
+        "      --rule 'sb=sb,to you' --default 'input exit to exit' --stop-word exit\n"
+        "\n" CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

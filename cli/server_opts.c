@@ -1,0 +1,273 @@
+/* server_opts.c — common flags, logging, listening line and signals of the servers. */
+#include "server_opts.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+
+/*
+ * The signal handlers' view of the running server. The CLI runs one server
+ * per process, so file-scope state is the honest shape here (the library
+ * itself keeps none). Written by the main thread before the handlers are
+ * installed, only read afterwards.
+ */
+static ss_server *volatile running_server;
+static volatile sig_atomic_t stop_signals;
+static pid_t main_pid;
+
+/* ---- flags ------------------------------------------------------------------ */
+
+int cli_flag_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                   const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return CLI_FLAG_NOT_MINE;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return CLI_FLAG_TAKEN;
+    }
+    if (arg[n] != '\0')
+        return CLI_FLAG_NOT_MINE;
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "%s needs a value", name);
+        return CLI_FLAG_BAD;
+    }
+    *value = argv[++*i];
+    return CLI_FLAG_TAKEN;
+}
+
+static int bad_value(const cli_server *c, const char *flag, const char *value, const char *want)
+{
+    cli_usage_error(c->cmd, "bad value '%s' for %s: %s", value, flag, want);
+    return CLI_FLAG_BAD;
+}
+
+int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i];
+    const char *v;
+    int rc;
+    long n;
+    double sec;
+
+    if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
+        c->verbosity = CLI_LOG_QUIET;
+        return CLI_FLAG_TAKEN;
+    }
+    if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+        c->verbosity = c->verbosity < CLI_LOG_VERBOSE ? CLI_LOG_VERBOSE : c->verbosity + 1;
+        return CLI_FLAG_TAKEN;
+    }
+    if (strcmp(arg, "-vv") == 0) {
+        c->verbosity = CLI_LOG_VERBOSE + 1;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--model", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (ss_model_parse(v, &c->opts.model) != 0)
+            return bad_value(c, "--model", v,
+                             "expected serial, threading, forking, pool, prefork or event");
+        c->model_given = true;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--workers", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_int(v, 1, 4096, &n))
+            return bad_value(c, "--workers", v, "expected a positive integer (1-4096)");
+        c->opts.workers = (int)n;
+        c->workers_given = true;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-conns", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_int(v, 1, 10000000, &n))
+            return bad_value(c, "--max-conns", v, "expected a positive integer");
+        c->opts.max_conns = (int)n;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--idle-timeout", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_seconds(v, &sec))
+            return bad_value(c, "--idle-timeout", v, "expected seconds >= 0");
+        c->opts.idle_timeout = sec;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--drain-timeout", &v)) !=
+        CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_seconds(v, &sec))
+            return bad_value(c, "--drain-timeout", v, "expected seconds >= 0");
+        c->opts.drain_timeout = sec;
+        return CLI_FLAG_TAKEN;
+    }
+    return CLI_FLAG_NOT_MINE;
+}
+
+int cli_server_check(cli_server *c)
+{
+    /* ForkingMixIn's max_children is the forking model's worker count. */
+    if (c->opts.model == SS_MODEL_FORKING && c->workers_given)
+        c->opts.max_children = c->opts.workers;
+    return 0;
+}
+
+/* ---- logging ---------------------------------------------------------------- */
+
+/* One write() per line so lines from threads and children never interleave. */
+static void log_line(void *data, ss_log_level level, const char *line)
+{
+    const cli_server *c = data;
+    ss_log_level max = c->verbosity <= CLI_LOG_QUIET    ? SS_LOG_ERROR
+                       : c->verbosity == CLI_LOG_NORMAL ? SS_LOG_WARN
+                       : c->verbosity == CLI_LOG_VERBOSE ? SS_LOG_INFO
+                                                         : SS_LOG_DEBUG;
+    if (level > max)
+        return;
+    static const char *const tag[] = {"error: ", "warning: ", "", "debug: "};
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "sockserve: %s: %s%s\n", c->cmd,
+                     (unsigned)level < 4 ? tag[level] : "", line);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof buf) {
+        n = sizeof buf - 1;
+        buf[n - 1] = '\n';
+    }
+    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+    (void)w; /* nowhere left to report a failed log write */
+}
+
+/* What a peer does to us (vanish, stall) is per-connection news, not a server error. */
+static bool peer_caused(int code)
+{
+    switch (code) {
+    case -ECONNRESET: case -EPIPE: case -ETIMEDOUT: case -ENOTCONN: case -ECONNABORTED:
+    case SS_ETIMEOUT: case SS_EEOF: case SS_ECLOSED: case SS_ETOOLONG: case SS_ESHUTDOWN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void handle_error(ss_server *srv, ss_request *req, int code)
+{
+    char peer[SS_ADDR_STRLEN] = "?";
+    if (req != NULL && ss_addr_format(&req->client_address, peer, sizeof peer) < 0)
+        strcpy(peer, "?");
+    ss_server_log(srv, peer_caused(code) ? SS_LOG_INFO : SS_LOG_ERROR, "request from %s: %s",
+                  peer[0] ? peer : "unnamed peer", ss_strerror(code));
+}
+
+void cli_server_init(cli_server *c, const char *cmd)
+{
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->verbosity = CLI_LOG_NORMAL;
+    ss_server_opts_init(&c->opts);
+    c->opts.drain_timeout = 5.0;
+    c->opts.log = log_line;
+    c->opts.log_data = c;
+    c->opts.handle_error = handle_error;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    if (getpid() != main_pid) {
+        /* A child of the forking/prefork models inherited this handler:
+         * there, the default action is the right one (the parent drains). */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    } else if (sig == SIGINT && stop_signals > 0) {
+        _exit(CLI_RUNTIME); /* Ctrl-C twice: the user does not want to wait */
+    } else {
+        stop_signals++;
+        ss_server *srv = running_server;
+        if (srv != NULL)
+            ss_server_shutdown_nowait(srv);
+    }
+    errno = saved;
+}
+
+void cli_server_stop(ss_server *srv)
+{
+    if (getpid() == main_pid)
+        ss_server_shutdown_nowait(srv);
+    else
+        kill(main_pid, SIGTERM);
+}
+
+/* Installed before the server exists, so that a signal sent as soon as the
+ * listening line appears is never fatal; kept for the life of the process. */
+static void install_stop_handlers(void)
+{
+    main_pid = getpid();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_server_start(cli_server *c, const char *address, const ss_handler *handler,
+                     ss_server **out)
+{
+    ss_error err = {0};
+    *out = NULL;
+    install_stop_handlers();
+    int rc = ss_server_new(out, address, handler, &c->opts, &err);
+    if (rc < 0) {
+        *out = NULL;
+        if (rc == SS_EUNSUPPORTED && c->opts.model == SS_MODEL_EVENT)
+            /* the library is built without the event engine (not landed yet) */
+            return cli_usage_error(c->cmd, "--model event is not available in this build "
+                                           "(use serial, threading, forking, pool or prefork)");
+        if (err.msg[0])
+            cli_error(NULL, "%s", err.msg);
+        else
+            cli_error(c->cmd, "cannot serve on %s: %s", address, ss_strerror(rc));
+        return rc == SS_EBADADDR || rc == SS_EUSAGE ? CLI_USAGE : CLI_RUNTIME;
+    }
+    running_server = *out;
+    char bound[SS_ADDR_STRLEN];
+    if (ss_addr_format(ss_server_address(*out), bound, sizeof bound) < 0)
+        snprintf(bound, sizeof bound, "%s", address);
+    fprintf(stderr, "sockserve: listening on %s\n", bound);
+    fflush(stderr);
+    return CLI_OK;
+}
+
+int cli_server_run(cli_server *c, ss_server *srv)
+{
+    int rc = 0;
+    if (stop_signals == 0) /* a signal may have come before we got here */
+        rc = ss_server_serve_forever(srv);
+    if (rc < 0)
+        cli_error(c->cmd, "server stopped: %s", ss_strerror(rc));
+    ss_server_close(srv); /* drains for up to --drain-timeout */
+    running_server = NULL;
+    ss_server_free(srv);
+    return rc < 0 ? CLI_RUNTIME : CLI_OK;
+}
+
+int cli_server_main(cli_server *c, const char *address, const ss_handler *handler)
+{
+    ss_server *srv;
+    int rc = cli_server_start(c, address, handler, &srv);
+    if (rc != CLI_OK)
+        return rc;
+    return cli_server_run(c, srv);
+}

@@ -1,0 +1,114 @@
+/*
+ * server_opts.h — what every server subcommand (echo, reply, rcmd-server ...)
+ * shares: the common flags of CLI.md, the log callback, the listening line,
+ * and the signal handling that turns SIGINT/SIGTERM into a graceful drain.
+ *
+ * A subcommand uses it like this:
+ *
+ *     cli_server srv_cli;
+ *     cli_server_init(&srv_cli, "echo");
+ *     for (int i = 1; i < argc; i++) {
+ *         int rc = cli_server_flag(&srv_cli, argc, argv, &i);
+ *         if (rc == CLI_FLAG_TAKEN) continue;
+ *         if (rc == CLI_FLAG_BAD) return CLI_USAGE;
+ *         ... the subcommand's own flags and arguments ...
+ *     }
+ *     if (cli_server_check(&srv_cli) != 0) return CLI_USAGE;
+ *     return cli_server_main(&srv_cli, address, &handler);
+ *
+ * Signals (the one table of the CLI's servers):
+ *   SIGINT, SIGTERM  stop accepting, drain for --drain-timeout, exit 0;
+ *                    a second one while draining exits at once (status 1)
+ *   SIGPIPE          ignored (main.c)
+ */
+#ifndef SS_CLI_SERVER_OPTS_H
+#define SS_CLI_SERVER_OPTS_H
+
+#include "cli.h"
+
+#include <stdbool.h>
+
+typedef struct cli_server {
+    const char *cmd;     /* subcommand name, for messages */
+    ss_server_opts opts; /* filled by the flags; the caller may adjust more */
+    int verbosity;       /* CLI_LOG_QUIET, _NORMAL, _VERBOSE, or more (-vv: debug) */
+    bool model_given;
+    bool workers_given;
+} cli_server;
+
+/* Return values of cli_server_flag() and cli_flag_value(). */
+enum { CLI_FLAG_NOT_MINE = 0, CLI_FLAG_TAKEN = 1, CLI_FLAG_BAD = -1 };
+
+/* Defaults: ss_server_opts_init(), drain 5 s, our log callback. */
+void cli_server_init(cli_server *c, const char *cmd);
+
+/*
+ * Look at argv[*i]: if it is one of the common flags (--model, --workers,
+ * --max-conns, --idle-timeout, --drain-timeout, -q/--quiet, -v/--verbose,
+ * in the forms `--flag VALUE` and `--flag=VALUE`), apply it, leave *i on
+ * its last word and return CLI_FLAG_TAKEN. A bad value prints one usage
+ * line and returns CLI_FLAG_BAD. Anything else: CLI_FLAG_NOT_MINE.
+ */
+int cli_server_flag(cli_server *c, int argc, char **argv, int *i);
+
+/*
+ * Checks and settles what single flags cannot (e.g. --workers means
+ * max_children under forking). Prints one usage line; returns 0 or CLI_USAGE.
+ */
+int cli_server_check(cli_server *c);
+
+/* The --help lines of the common flags, a string literal to append to a
+ * command's usage text. */
+#define CLI_SERVER_FLAGS_HELP \
+    "server options (every server subcommand):\n" \
+    "  --model MODEL        serial, threading, forking, pool or prefork (default serial);\n" \
+    "                       or event (once the event engine is built in)\n" \
+    "  --workers N          pool threads / prefork processes / forking: most children\n" \
+    "                       at once (N >= 1; default: the model's own)\n" \
+    "  --max-conns N        stream connections served at once (N >= 1; default: no limit)\n" \
+    "  --idle-timeout SEC   close a connection silent for SEC seconds (default 0: never)\n" \
+    "  --drain-timeout SEC  on SIGINT/SIGTERM, let requests finish for up to SEC (default 5)\n" \
+    "  -q, --quiet          no per-connection logs (errors and the listening line stay)\n" \
+    "  -v, --verbose        one log line per connection (-vv: debug)\n" \
+    "\n" \
+    "When ready it prints 'sockserve: listening on ADDRESS' on stderr. SIGINT or\n" \
+    "SIGTERM: stop accepting, drain, exit 0 (a second SIGINT exits at once).\n" \
+    "Exit status: 0 stopped cleanly, 1 runtime error, 2 usage error.\n"
+
+/*
+ * Make the server (ss_server_new) and print `sockserve: listening on ADDRESS`.
+ * On failure prints one line and returns CLI_USAGE (the address does not
+ * parse; `--model event` in a library built without the event engine, which
+ * reports SS_EUNSUPPORTED) or CLI_RUNTIME (cannot bind ...); *out is NULL then.
+ * Installs the SIGINT/SIGTERM handlers first.
+ */
+int cli_server_start(cli_server *c, const char *address, const ss_handler *handler,
+                     ss_server **out);
+
+/*
+ * Serve until SIGINT/SIGTERM or cli_server_stop(), then close (draining up to
+ * --drain-timeout) and free the server. Returns the exit code: CLI_OK, or
+ * CLI_RUNTIME when serving failed. Main thread; one server at a time.
+ */
+int cli_server_run(cli_server *c, ss_server *srv);
+
+/* cli_server_start + cli_server_run. */
+int cli_server_main(cli_server *c, const char *address, const ss_handler *handler);
+
+/*
+ * Ask the server to stop gracefully, as SIGTERM would, from a handler: works
+ * on any thread and in the child processes of the forking and prefork models
+ * (which signal the main process). Async-signal-safe.
+ */
+void cli_server_stop(ss_server *srv);
+
+/*
+ * Generic flag helper for the subcommands: if argv[*i] is `name` (then the
+ * value is the next word) or `name=VALUE`, set *value, move *i to the last
+ * word used and return CLI_FLAG_TAKEN; a missing value prints a usage line
+ * and returns CLI_FLAG_BAD; otherwise CLI_FLAG_NOT_MINE.
+ */
+int cli_flag_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                   const char **value);
+
+#endif
