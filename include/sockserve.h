@@ -579,7 +579,8 @@ int ss_loop_new(ss_loop **out, ss_error *err);
 void ss_loop_free(ss_loop *loop);
 
 /* Run until ss_loop_stop(). Returns 0, or a code if epoll itself failed.
- * A stop requested before the call makes it return after one turn. */
+ * A stop requested before the call makes it return at once (the request
+ * is then used up). */
 int ss_loop_run(ss_loop *loop);
 /* One turn: wait at most `timeout_ms` (-1: until something happens) and run
  * what is ready. Returns 0 or a code. */
