@@ -678,6 +678,10 @@ typedef struct ss_listener_opts {
                             closed (SS_ETIMEOUT); 0 = never */
     bool exclusive;      /* the listener is shared by several loops: poll it
                             with EPOLLEXCLUSIVE (one loop woken per client) */
+    /* Admission before any allocation: false closes the new descriptor
+       before on_open (e.g. the server's verify_request). May be NULL. */
+    bool (*verify)(void *arg, int fd, const ss_addr *peer);
+    void *verify_arg;
 } ss_listener_opts;
 
 /*

@@ -63,6 +63,8 @@ struct ss_listener {
     ss__link idle; /* connections, least recently active first */
     ss_timer idle_timer;
     ss_timer retry_timer;
+    bool (*verify)(void *arg, int fd, const ss_addr *peer);
+    void *verify_arg;
     bool paused_full, paused_emfile, closed;
 };
 
@@ -549,6 +551,14 @@ static void listener_io(ss_loop *loop, ss__io *io, uint32_t events)
             (void)ss_timer_start(loop, &l->retry_timer, EMFILE_PAUSE_MS, 0);
             return;
         }
+        if (l->verify != NULL) {
+            ss_addr peer;
+            fill_peer(&peer, l->kind, &ss, len);
+            if (!l->verify(l->verify_arg, fd, &peer)) {
+                close(fd);
+                continue;
+            }
+        }
         bool inet = l->kind == SS_ADDR_TCP;
         if (inet) {
             int one = 1;
@@ -598,6 +608,8 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
             l->idle_ms = 1;
         if (opts->exclusive)
             l->want |= EPOLLEXCLUSIVE;
+        l->verify = opts->verify;
+        l->verify_arg = opts->verify_arg;
     }
     ss__link_init(&l->idle);
     ss_timer_init(&l->idle_timer, on_idle_timer, l);
