@@ -140,7 +140,8 @@ static void run_timers(ss_loop *loop)
 /* Milliseconds epoll may sleep: until the next timer, at most `cap`. */
 static int wait_budget(ss_loop *loop, int cap)
 {
-    if (loop->deferred != NULL || loop->post_head != NULL)
+    /* Posted work needs no check here: posting writes the eventfd. */
+    if (loop->deferred != NULL)
         return 0;
     if (loop->heap_len == 0)
         return cap;
