@@ -216,8 +216,10 @@ bool ss__engine_drain(ss__engine *e, int64_t deadline)
 static void do_abort(ss_loop *loop, void *arg)
 {
     worker *w = arg;
-    if (loop != NULL) /* else the loop is not running: free closes them */
+    if (loop != NULL) { /* else the loop is not running: free closes them */
         ss__conns_close_all(loop, w->e->abort_reason);
+        ss__loop_run_deferred(loop); /* on_close before the ack */
+    }
     ack(w->e);
 }
 

@@ -31,6 +31,9 @@ struct ss__deferred {
     void (*run)(ss__deferred *d);
 };
 void ss__loop_defer(ss_loop *loop, ss__deferred *d);
+/* Run what was deferred now (on_close of closed connections). Not from
+ * inside a connection's callback. */
+void ss__loop_run_deferred(ss_loop *loop);
 
 /* A connection of the loop closed: let paused listeners try again. */
 void ss__loop_conn_closed(ss_loop *loop);

@@ -236,7 +236,7 @@ void ss__loop_defer(ss_loop *loop, ss__deferred *d)
     loop->deferred = d;
 }
 
-static void run_deferred(ss_loop *loop)
+void ss__loop_run_deferred(ss_loop *loop)
 {
     /* A deferred job may defer more (on_close closing another connection):
      * keep going until the list stays empty. */
@@ -311,7 +311,7 @@ void ss_loop_free(ss_loop *loop)
     ss__listeners_close_all(loop);
     ss__dgrams_close_all(loop);
     ss__conns_close_all(loop, 0);
-    run_deferred(loop);
+    ss__loop_run_deferred(loop);
     struct ss__post *p = loop->post_head;
     while (p != NULL) {
         struct ss__post *next = p->next;
@@ -335,7 +335,7 @@ int ss_loop_run_once(ss_loop *loop, int timeout_ms)
     loop->now = ss__now_ms();
     run_timers(loop);
     run_posts(loop);
-    run_deferred(loop);
+    ss__loop_run_deferred(loop);
     int n = epoll_wait(loop->epfd, events, MAX_EVENTS, wait_budget(loop, timeout_ms));
     if (n < 0 && errno != EINTR)
         return -errno;
@@ -346,9 +346,9 @@ int ss_loop_run_once(ss_loop *loop, int timeout_ms)
             io->cb(loop, io, events[i].events);
     }
     run_posts(loop);
-    run_deferred(loop);
+    ss__loop_run_deferred(loop);
     run_timers(loop);
-    run_deferred(loop);
+    ss__loop_run_deferred(loop);
     return 0;
 }
 
