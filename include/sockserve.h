@@ -592,7 +592,8 @@ void ss_loop_stop(ss_loop *loop);
 void ss_loop_wakeup(ss_loop *loop);
 /* Run fn(loop, arg) on the loop's thread at its next turn, in order of
  * posting. Any thread (not from a signal handler: it allocates). Returns 0
- * or -ENOMEM; work still queued when the loop is freed is dropped. */
+ * or -ENOMEM. Work still queued when the loop is freed runs then, on the
+ * freeing thread. */
 int ss_loop_post(ss_loop *loop, void (*fn)(ss_loop *loop, void *arg),
                  void *arg);
 /* The loop's cached monotonic clock in ms (updated once per turn). */

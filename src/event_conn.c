@@ -65,6 +65,9 @@ struct ss_listener {
     ss_timer retry_timer;
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    ss_listener *(*pick)(void *arg, ss_listener *self);
+    void (*unpick)(void *arg, ss_listener *l);
+    void *pick_arg;
     bool paused_full, paused_emfile, closed;
 };
 
@@ -139,7 +142,7 @@ static void conn_deferred_free(ss__deferred *d)
     if ((c->flags & F_OPENED) && c->h->on_close != NULL)
         c->h->on_close(c, c->close_reason);
     free(c);
-    if (l != NULL && --l->refs == 0 && l->closed)
+    if (l != NULL && --l->refs == 0 && l->closed && l->pick == NULL)
         listener_free(l);
 }
 
@@ -525,6 +528,63 @@ static void fill_peer(ss_addr *peer, ss_addr_kind kind, const struct sockaddr_st
     memcpy(&peer->u, ss, len);
 }
 
+/* Make an accepted descriptor a connection of `l` (on l's loop). */
+static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
+{
+    bool inet = l->kind == SS_ADDR_TCP;
+    if (inet) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ss_conn *c = conn_new(l->loop, fd, l, l->h, l->socktype, inet);
+    if (c == NULL) {
+        close(fd);
+        if (l->unpick != NULL)
+            l->unpick(l->pick_arg, l);
+        return;
+    }
+    c->peer = *peer;
+    conn_opened(c);
+}
+
+/* A connection accepted on one loop, to be served by another. */
+typedef struct handoff_job {
+    ss_listener *to;
+    int fd;
+    ss_addr peer;
+} handoff_job;
+
+static void handoff_run(ss_loop *loop, void *arg)
+{
+    (void)loop;
+    handoff_job *j = arg;
+    if (j->to->closed) {
+        /* stopped accepting meanwhile: the client goes, as if still in the
+         * backlog of a closed listener */
+        close(j->fd);
+        if (j->to->unpick != NULL)
+            j->to->unpick(j->to->pick_arg, j->to);
+    } else {
+        listener_serve(j->to, j->fd, &j->peer);
+    }
+    free(j);
+}
+
+static int handoff(ss_listener *to, int fd, const ss_addr *peer)
+{
+    handoff_job *j = malloc(sizeof *j);
+    if (j == NULL)
+        return -ENOMEM;
+    j->to = to;
+    j->fd = fd;
+    j->peer = *peer;
+    if (ss_loop_post(to->loop, handoff_run, j) < 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void listener_io(ss_loop *loop, ss__io *io, uint32_t events)
 {
     (void)events;
@@ -551,26 +611,16 @@ static void listener_io(ss_loop *loop, ss__io *io, uint32_t events)
             (void)ss_timer_start(loop, &l->retry_timer, EMFILE_PAUSE_MS, 0);
             return;
         }
-        if (l->verify != NULL) {
-            ss_addr peer;
-            fill_peer(&peer, l->kind, &ss, len);
-            if (!l->verify(l->verify_arg, fd, &peer)) {
-                close(fd);
-                continue;
-            }
-        }
-        bool inet = l->kind == SS_ADDR_TCP;
-        if (inet) {
-            int one = 1;
-            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        ss_conn *c = conn_new(loop, fd, l, l->h, l->socktype, inet);
-        if (c == NULL) {
+        ss_addr peer;
+        fill_peer(&peer, l->kind, &ss, len);
+        if (l->verify != NULL && !l->verify(l->verify_arg, fd, &peer)) {
             close(fd);
             continue;
         }
-        fill_peer(&c->peer, l->kind, &ss, len);
-        conn_opened(c);
+        ss_listener *to = l->pick != NULL ? l->pick(l->pick_arg, l) : l;
+        if (to != l && to != NULL && handoff(to, fd, &peer) == 0)
+            continue;
+        listener_serve(l, fd, &peer);
         if (l->closed)
             return;
     }
@@ -641,11 +691,36 @@ void ss_listener_close(ss_listener *l)
     listener_pause(l);
     ss_timer_stop(&l->retry_timer);
     ss__link_remove(&l->link);
+    if (l->pick != NULL) {
+        /* Other loops may still post connections to it: it stays until the
+         * loop is freed (ss__listeners_free_retired). */
+        ss__link_insert_tail(&l->loop->retired, &l->link);
+        return;
+    }
     /* Connections keep their idle timeout: the listener's memory lives on
      * until the last of them is freed. */
     if (l->refs == 0)
         listener_free(l);
 }
+
+void ss__listeners_free_retired(ss_loop *loop)
+{
+    while (!ss__link_empty(&loop->retired)) {
+        ss_listener *l = SS__CONTAINER_OF(loop->retired.next, ss_listener, link);
+        ss__link_remove(&l->link);
+        listener_free(l);
+    }
+}
+
+void ss__listener_set_balancer(ss_listener *l, ss_listener *(*pick)(void *arg, ss_listener *self),
+                               void (*unpick)(void *arg, ss_listener *l), void *arg)
+{
+    l->pick = pick;
+    l->unpick = unpick;
+    l->pick_arg = arg;
+}
+
+ss_loop *ss__listener_loop(const ss_listener *l) { return l->loop; }
 
 bool ss_listener_paused(const ss_listener *l) { return l->paused_full || l->paused_emfile; }
 

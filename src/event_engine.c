@@ -29,6 +29,8 @@ typedef struct worker {
     bool started;
     ss_listener *listener;
     ss_dgram *dgram;
+    int cap;          /* this loop's share of max_conns; 0 = none */
+    atomic_int load;  /* connections it serves or has been handed */
 } worker;
 
 struct ss__engine {
@@ -42,11 +44,49 @@ struct ss__engine {
     pthread_cond_t cond;
     int acks; /* loops that finished the posted job */
     int abort_reason;
+    bool balanced; /* shared listener: accepted connections are spread */
 };
+
+/*
+ * Fairness. With EPOLLEXCLUSIVE the kernel wakes the loops in a fixed order,
+ * so the first loop to sleep takes nearly every client (measured: 50 of 50
+ * connections on one of two loops). After each accept the accepting loop
+ * therefore gives the connection to the least loaded loop when its own load
+ * is more than one above it: a post (one eventfd write) per moved
+ * connection, nothing per message. Loads are relaxed atomics: approximate
+ * is enough.
+ */
+static ss_listener *pick_loop(void *arg, ss_listener *self)
+{
+    ss__engine *e = arg;
+    worker *me = ss_loop_user(ss__listener_loop(self));
+    worker *best = me;
+    int best_load = atomic_load_explicit(&me->load, memory_order_relaxed);
+    int mine = best_load;
+    for (int i = 0; i < e->n; i++) {
+        worker *w = &e->w[i];
+        int load = atomic_load_explicit(&w->load, memory_order_relaxed);
+        if (w->listener != NULL && load < best_load && (w->cap == 0 || load < w->cap)) {
+            best = w;
+            best_load = load;
+        }
+    }
+    if (best != me && mine <= best_load + 1)
+        best = me;
+    atomic_fetch_add_explicit(&best->load, 1, memory_order_relaxed);
+    return best->listener;
+}
+
+static void unpick_loop(void *arg, ss_listener *l)
+{
+    (void)arg;
+    worker *w = ss_loop_user(ss__listener_loop(l));
+    atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+}
 
 static void wrapped_open(ss_conn *c)
 {
-    ss__engine *e = ss_loop_user(ss_conn_loop(c));
+    ss__engine *e = ((worker *)ss_loop_user(ss_conn_loop(c)))->e;
     atomic_fetch_add(&e->conns, 1);
     if (e->user_h->on_open != NULL)
         e->user_h->on_open(c);
@@ -54,7 +94,10 @@ static void wrapped_open(ss_conn *c)
 
 static void wrapped_close(ss_conn *c, int reason)
 {
-    ss__engine *e = ss_loop_user(ss_conn_loop(c));
+    worker *w = ss_loop_user(ss_conn_loop(c));
+    ss__engine *e = w->e;
+    if (e->balanced)
+        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
     if (e->user_h->on_close != NULL)
         e->user_h->on_close(c, reason);
     if (atomic_fetch_sub(&e->conns, 1) == 1) {
@@ -92,6 +135,7 @@ static int register_socket(ss__engine *e, worker *w, ss_error *err)
     if (o->max_conns > 0) {
         /* An even split; a loop whose share is 0 never polls the listener. */
         lo.max_conns = o->max_conns / e->n + (w->index < o->max_conns % e->n ? 1 : 0);
+        w->cap = lo.max_conns;
         if (lo.max_conns == 0)
             return 0;
     }
@@ -128,12 +172,20 @@ int ss__engine_start(ss__engine **out, const ss__engine_opts *o, ss_error *err)
         worker *w = &e->w[i];
         w->e = e;
         w->index = i;
+        atomic_init(&w->load, 0);
         rc = ss_loop_new(&w->loop, err);
         if (rc == 0) {
-            ss_loop_set_user(w->loop, e);
+            ss_loop_set_user(w->loop, w);
             rc = register_socket(e, w, err);
         }
     }
+    /* Every loop's listener exists before any thread runs: the balancer
+     * reads w->listener from other threads, and it never changes while
+     * they run (closing keeps the pointer; see do_stop_accepting). */
+    e->balanced = rc == 0 && n > 1 && o->per_loop_fds == NULL && e->w[0].dgram == NULL;
+    for (int i = 0; i < n && e->balanced; i++)
+        if (e->w[i].listener != NULL)
+            ss__listener_set_balancer(e->w[i].listener, pick_loop, unpick_loop, e);
     for (int i = 0; i < n && rc == 0; i++) {
         rc = -pthread_create(&e->w[i].thread, NULL, worker_main, &e->w[i]);
         if (rc < 0)
@@ -178,8 +230,11 @@ static void do_stop_accepting(ss_loop *loop, void *arg)
 {
     (void)loop;
     worker *w = arg;
+    /* A balanced listener is only retired by close (other loops may still
+     * hand it connections, which it then refuses): keep the pointer. */
     ss_listener_close(w->listener);
-    w->listener = NULL;
+    if (!w->e->balanced)
+        w->listener = NULL;
     ss_dgram_close(w->dgram);
     w->dgram = NULL;
     ack(w->e);

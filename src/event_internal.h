@@ -86,13 +86,27 @@ struct ss_loop {
     ss__link conns;     /* every open ss_conn */
     ss__link listeners; /* every ss_listener */
     ss__link dgrams;    /* every ss_dgram */
+    ss__link retired;   /* closed balanced listeners, freed with the loop */
     size_t nconns;
     void *user;
 };
 
+/*
+ * Balance a listener shared by several loops: after each accept, pick(arg,
+ * self) names the listener (of another loop, on the same descriptor) that
+ * should serve the new connection; the descriptor is then posted to that
+ * loop. NULL or self serves it here. unpick(arg, l) is called when a picked
+ * connection never opened (out of memory, listener closed meanwhile).
+ * Set before the loops run.
+ */
+void ss__listener_set_balancer(ss_listener *l, ss_listener *(*pick)(void *arg, ss_listener *self),
+                               void (*unpick)(void *arg, ss_listener *l), void *arg);
+ss_loop *ss__listener_loop(const ss_listener *l);
+
 /* Close every connection / listener / dgram of a loop (ss_loop_free). */
 void ss__conns_close_all(ss_loop *loop, int reason);
 void ss__listeners_close_all(ss_loop *loop);
+void ss__listeners_free_retired(ss_loop *loop);
 void ss__dgrams_close_all(ss_loop *loop);
 
 

@@ -289,6 +289,7 @@ int ss_loop_new(ss_loop **out, ss_error *err)
     ss__link_init(&loop->conns);
     ss__link_init(&loop->listeners);
     ss__link_init(&loop->dgrams);
+    ss__link_init(&loop->retired);
     atomic_init(&loop->stop, false);
     atomic_init(&loop->woken, false);
     loop->now = ss__now_ms();
@@ -308,16 +309,14 @@ void ss_loop_free(ss_loop *loop)
 {
     if (loop == NULL)
         return;
+    /* Work posted before the free still runs (it may own descriptors),
+     * with every listener closed. */
     ss__listeners_close_all(loop);
     ss__dgrams_close_all(loop);
+    run_posts(loop);
     ss__conns_close_all(loop, 0);
     ss__loop_run_deferred(loop);
-    struct ss__post *p = loop->post_head;
-    while (p != NULL) {
-        struct ss__post *next = p->next;
-        free(p);
-        p = next;
-    }
+    ss__listeners_free_retired(loop);
     /* Timers are the caller's memory: just forget them. */
     for (size_t i = 0; i < loop->heap_len; i++)
         loop->heap[i]->slot = SIZE_MAX;

@@ -19,10 +19,15 @@
 static atomic_int opened, closed_count, shutdown_closes;
 static atomic_int loops_seen_mask;
 
+static ss_loop *_Atomic loops[2];
+static atomic_int per_loop[2];
+
 static void on_open(ss_conn *c)
 {
-    (void)c;
     atomic_fetch_add(&opened, 1);
+    for (int i = 0; i < 2; i++)
+        if (atomic_load(&loops[i]) == ss_conn_loop(c))
+            atomic_fetch_add(&per_loop[i], 1);
 }
 
 static void on_data(ss_conn *c, const void *d, size_t n) { (void)ss_conn_write(c, d, n); }
@@ -134,6 +139,38 @@ static void many_clients_on_two_loops(void **state)
     assert_int_equal(atomic_load(&closed_count), 40);
     assert_int_equal(atomic_load(&loops_seen_mask), 3); /* both loops ran */
     ss__engine_free(e);
+    close(lfd);
+}
+
+/* Clients connecting one after another are spread over the loops, though
+ * EPOLLEXCLUSIVE alone would wake the same loop for nearly all of them. */
+static void connections_are_spread_over_the_loops(void **state)
+{
+    (void)state;
+    struct sockaddr_in a;
+    int lfd = inet_socket(SOCK_STREAM, &a);
+    ss__engine *e;
+    ss__engine_opts o = {.workers = 2, .fd = lfd, .handler = &echo};
+    assert_int_equal(ss__engine_start(&e, &o, NULL), 0);
+    atomic_store(&loops[0], ss__engine_loop(e, 0));
+    atomic_store(&loops[1], ss__engine_loop(e, 1));
+    atomic_store(&per_loop[0], 0);
+    atomic_store(&per_loop[1], 0);
+    enum { N = 40 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = dial(&a, SOCK_STREAM);
+        ping(fds[i], i);
+    }
+    assert_int_equal(atomic_load(&per_loop[0]) + atomic_load(&per_loop[1]), N);
+    assert_true(atomic_load(&per_loop[0]) >= N / 2 - 2);
+    assert_true(atomic_load(&per_loop[1]) >= N / 2 - 2);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    assert_true(ss__engine_drain(e, ss__deadline(5)));
+    ss__engine_free(e);
+    atomic_store(&loops[0], NULL);
+    atomic_store(&loops[1], NULL);
     close(lfd);
 }
 
@@ -263,6 +300,7 @@ int main(void)
     tu_alarm(100);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(many_clients_on_two_loops, reset),
+        cmocka_unit_test_setup(connections_are_spread_over_the_loops, reset),
         cmocka_unit_test_setup(drain_waits_then_abort_closes, reset),
         cmocka_unit_test_setup(cap_is_shared_by_the_loops, reset),
         cmocka_unit_test_setup(datagrams_on_shared_loops, reset),
