@@ -68,7 +68,7 @@ struct ss_listener {
     ss_listener *(*pick)(void *arg, ss_listener *self);
     void (*unpick)(void *arg, ss_listener *l);
     void *pick_arg;
-    bool paused_full, paused_emfile, closed;
+    bool paused_full, paused_emfile, held, closed;
 };
 
 struct ss_conn {
@@ -473,9 +473,18 @@ static void listener_pause(ss_listener *l) { (void)ss__io_set(l->loop, &l->io, 0
 
 static void listener_resume(ss_listener *l)
 {
-    if (l->closed || l->paused_full || l->paused_emfile)
+    if (l->closed || l->held || l->paused_full || l->paused_emfile)
         return;
     (void)ss__io_set(l->loop, &l->io, l->want);
+}
+
+void ss__listener_hold(ss_listener *l, bool hold)
+{
+    l->held = hold;
+    if (hold)
+        listener_pause(l);
+    else
+        listener_resume(l);
 }
 
 static void on_retry(ss_timer *t)

@@ -24,6 +24,7 @@ struct ss_dgram {
     ss__link link;
     const struct ss_event_handler *h;
     ss__deferred deferred;
+    uint32_t want_extra; /* EPOLLEXCLUSIVE when several loops share it */
     ss_addr_kind kind;
     size_t max_packet;
     uint64_t dropped;
@@ -191,6 +192,22 @@ void ss__dgrams_close_all(ss_loop *loop)
 {
     while (!ss__link_empty(&loop->dgrams))
         ss_dgram_close(SS__CONTAINER_OF(loop->dgrams.next, ss_dgram, link));
+}
+
+void ss__dgram_share(ss_dgram *d)
+{
+    /* EPOLLEXCLUSIVE cannot be added by a modification: remove, add. */
+    bool polled = d->io.events != 0;
+    (void)ss__io_set(d->loop, &d->io, 0);
+    d->want_extra = EPOLLEXCLUSIVE;
+    if (polled)
+        (void)ss__io_set(d->loop, &d->io, EPOLLIN | d->want_extra);
+}
+
+void ss__dgram_hold(ss_dgram *d, bool hold)
+{
+    if (d->io.fd >= 0)
+        (void)ss__io_set(d->loop, &d->io, hold ? 0 : EPOLLIN | d->want_extra);
 }
 
 void *ss_dgram_handler_data(const ss_dgram *d) { return d->h->data; }

@@ -124,8 +124,14 @@ static int register_socket(ss__engine *e, worker *w, ss_error *err)
     socklen_t tl = sizeof type;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
         return ss__fail(err, -errno, "cannot serve descriptor %d: %s", fd, ss_strerror(-errno));
-    if (type == SOCK_DGRAM)
-        return ss_loop_dgram(w->loop, fd, &e->h, o->max_packet, &w->dgram, err);
+    if (type == SOCK_DGRAM) {
+        int rc = ss_loop_dgram(w->loop, fd, &e->h, o->max_packet, &w->dgram, err);
+        if (rc == 0 && o->per_loop_fds == NULL && e->n > 1)
+            ss__dgram_share(w->dgram);
+        if (rc == 0 && o->held)
+            ss__dgram_hold(w->dgram, true);
+        return rc;
+    }
     ss_listener_opts lo = {
         .idle_timeout = o->idle_timeout,
         .exclusive = o->per_loop_fds == NULL && e->n > 1,
@@ -139,7 +145,10 @@ static int register_socket(ss__engine *e, worker *w, ss_error *err)
         if (lo.max_conns == 0)
             return 0;
     }
-    return ss_loop_listen(w->loop, fd, &e->h, &lo, &w->listener, err);
+    int rc = ss_loop_listen(w->loop, fd, &e->h, &lo, &w->listener, err);
+    if (rc == 0 && o->held)
+        ss__listener_hold(w->listener, true);
+    return rc;
 }
 
 int ss__engine_start(ss__engine **out, const ss__engine_opts *o, ss_error *err)
@@ -226,21 +235,30 @@ static void on_every_loop(ss__engine *e, void (*fn)(ss_loop *loop, void *arg))
     pthread_mutex_unlock(&e->lock);
 }
 
-static void do_stop_accepting(ss_loop *loop, void *arg)
+static void do_hold(ss_loop *loop, void *arg)
 {
     (void)loop;
     worker *w = arg;
-    /* A balanced listener is only retired by close (other loops may still
-     * hand it connections, which it then refuses): keep the pointer. */
-    ss_listener_close(w->listener);
-    if (!w->e->balanced)
-        w->listener = NULL;
-    ss_dgram_close(w->dgram);
-    w->dgram = NULL;
+    if (w->listener != NULL)
+        ss__listener_hold(w->listener, true);
+    if (w->dgram != NULL)
+        ss__dgram_hold(w->dgram, true);
     ack(w->e);
 }
 
-void ss__engine_stop_accepting(ss__engine *e) { on_every_loop(e, do_stop_accepting); }
+static void do_release(ss_loop *loop, void *arg)
+{
+    (void)loop;
+    worker *w = arg;
+    if (w->listener != NULL)
+        ss__listener_hold(w->listener, false);
+    if (w->dgram != NULL)
+        ss__dgram_hold(w->dgram, false);
+    ack(w->e);
+}
+
+void ss__engine_stop_accepting(ss__engine *e) { on_every_loop(e, do_hold); }
+void ss__engine_start_accepting(ss__engine *e) { on_every_loop(e, do_release); }
 
 bool ss__engine_drain(ss__engine *e, int64_t deadline)
 {

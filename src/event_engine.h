@@ -24,14 +24,18 @@ typedef struct ss__engine_opts {
        to give each loop its own state. May be NULL. */
     void (*loop_init)(ss_loop *loop, int index, void *arg);
     void *loop_arg;
+    bool held; /* start without accepting: ss__engine_start_accepting() */
 } ss__engine_opts;
 
 /* Make the loops, register the socket on each, start the threads. */
 int ss__engine_start(ss__engine **out, const ss__engine_opts *o, ss_error *err);
 /* Stop accepting (stream) / receiving (datagram) on every loop; open
- * connections go on. Returns once every loop has done it. Any thread but a
+ * connections go on. Returns once every loop has done it: from then on no
+ * loop touches the socket, so its owner may close it. Any thread but a
  * loop's. */
 void ss__engine_stop_accepting(ss__engine *e);
+/* Accept again (or for the first time, after `held`). */
+void ss__engine_start_accepting(ss__engine *e);
 /* Stop accepting, then wait until no connection is left or `deadline`
  * (ss__deadline; -1 = forever) passes. True when none is left. */
 bool ss__engine_drain(ss__engine *e, int64_t deadline);

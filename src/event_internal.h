@@ -102,6 +102,13 @@ struct ss_loop {
 void ss__listener_set_balancer(ss_listener *l, ss_listener *(*pick)(void *arg, ss_listener *self),
                                void (*unpick)(void *arg, ss_listener *l), void *arg);
 ss_loop *ss__listener_loop(const ss_listener *l);
+/* Stop (hold) or restart polling a listener / datagram socket, whatever
+ * its cap or EMFILE state: nothing touches the descriptor while held, so
+ * its owner may close it. Loop thread. */
+void ss__listener_hold(ss_listener *l, bool hold);
+void ss__dgram_hold(ss_dgram *d, bool hold);
+/* Several loops poll this datagram socket: wake one per packet. */
+void ss__dgram_share(ss_dgram *d);
 
 /* Close every connection / listener / dgram of a loop (ss_loop_free). */
 void ss__conns_close_all(ss_loop *loop, int reason);

@@ -209,6 +209,30 @@ static void drain_waits_then_abort_closes(void **state)
     close(lfd);
 }
 
+static void held_engine_accepts_only_when_released(void **state)
+{
+    (void)state;
+    struct sockaddr_in a;
+    int lfd = inet_socket(SOCK_STREAM, &a);
+    ss__engine *e;
+    ss__engine_opts o = {.workers = 2, .fd = lfd, .handler = &echo, .held = true};
+    assert_int_equal(ss__engine_start(&e, &o, NULL), 0);
+    int fd = dial(&a, SOCK_STREAM);
+    assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 100), 0);
+    ss__engine_start_accepting(e);
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    char ch;
+    assert_int_equal(recv(fd, &ch, 1, 0), 1);
+    ss__engine_stop_accepting(e);
+    close(lfd); /* safe: no loop touches it any more */
+    ping(fd, 7);
+    close(fd);
+    assert_true(ss__engine_drain(e, ss__deadline(5)));
+    ss__engine_free(e);
+}
+
 static void cap_is_shared_by_the_loops(void **state)
 {
     (void)state;
@@ -302,6 +326,7 @@ int main(void)
         cmocka_unit_test_setup(many_clients_on_two_loops, reset),
         cmocka_unit_test_setup(connections_are_spread_over_the_loops, reset),
         cmocka_unit_test_setup(drain_waits_then_abort_closes, reset),
+        cmocka_unit_test_setup(held_engine_accepts_only_when_released, reset),
         cmocka_unit_test_setup(cap_is_shared_by_the_loops, reset),
         cmocka_unit_test_setup(datagrams_on_shared_loops, reset),
         cmocka_unit_test_setup(start_free_leaks_nothing, reset),
