@@ -325,4 +325,5 @@ void ss__engine_free(ss__engine *e)
 
 size_t ss__engine_conns(const ss__engine *e) { return atomic_load(&e->conns); }
 int ss__engine_workers(const ss__engine *e) { return e->n; }
+void *ss__engine_user_of(ss_loop *loop) { return ((worker *)ss_loop_user(loop))->e->o.user; }
 ss_loop *ss__engine_loop(ss__engine *e, int index) { return e->w[index].loop; }

@@ -25,6 +25,7 @@ typedef struct ss__engine_opts {
     void (*loop_init)(ss_loop *loop, int index, void *arg);
     void *loop_arg;
     bool held; /* start without accepting: ss__engine_start_accepting() */
+    void *user; /* anything: ss__engine_user_of() */
 } ss__engine_opts;
 
 /* Make the loops, register the socket on each, start the threads. */
@@ -47,6 +48,8 @@ void ss__engine_free(ss__engine *e);
 /* Connections open across all loops (any thread). */
 size_t ss__engine_conns(const ss__engine *e);
 int ss__engine_workers(const ss__engine *e);
+/* opts.user of the engine running `loop` (from any of its callbacks). */
+void *ss__engine_user_of(ss_loop *loop);
 ss_loop *ss__engine_loop(ss__engine *e, int index);
 
 #endif
