@@ -23,9 +23,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define ACCEPT_BATCH 64          /* accepts per wake-up: bound the work */
-#define EMFILE_PAUSE_MS 100      /* listener rest when descriptors run out */
-#define CHUNK_MIN (16 * 1024)    /* output queue grows by at least this */
+#define ACCEPT_BATCH 64       /* accepts per wake-up: bound the work */
+#define EMFILE_PAUSE_MS 100   /* listener rest when descriptors run out */
+#define CHUNK_MIN (16 * 1024) /* output queue grows by at least this */
 #define WRITEV_MAX 16
 
 enum {
@@ -34,7 +34,7 @@ enum {
     F_CLOSING = 1 << 2,      /* close once the queue is sent */
     F_SHUT_PENDING = 1 << 3, /* shutdown(SHUT_WR) once the queue is sent */
     F_SHUT_DONE = 1 << 4,
-    F_EOF = 1 << 5,          /* the peer shut down its writing side */
+    F_EOF = 1 << 5, /* the peer shut down its writing side */
     F_PAUSED_USER = 1 << 6,
     F_PAUSED_BP = 1 << 7,    /* backpressure: over high_water */
     F_DRAIN_WANTED = 1 << 8, /* a write queued: on_drain when empty */
@@ -57,8 +57,8 @@ struct ss_listener {
     int socktype;
     uint32_t want; /* EPOLLIN, | EPOLLEXCLUSIVE when shared */
     int max_conns;
-    int nconns;    /* open connections */
-    int refs;      /* connections not yet freed */
+    int nconns; /* open connections */
+    int refs;   /* connections not yet freed */
     int64_t idle_ms;
     ss__link idle; /* connections, least recently active first */
     ss_timer idle_timer;
@@ -174,9 +174,15 @@ static void conn_finish(ss_conn *c, int reason, bool reset)
     ss__loop_conn_closed(c->loop);
 }
 
-void ss_conn_abort(ss_conn *c, bool reset) { conn_finish(c, 0, reset); }
+void ss_conn_abort(ss_conn *c, bool reset)
+{
+    conn_finish(c, 0, reset);
+}
 
-static void conn_fail(ss_conn *c, int reason) { conn_finish(c, reason, false); }
+static void conn_fail(ss_conn *c, int reason)
+{
+    conn_finish(c, reason, false);
+}
 
 void ss_conn_close(ss_conn *c)
 {
@@ -469,7 +475,10 @@ int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_co
 
 /* ---- listening ---------------------------------------------------------------- */
 
-static void listener_pause(ss_listener *l) { (void)ss__io_set(l->loop, &l->io, 0); }
+static void listener_pause(ss_listener *l)
+{
+    (void)ss__io_set(l->loop, &l->io, 0);
+}
 
 static void listener_resume(ss_listener *l)
 {
@@ -647,8 +656,7 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
         return ss__fail(err, rc, "cannot serve descriptor %d: %s", fd, ss_strerror(rc));
     }
     if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
-        return ss__fail(err, SS_EUSAGE, "cannot listen on descriptor %d: not a stream socket",
-                        fd);
+        return ss__fail(err, SS_EUSAGE, "cannot listen on descriptor %d: not a stream socket", fd);
     ss_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return ss__fail(err, -ENOMEM, "cannot serve descriptor %d: out of memory", fd);
@@ -729,9 +737,15 @@ void ss__listener_set_balancer(ss_listener *l, ss_listener *(*pick)(void *arg, s
     l->pick_arg = arg;
 }
 
-ss_loop *ss__listener_loop(const ss_listener *l) { return l->loop; }
+ss_loop *ss__listener_loop(const ss_listener *l)
+{
+    return l->loop;
+}
 
-bool ss_listener_paused(const ss_listener *l) { return l->paused_full || l->paused_emfile; }
+bool ss_listener_paused(const ss_listener *l)
+{
+    return l->paused_full || l->paused_emfile;
+}
 
 void ss__listeners_close_all(ss_loop *loop)
 {
@@ -759,11 +773,35 @@ void ss_conn_resume(ss_conn *c)
     update_interest(c);
 }
 
-size_t ss_conn_queued(const ss_conn *c) { return c->queued; }
-bool ss_conn_paused(const ss_conn *c) { return (c->flags & (F_PAUSED_USER | F_PAUSED_BP)) != 0; }
-void ss_conn_set_user(ss_conn *c, void *user) { c->user = user; }
-void *ss_conn_user(const ss_conn *c) { return c->user; }
-void *ss_conn_handler_data(const ss_conn *c) { return c->h->data; }
-ss_loop *ss_conn_loop(const ss_conn *c) { return c->loop; }
-int ss_conn_fd(const ss_conn *c) { return c->io.fd; }
-const ss_addr *ss_conn_peer(const ss_conn *c) { return &c->peer; }
+size_t ss_conn_queued(const ss_conn *c)
+{
+    return c->queued;
+}
+bool ss_conn_paused(const ss_conn *c)
+{
+    return (c->flags & (F_PAUSED_USER | F_PAUSED_BP)) != 0;
+}
+void ss_conn_set_user(ss_conn *c, void *user)
+{
+    c->user = user;
+}
+void *ss_conn_user(const ss_conn *c)
+{
+    return c->user;
+}
+void *ss_conn_handler_data(const ss_conn *c)
+{
+    return c->h->data;
+}
+ss_loop *ss_conn_loop(const ss_conn *c)
+{
+    return c->loop;
+}
+int ss_conn_fd(const ss_conn *c)
+{
+    return c->io.fd;
+}
+const ss_addr *ss_conn_peer(const ss_conn *c)
+{
+    return &c->peer;
+}

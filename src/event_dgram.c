@@ -210,6 +210,15 @@ void ss__dgram_hold(ss_dgram *d, bool hold)
         (void)ss__io_set(d->loop, &d->io, hold ? 0 : EPOLLIN | d->want_extra);
 }
 
-void *ss_dgram_handler_data(const ss_dgram *d) { return d->h->data; }
-ss_loop *ss_dgram_loop(const ss_dgram *d) { return d->loop; }
-uint64_t ss_dgram_dropped(const ss_dgram *d) { return d->dropped; }
+void *ss_dgram_handler_data(const ss_dgram *d)
+{
+    return d->h->data;
+}
+ss_loop *ss_dgram_loop(const ss_dgram *d)
+{
+    return d->loop;
+}
+uint64_t ss_dgram_dropped(const ss_dgram *d)
+{
+    return d->dropped;
+}

@@ -29,8 +29,8 @@ typedef struct worker {
     bool started;
     ss_listener *listener;
     ss_dgram *dgram;
-    int cap;          /* this loop's share of max_conns; 0 = none */
-    atomic_int load;  /* connections it serves or has been handed */
+    int cap;         /* this loop's share of max_conns; 0 = none */
+    atomic_int load; /* connections it serves or has been handed */
 } worker;
 
 struct ss__engine {
@@ -257,8 +257,14 @@ static void do_release(ss_loop *loop, void *arg)
     ack(w->e);
 }
 
-void ss__engine_stop_accepting(ss__engine *e) { on_every_loop(e, do_hold); }
-void ss__engine_start_accepting(ss__engine *e) { on_every_loop(e, do_release); }
+void ss__engine_stop_accepting(ss__engine *e)
+{
+    on_every_loop(e, do_hold);
+}
+void ss__engine_start_accepting(ss__engine *e)
+{
+    on_every_loop(e, do_release);
+}
 
 bool ss__engine_drain(ss__engine *e, int64_t deadline)
 {
@@ -323,7 +329,19 @@ void ss__engine_free(ss__engine *e)
     free(e);
 }
 
-size_t ss__engine_conns(const ss__engine *e) { return atomic_load(&e->conns); }
-int ss__engine_workers(const ss__engine *e) { return e->n; }
-void *ss__engine_user_of(ss_loop *loop) { return ((worker *)ss_loop_user(loop))->e->o.user; }
-ss_loop *ss__engine_loop(ss__engine *e, int index) { return e->w[index].loop; }
+size_t ss__engine_conns(const ss__engine *e)
+{
+    return atomic_load(&e->conns);
+}
+int ss__engine_workers(const ss__engine *e)
+{
+    return e->n;
+}
+void *ss__engine_user_of(ss_loop *loop)
+{
+    return ((worker *)ss_loop_user(loop))->e->o.user;
+}
+ss_loop *ss__engine_loop(ss__engine *e, int index)
+{
+    return e->w[index].loop;
+}

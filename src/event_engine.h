@@ -15,16 +15,16 @@ typedef struct ss__engine_opts {
        with SO_REUSEPORT); `workers` of them. NULL = share `fd`. */
     const int *per_loop_fds;
     const struct ss_event_handler *handler; /* must outlive the engine */
-    int max_conns;       /* total, split evenly over the loops; 0 = none */
-    double idle_timeout; /* seconds; 0 = never */
-    size_t max_packet;   /* datagram sockets; 0 = 65536 */
+    int max_conns;                          /* total, split evenly over the loops; 0 = none */
+    double idle_timeout;                    /* seconds; 0 = never */
+    size_t max_packet;                      /* datagram sockets; 0 = 65536 */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
     /* Called on each loop's thread before it runs / after it stops: e.g.
        to give each loop its own state. May be NULL. */
     void (*loop_init)(ss_loop *loop, int index, void *arg);
     void *loop_arg;
-    bool held; /* start without accepting: ss__engine_start_accepting() */
+    bool held;  /* start without accepting: ss__engine_start_accepting() */
     void *user; /* anything: ss__engine_user_of() */
 } ss__engine_opts;
 

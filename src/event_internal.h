@@ -44,7 +44,10 @@ typedef struct ss__link {
     struct ss__link *prev, *next;
 } ss__link;
 
-static inline void ss__link_init(ss__link *head) { head->prev = head->next = head; }
+static inline void ss__link_init(ss__link *head)
+{
+    head->prev = head->next = head;
+}
 static inline void ss__link_insert_tail(ss__link *head, ss__link *l)
 {
     l->prev = head->prev;
@@ -58,7 +61,10 @@ static inline void ss__link_remove(ss__link *l)
     l->next->prev = l->prev;
     l->prev = l->next = l;
 }
-static inline bool ss__link_empty(const ss__link *head) { return head->next == head; }
+static inline bool ss__link_empty(const ss__link *head)
+{
+    return head->next == head;
+}
 
 #define SS__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -115,8 +121,5 @@ void ss__conns_close_all(ss_loop *loop, int reason);
 void ss__listeners_close_all(ss_loop *loop);
 void ss__listeners_free_retired(ss_loop *loop);
 void ss__dgrams_close_all(ss_loop *loop);
-
-
-
 
 #endif

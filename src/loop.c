@@ -93,7 +93,10 @@ void ss_timer_init(ss_timer *t, ss_timer_cb cb, void *data)
     t->slot = SIZE_MAX;
 }
 
-bool ss_timer_active(const ss_timer *t) { return t->slot != SIZE_MAX; }
+bool ss_timer_active(const ss_timer *t)
+{
+    return t->slot != SIZE_MAX;
+}
 
 void ss_timer_stop(ss_timer *t)
 {
@@ -363,7 +366,19 @@ int ss_loop_run(ss_loop *loop)
     return rc;
 }
 
-int64_t ss_loop_now(const ss_loop *loop) { return loop->now; }
-size_t ss_loop_conn_count(const ss_loop *loop) { return loop->nconns; }
-void ss_loop_set_user(ss_loop *loop, void *user) { loop->user = user; }
-void *ss_loop_user(const ss_loop *loop) { return loop->user; }
+int64_t ss_loop_now(const ss_loop *loop)
+{
+    return loop->now;
+}
+size_t ss_loop_conn_count(const ss_loop *loop)
+{
+    return loop->nconns;
+}
+void ss_loop_set_user(ss_loop *loop, void *user)
+{
+    loop->user = user;
+}
+void *ss_loop_user(const ss_loop *loop)
+{
+    return loop->user;
+}

@@ -228,11 +228,26 @@ static void echo_round_trips(ss_addr_kind kind)
     server_stop(&s);
 }
 
-static void echo_tcp(void **state) { (void)state, echo_round_trips(SS_ADDR_TCP); }
-static void echo_unix(void **state) { (void)state, echo_round_trips(SS_ADDR_UNIX); }
-static void echo_seqpacket(void **state) { (void)state, echo_round_trips(SS_ADDR_SEQPACKET); }
-static void echo_udp(void **state) { (void)state, echo_round_trips(SS_ADDR_UDP); }
-static void echo_unixgram(void **state) { (void)state, echo_round_trips(SS_ADDR_UNIXGRAM); }
+static void echo_tcp(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_TCP);
+}
+static void echo_unix(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_UNIX);
+}
+static void echo_seqpacket(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_SEQPACKET);
+}
+static void echo_udp(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_UDP);
+}
+static void echo_unixgram(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_UNIXGRAM);
+}
 
 /* The client sends 1 MiB, shuts down writing, and still reads every byte
  * back before the server closes. */
@@ -395,8 +410,7 @@ static void burst_of_resets(void **state)
     unsigned char back[4];
     read_exactly(fd, back, 4);
     close(fd);
-    for (int i = 0; i < 500 && atomic_load(&the_stats.closed) < atomic_load(&the_stats.opened);
-         i++)
+    for (int i = 0; i < 500 && atomic_load(&the_stats.closed) < atomic_load(&the_stats.opened); i++)
         usleep(10000);
     assert_true(atomic_load(&the_stats.opened) >= 1);
     assert_int_equal(atomic_load(&the_stats.closed), atomic_load(&the_stats.opened));

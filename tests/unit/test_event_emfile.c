@@ -22,7 +22,10 @@
 #define CLIENTS 40
 #define SPARE_FDS 8 /* descriptors the child may open beyond what it has */
 
-static void echo_data(ss_conn *c, const void *data, size_t len) { (void)ss_conn_write(c, data, len); }
+static void echo_data(ss_conn *c, const void *data, size_t len)
+{
+    (void)ss_conn_write(c, data, len);
+}
 
 static void stop_on_close(ss_conn *c, int reason)
 {
@@ -87,8 +90,7 @@ static long cpu_ticks(pid_t pid)
     assert_non_null(p);
     unsigned long ut = 0, st = 0;
     /* fields after the command: state(3) ... utime(14) stime(15) */
-    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st),
+    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
                      2);
     return (long)(ut + st);
 }

@@ -30,7 +30,10 @@ static void on_open(ss_conn *c)
             atomic_fetch_add(&per_loop[i], 1);
 }
 
-static void on_data(ss_conn *c, const void *d, size_t n) { (void)ss_conn_write(c, d, n); }
+static void on_data(ss_conn *c, const void *d, size_t n)
+{
+    (void)ss_conn_write(c, d, n);
+}
 
 static void on_close(ss_conn *c, int reason)
 {
@@ -124,8 +127,7 @@ static void many_clients_on_two_loops(void **state)
     struct sockaddr_in a;
     int lfd = inet_socket(SOCK_STREAM, &a);
     ss__engine *e;
-    ss__engine_opts o = {
-        .workers = 2, .fd = lfd, .handler = &echo, .loop_init = note_loop};
+    ss__engine_opts o = {.workers = 2, .fd = lfd, .handler = &echo, .loop_init = note_loop};
     assert_int_equal(ss__engine_start(&e, &o, NULL), 0);
     assert_int_equal(ss__engine_workers(e), 2);
     client_job job = {.addr = a, .rounds = 20};

@@ -27,7 +27,10 @@ static void note_fire(ss_timer *t)
     x->rec->order[x->rec->n++] = x->tag;
 }
 
-static void stop_loop(ss_timer *t) { ss_loop_stop(t->data); }
+static void stop_loop(ss_timer *t)
+{
+    ss_loop_stop(t->data);
+}
 
 static void timers_fire_in_order(void **state)
 {
