@@ -594,8 +594,7 @@ void ss_loop_wakeup(ss_loop *loop);
  * posting. Any thread (not from a signal handler: it allocates). Returns 0
  * or -ENOMEM. Work still queued when the loop is freed runs then, on the
  * freeing thread. */
-int ss_loop_post(ss_loop *loop, void (*fn)(ss_loop *loop, void *arg),
-                 void *arg);
+int ss_loop_post(ss_loop *loop, void (*fn)(ss_loop *loop, void *arg), void *arg);
 /* The loop's cached monotonic clock in ms (updated once per turn). */
 int64_t ss_loop_now(const ss_loop *loop);
 /* Connections open on this loop right now. Loop thread. */
@@ -612,19 +611,18 @@ void *ss_loop_user(const ss_loop *loop);
 typedef void (*ss_timer_cb)(ss_timer *t);
 struct ss_timer {
     ss_timer_cb cb;
-    void *data;       /* yours */
+    void *data; /* yours */
     /* private */
     ss_loop *loop;
-    int64_t due;      /* loop clock, ms */
-    uint64_t repeat;  /* ms; 0 = one shot */
-    uint64_t seq;     /* start order, for ties */
-    size_t slot;      /* heap index; SIZE_MAX when not active */
+    int64_t due;     /* loop clock, ms */
+    uint64_t repeat; /* ms; 0 = one shot */
+    uint64_t seq;    /* start order, for ties */
+    size_t slot;     /* heap index; SIZE_MAX when not active */
 };
 void ss_timer_init(ss_timer *t, ss_timer_cb cb, void *data);
 /* Fire after `timeout_ms`, then every `repeat_ms` (0: once). Restarting an
  * active timer moves it. Returns 0 or -ENOMEM. */
-int ss_timer_start(ss_loop *loop, ss_timer *t, uint64_t timeout_ms,
-                   uint64_t repeat_ms);
+int ss_timer_start(ss_loop *loop, ss_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
 /* Idempotent; safe on a timer that was initialised but never started. */
 void ss_timer_stop(ss_timer *t);
 bool ss_timer_active(const ss_timer *t);
@@ -662,8 +660,7 @@ struct ss_event_handler {
     void (*on_eof)(ss_conn *c);
     void (*on_drain)(ss_conn *c);
     void (*on_close)(ss_conn *c, int reason);
-    void (*on_packet)(ss_dgram *d, const void *data, size_t len,
-                      const ss_addr *from);
+    void (*on_packet)(ss_dgram *d, const void *data, size_t len, const ss_addr *from);
     size_t high_water; /* 0 = 256 KiB */
     size_t low_water;  /* 0 = high_water / 4 */
     size_t hard_limit; /* 0 = 8 x high_water */
@@ -693,8 +690,7 @@ typedef struct ss_listener_opts {
  * `opts` may be NULL. Loop thread (or before the loop runs).
  */
 int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
-                   const ss_listener_opts *opts, ss_listener **out,
-                   ss_error *err);
+                   const ss_listener_opts *opts, ss_listener **out, ss_error *err);
 /* Stop accepting (connections stay). Frees the listener; the fd is left
  * open. Loop thread. */
 void ss_listener_close(ss_listener *l);
@@ -704,8 +700,7 @@ bool ss_listener_paused(const ss_listener *l);
 /* Serve an already connected stream socket (e.g. a client's): takes the fd
  * (closed with the connection), runs on_open. Returns 0 or a code (the fd
  * is closed on failure). `out` may be NULL. Loop thread. */
-int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h,
-                  ss_conn **out);
+int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out);
 
 /*
  * Queue `len` bytes for the peer (copied). When nothing is queued the bytes
@@ -745,12 +740,11 @@ const ss_addr *ss_conn_peer(const ss_conn *c);
  * `max_packet` bounds a packet (0 = 65536; longer ones are truncated). The fd
  * stays the caller's. Loop thread.
  */
-int ss_loop_dgram(ss_loop *loop, int fd, const struct ss_event_handler *h,
-                  size_t max_packet, ss_dgram **out, ss_error *err);
+int ss_loop_dgram(ss_loop *loop, int fd, const struct ss_event_handler *h, size_t max_packet,
+                  ss_dgram **out, ss_error *err);
 void ss_dgram_close(ss_dgram *d);
 /* Queue a reply to `to` (copied). Returns 0 or a code. Loop thread. */
-int ss_dgram_send(ss_dgram *d, const ss_addr *to, const void *buf,
-                  size_t len);
+int ss_dgram_send(ss_dgram *d, const ss_addr *to, const void *buf, size_t len);
 void *ss_dgram_handler_data(const ss_dgram *d);
 ss_loop *ss_dgram_loop(const ss_dgram *d);
 /* Replies dropped because the socket was full. */
