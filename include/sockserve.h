@@ -743,7 +743,8 @@ const ss_addr *ss_conn_peer(const ss_conn *c);
 int ss_loop_dgram(ss_loop *loop, int fd, const struct ss_event_handler *h, size_t max_packet,
                   ss_dgram **out, ss_error *err);
 void ss_dgram_close(ss_dgram *d);
-/* Queue a reply to `to` (copied). Returns 0 or a code. Loop thread. */
+/* Queue a reply to `to` (copied). Returns 0, -EDESTADDRREQ for an unnamed
+ * unixgram sender (it cannot be answered), or a code. Loop thread. */
 int ss_dgram_send(ss_dgram *d, const ss_addr *to, const void *buf, size_t len);
 void *ss_dgram_handler_data(const ss_dgram *d);
 ss_loop *ss_dgram_loop(const ss_dgram *d);

@@ -66,6 +66,8 @@ int ss_dgram_send(ss_dgram *d, const ss_addr *to, const void *buf, size_t len)
 {
     if (d->io.fd < 0)
         return SS_ECLOSED;
+    if (to->len <= sizeof(sa_family_t))
+        return -EDESTADDRREQ; /* an unnamed unixgram sender cannot be answered */
     if (len > OUT_ARENA) {
         /* Too big to batch: send it alone. */
         ssize_t n = sendto(d->io.fd, buf, len, MSG_NOSIGNAL, &to->u.sa, to->len);
