@@ -627,7 +627,206 @@ void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
 /* ========================================================================
  * loop — the event engine and its callback API
  * ======================================================================== */
-/* (section written with the event-engine issue) */
+
+/*
+ * One ss_loop is one epoll instance driven by one thread: every callback of a
+ * loop (timers, connections, datagrams, posted work) runs on the thread that
+ * called ss_loop_run(). Only ss_loop_stop(), ss_loop_wakeup() and
+ * ss_loop_post() may be called from other threads.
+ *
+ * Under SS_MODEL_EVENT the server runs `workers` loops (default: the number
+ * of cores), one per thread, sharing the listener (docs/event.md says how and
+ * why). With opts.event set, connections are served by the callbacks below.
+ * Without it, datagram servers run the blocking `handler` on the loop (one
+ * packet, one handle() call; keep it short); stream servers are refused with
+ * SS_EUNSUPPORTED ("blocking stream handlers need another model") because a
+ * blocking handle() would stall every connection of its loop: the coroutine
+ * model that will run them on the loop is future work.
+ */
+typedef struct ss_loop ss_loop;
+typedef struct ss_conn ss_conn;
+typedef struct ss_dgram ss_dgram;
+typedef struct ss_listener ss_listener;
+typedef struct ss_timer ss_timer;
+
+/* Make a loop (epoll + eventfd). Returns 0 or a code; *out NULL on error. */
+int ss_loop_new(ss_loop **out, ss_error *err);
+/* Close every connection, listener and datagram socket still on the loop
+ * (their on_close runs), then free it. Not while it runs. NULL is fine. */
+void ss_loop_free(ss_loop *loop);
+
+/* Run until ss_loop_stop(). Returns 0, or a code if epoll itself failed.
+ * A stop requested before the call makes it return at once (the request
+ * is then used up). */
+int ss_loop_run(ss_loop *loop);
+/* One turn: wait at most `timeout_ms` (-1: until something happens) and run
+ * what is ready. Returns 0 or a code. */
+int ss_loop_run_once(ss_loop *loop, int timeout_ms);
+/* Make ss_loop_run() return after the current turn. Any thread;
+ * async-signal-safe (an atomic flag and a write to the loop's eventfd). */
+void ss_loop_stop(ss_loop *loop);
+/* Wake the loop without stopping it. Any thread; async-signal-safe. */
+void ss_loop_wakeup(ss_loop *loop);
+/* Run fn(loop, arg) on the loop's thread at its next turn, in order of
+ * posting. Any thread (not from a signal handler: it allocates). Returns 0
+ * or -ENOMEM. Work still queued when the loop is freed runs then, on the
+ * freeing thread. */
+int ss_loop_post(ss_loop *loop, void (*fn)(ss_loop *loop, void *arg), void *arg);
+/* The loop's cached monotonic clock in ms (updated once per turn). */
+int64_t ss_loop_now(const ss_loop *loop);
+/* Connections open on this loop right now. Loop thread. */
+size_t ss_loop_conn_count(const ss_loop *loop);
+void ss_loop_set_user(ss_loop *loop, void *user);
+void *ss_loop_user(const ss_loop *loop);
+
+/*
+ * Timers: embed an ss_timer anywhere (no allocation per timer beyond the
+ * loop's heap slot). Timers due at the same millisecond fire in the order
+ * they were started. A callback may stop or restart any timer, its own too.
+ * Loop thread only.
+ */
+typedef void (*ss_timer_cb)(ss_timer *t);
+struct ss_timer {
+    ss_timer_cb cb;
+    void *data; /* yours */
+    /* private */
+    ss_loop *loop;
+    int64_t due;     /* loop clock, ms */
+    uint64_t repeat; /* ms; 0 = one shot */
+    uint64_t seq;    /* start order, for ties */
+    size_t slot;     /* heap index; SIZE_MAX when not active */
+};
+void ss_timer_init(ss_timer *t, ss_timer_cb cb, void *data);
+/* Fire after `timeout_ms`, then every `repeat_ms` (0: once). Restarting an
+ * active timer moves it. Returns 0 or -ENOMEM. */
+int ss_timer_start(ss_loop *loop, ss_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
+/* Idempotent; safe on a timer that was initialised but never started. */
+void ss_timer_stop(ss_timer *t);
+bool ss_timer_active(const ss_timer *t);
+
+/*
+ * The callback API. All callbacks run on the connection's loop thread. Any
+ * member may be NULL.
+ *
+ * Stream connections (tcp, unix, seqpacket):
+ *   on_open   a connection was accepted (or adopted); write, set user data.
+ *   on_data   bytes arrived (seqpacket: one whole message). `data` is the
+ *             loop's read buffer: valid only during the call; copy what you
+ *             keep. No allocation happens per read.
+ *   on_eof    the peer shut down its writing side. Reading stops; writing
+ *             still works. NULL means ss_conn_close(): what is queued is
+ *             still sent, then the connection closes.
+ *   on_drain  the output queue became empty after a write had to queue.
+ *   on_close  the connection is gone; `reason` is 0 (either side closed
+ *             cleanly) or a code: -ECONNRESET ..., SS_ETIMEOUT (idle
+ *             timeout), SS_EBUSY (output over hard_limit), SS_ESHUTDOWN
+ *             (drain deadline passed). The ss_conn is freed when it returns.
+ *             Runs once for every connection on_open ran for.
+ * Datagram sockets (udp, unixgram):
+ *   on_packet one datagram; reply with ss_dgram_send() (batched with
+ *             sendmmsg at the end of the receive batch).
+ *
+ * Backpressure: when more than `high_water` bytes wait in a connection's
+ * output queue its reading stops, until the queue drains to `low_water`. A
+ * write that would take the queue past `hard_limit` closes the connection
+ * (SS_EBUSY) instead.
+ */
+struct ss_event_handler {
+    void (*on_open)(ss_conn *c);
+    void (*on_data)(ss_conn *c, const void *data, size_t len);
+    void (*on_eof)(ss_conn *c);
+    void (*on_drain)(ss_conn *c);
+    void (*on_close)(ss_conn *c, int reason);
+    void (*on_packet)(ss_dgram *d, const void *data, size_t len, const ss_addr *from);
+    size_t high_water; /* 0 = 256 KiB */
+    size_t low_water;  /* 0 = high_water / 4 */
+    size_t hard_limit; /* 0 = 8 x high_water */
+    void *data;        /* handler-wide: ss_conn_handler_data() */
+};
+
+/* Per-listener limits; zero-initialise for "none". */
+typedef struct ss_listener_opts {
+    int max_conns;       /* open at once on this listener; 0 = no limit. At
+                            the cap the listener is not polled (clients wait
+                            in the backlog). */
+    double idle_timeout; /* seconds without I/O before a connection is
+                            closed (SS_ETIMEOUT); 0 = never */
+    bool exclusive;      /* the listener is shared by several loops: poll it
+                            with EPOLLEXCLUSIVE (one loop woken per client) */
+    /* Admission before any allocation: false closes the new descriptor
+       before on_open (e.g. the server's verify_request). May be NULL. */
+    bool (*verify)(void *arg, int fd, const ss_addr *peer);
+    void *verify_arg;
+} ss_listener_opts;
+
+/*
+ * Serve the listening stream socket `fd` on `loop` with `h` (which must
+ * outlive the listener). The fd stays the caller's (it is made
+ * non-blocking). Accepts in batches; at EMFILE/ENFILE the listener pauses
+ * (100 ms, or until a connection of the loop closes) instead of spinning.
+ * `opts` may be NULL. Loop thread (or before the loop runs).
+ */
+int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
+                   const ss_listener_opts *opts, ss_listener **out, ss_error *err);
+/* Stop accepting (connections stay). Frees the listener; the fd is left
+ * open. Loop thread. */
+void ss_listener_close(ss_listener *l);
+/* Accepting stopped by max_conns or EMFILE right now? (for tests/logs) */
+bool ss_listener_paused(const ss_listener *l);
+
+/* Serve an already connected stream socket (e.g. a client's): takes the fd
+ * (closed with the connection), runs on_open. Returns 0 or a code (the fd
+ * is closed on failure). `out` may be NULL. Loop thread. */
+int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out);
+
+/*
+ * Queue `len` bytes for the peer (copied). When nothing is queued the bytes
+ * go straight to the socket; only what the kernel does not take is queued.
+ * Returns 0, SS_ECLOSED (closed or closing: nothing written), or SS_EBUSY
+ * (over hard_limit: the connection is being closed). Loop thread.
+ */
+int ss_conn_write(ss_conn *c, const void *buf, size_t len);
+/* Close after the output queue has been sent. Idempotent. */
+void ss_conn_close(ss_conn *c);
+/* Close now, dropping what is queued; with `reset` the peer gets an RST
+ * (SO_LINGER 0). on_close still runs (reason 0). Idempotent. */
+void ss_conn_abort(ss_conn *c, bool reset);
+/* Half-close: shut down writing once the queue has been sent; reading goes
+ * on. Idempotent. */
+void ss_conn_shutdown(ss_conn *c);
+/* Stop / restart reading this peer (independent of backpressure). */
+void ss_conn_pause(ss_conn *c);
+void ss_conn_resume(ss_conn *c);
+/* Bytes waiting in the output queue. */
+size_t ss_conn_queued(const ss_conn *c);
+/* Reading stopped by backpressure or ss_conn_pause()? */
+bool ss_conn_paused(const ss_conn *c);
+void ss_conn_set_user(ss_conn *c, void *user);
+void *ss_conn_user(const ss_conn *c);
+void *ss_conn_handler_data(const ss_conn *c);
+ss_loop *ss_conn_loop(const ss_conn *c);
+int ss_conn_fd(const ss_conn *c);
+/* The peer's address as accept() gave it (empty unix addresses stay
+ * empty). */
+const ss_addr *ss_conn_peer(const ss_conn *c);
+
+/*
+ * Serve the datagram socket `fd` on `loop` with h->on_packet: received in
+ * batches (recvmmsg), replies sent in batches (sendmmsg). A reply the socket
+ * cannot take right now (EAGAIN) is dropped and counted, as UDP may drop.
+ * `max_packet` bounds a packet (0 = 65536; longer ones are truncated). The fd
+ * stays the caller's. Loop thread.
+ */
+int ss_loop_dgram(ss_loop *loop, int fd, const struct ss_event_handler *h, size_t max_packet,
+                  ss_dgram **out, ss_error *err);
+void ss_dgram_close(ss_dgram *d);
+/* Queue a reply to `to` (copied). Returns 0, -EDESTADDRREQ for an unnamed
+ * unixgram sender (it cannot be answered), or a code. Loop thread. */
+int ss_dgram_send(ss_dgram *d, const ss_addr *to, const void *buf, size_t len);
+void *ss_dgram_handler_data(const ss_dgram *d);
+ss_loop *ss_dgram_loop(const ss_dgram *d);
+/* Replies dropped because the socket was full. */
+uint64_t ss_dgram_dropped(const ss_dgram *d);
 
 #ifdef __cplusplus
 }

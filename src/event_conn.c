@@ -1,0 +1,807 @@
+/*
+ * event_conn.c — stream connections on a loop: the listener (accept in
+ * batches, connection cap, EMFILE pause) and the connection (read into the
+ * loop's buffer, write straight through or queue, backpressure, half-close,
+ * idle timeout).
+ *
+ * Memory: an idle connection is one ss_conn (~250 bytes) and its kernel
+ * socket. It has no read buffer (reads land in the loop's buffer) and no
+ * output queue until a write finds the socket full.
+ *
+ * Idle timeouts cost O(1) per read: each listener keeps its connections in
+ * a list ordered by last activity (touched ones move to the tail) and one
+ * timer that fires when the head would expire.
+ */
+#include "event_internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64       /* accepts per wake-up: bound the work */
+#define EMFILE_PAUSE_MS 100   /* listener rest when descriptors run out */
+#define CHUNK_MIN (16 * 1024) /* output queue grows by at least this */
+#define WRITEV_MAX 16
+
+enum {
+    F_OPENED = 1 << 0,       /* on_open ran: on_close is due */
+    F_CLOSED = 1 << 1,       /* descriptor closed, on_close pending/done */
+    F_CLOSING = 1 << 2,      /* close once the queue is sent */
+    F_SHUT_PENDING = 1 << 3, /* shutdown(SHUT_WR) once the queue is sent */
+    F_SHUT_DONE = 1 << 4,
+    F_EOF = 1 << 5, /* the peer shut down its writing side */
+    F_PAUSED_USER = 1 << 6,
+    F_PAUSED_BP = 1 << 7,    /* backpressure: over high_water */
+    F_DRAIN_WANTED = 1 << 8, /* a write queued: on_drain when empty */
+    F_SEQPACKET = 1 << 9,    /* keep message boundaries in the queue */
+    F_INET = 1 << 10,
+};
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t start, end, cap;
+    unsigned char data[];
+} chunk;
+
+struct ss_listener {
+    ss__io io;
+    ss_loop *loop;
+    ss__link link; /* loop->listeners */
+    const struct ss_event_handler *h;
+    ss_addr_kind kind;
+    int socktype;
+    uint32_t want; /* EPOLLIN, | EPOLLEXCLUSIVE when shared */
+    int max_conns;
+    int nconns; /* open connections */
+    int refs;   /* connections not yet freed */
+    int64_t idle_ms;
+    ss__link idle; /* connections, least recently active first */
+    ss_timer idle_timer;
+    ss_timer retry_timer;
+    bool (*verify)(void *arg, int fd, const ss_addr *peer);
+    void *verify_arg;
+    ss_listener *(*pick)(void *arg, ss_listener *self);
+    void (*unpick)(void *arg, ss_listener *l);
+    void *pick_arg;
+    bool paused_full, paused_emfile, held, closed;
+};
+
+struct ss_conn {
+    ss__io io;
+    ss_loop *loop;
+    ss_listener *listener; /* NULL for adopted connections */
+    const struct ss_event_handler *h;
+    ss__link link; /* loop->conns */
+    ss__link idle; /* listener->idle */
+    int64_t last_active;
+    void *user;
+    chunk *qhead, *qtail;
+    size_t queued;
+    size_t high, low, hard;
+    unsigned flags;
+    int close_reason;
+    ss__deferred deferred;
+    ss_addr peer;
+};
+
+static void conn_io(ss_loop *loop, ss__io *io, uint32_t events);
+static void listener_free(ss_listener *l);
+static void listener_resume(ss_listener *l);
+
+/* ---- interest and activity ---------------------------------------------- */
+
+static bool reading(const ss_conn *c)
+{
+    return !(c->flags & (F_CLOSED | F_CLOSING | F_EOF | F_PAUSED_USER | F_PAUSED_BP));
+}
+
+static void update_interest(ss_conn *c)
+{
+    if (c->flags & F_CLOSED)
+        return;
+    uint32_t want = 0;
+    if (reading(c))
+        want |= EPOLLIN;
+    if (c->queued > 0)
+        want |= EPOLLOUT;
+    (void)ss__io_set(c->loop, &c->io, want); /* cannot fail for a live fd */
+}
+
+static void touch(ss_conn *c)
+{
+    c->last_active = c->loop->now;
+    if (c->listener != NULL && c->listener->idle_ms > 0) {
+        ss__link_remove(&c->idle);
+        ss__link_insert_tail(&c->listener->idle, &c->idle);
+    }
+}
+
+/* ---- closing ---------------------------------------------------------------- */
+
+static void queue_free(ss_conn *c)
+{
+    chunk *k = c->qhead;
+    while (k != NULL) {
+        chunk *next = k->next;
+        free(k);
+        k = next;
+    }
+    c->qhead = c->qtail = NULL;
+    c->queued = 0;
+}
+
+static void conn_deferred_free(ss__deferred *d)
+{
+    ss_conn *c = SS__CONTAINER_OF(d, ss_conn, deferred);
+    ss_listener *l = c->listener;
+    if ((c->flags & F_OPENED) && c->h->on_close != NULL)
+        c->h->on_close(c, c->close_reason);
+    free(c);
+    if (l != NULL && --l->refs == 0 && l->closed && l->pick == NULL)
+        listener_free(l);
+}
+
+/* Close the descriptor now; on_close and the free happen at the end of the
+ * turn, so the ss_conn stays valid for the rest of the caller's callback. */
+static void conn_finish(ss_conn *c, int reason, bool reset)
+{
+    if (c->flags & F_CLOSED)
+        return;
+    c->flags |= F_CLOSED;
+    c->close_reason = reason;
+    if (reset) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    /* close() drops the epoll registration; events already fetched for this
+     * connection in the current batch are skipped because events == 0. */
+    close(c->io.fd);
+    c->io.events = 0;
+    c->io.fd = -1;
+    queue_free(c);
+    ss__link_remove(&c->link);
+    ss__link_remove(&c->idle);
+    c->loop->nconns--;
+    ss_listener *l = c->listener;
+    if (l != NULL)
+        l->nconns--;
+    ss__loop_defer(c->loop, &c->deferred);
+    ss__loop_conn_closed(c->loop);
+}
+
+void ss_conn_abort(ss_conn *c, bool reset)
+{
+    conn_finish(c, 0, reset);
+}
+
+static void conn_fail(ss_conn *c, int reason)
+{
+    conn_finish(c, reason, false);
+}
+
+void ss_conn_close(ss_conn *c)
+{
+    if (c->flags & (F_CLOSED | F_CLOSING))
+        return;
+    c->flags |= F_CLOSING;
+    if (c->queued == 0)
+        conn_finish(c, 0, false);
+    else
+        update_interest(c);
+}
+
+void ss_conn_shutdown(ss_conn *c)
+{
+    if (c->flags & (F_CLOSED | F_CLOSING | F_SHUT_PENDING | F_SHUT_DONE))
+        return;
+    if (c->queued > 0) {
+        c->flags |= F_SHUT_PENDING;
+        return;
+    }
+    c->flags |= F_SHUT_DONE;
+    if (shutdown(c->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        conn_fail(c, -errno);
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static int enqueue(ss_conn *c, const unsigned char *buf, size_t len)
+{
+    chunk *t = c->qtail;
+    if (!(c->flags & F_SEQPACKET) && t != NULL && t->cap - t->end >= len) {
+        memcpy(t->data + t->end, buf, len);
+        t->end += len;
+    } else {
+        size_t cap = (c->flags & F_SEQPACKET) || len > CHUNK_MIN ? len : CHUNK_MIN;
+        chunk *k = malloc(sizeof *k + cap);
+        if (k == NULL)
+            return -ENOMEM;
+        k->next = NULL;
+        k->start = 0;
+        k->end = len;
+        k->cap = cap;
+        memcpy(k->data, buf, len);
+        if (t != NULL)
+            t->next = k;
+        else
+            c->qhead = k;
+        c->qtail = k;
+    }
+    c->queued += len;
+    return 0;
+}
+
+/* Write what the socket takes; returns 0, or a code after closing. */
+static int flush_queue(ss_conn *c)
+{
+    while (c->qhead != NULL) {
+        ssize_t n;
+        if (c->flags & F_SEQPACKET) {
+            chunk *k = c->qhead;
+            n = send(c->io.fd, k->data + k->start, k->end - k->start, MSG_NOSIGNAL);
+        } else {
+            struct iovec iov[WRITEV_MAX];
+            int cnt = 0;
+            for (chunk *k = c->qhead; k != NULL && cnt < WRITEV_MAX; k = k->next) {
+                iov[cnt].iov_base = k->data + k->start;
+                iov[cnt].iov_len = k->end - k->start;
+                cnt++;
+            }
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+            n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            int rc = -errno;
+            conn_fail(c, rc);
+            return rc;
+        }
+        c->queued -= (size_t)n;
+        while (n > 0) {
+            chunk *k = c->qhead;
+            size_t have = k->end - k->start;
+            size_t used = (size_t)n < have ? (size_t)n : have;
+            k->start += used;
+            n -= (ssize_t)used;
+            if (k->start == k->end) {
+                c->qhead = k->next;
+                if (c->qhead == NULL)
+                    c->qtail = NULL;
+                free(k);
+            }
+        }
+        touch(c);
+    }
+    if ((c->flags & F_PAUSED_BP) && c->queued <= c->low)
+        c->flags &= ~F_PAUSED_BP;
+    if (c->queued == 0) {
+        if (c->flags & F_CLOSING) {
+            conn_finish(c, 0, false);
+            return 0;
+        }
+        if (c->flags & F_SHUT_PENDING) {
+            c->flags &= ~F_SHUT_PENDING;
+            ss_conn_shutdown(c);
+            if (c->flags & F_CLOSED)
+                return 0;
+        }
+        if (c->flags & F_DRAIN_WANTED) {
+            c->flags &= ~F_DRAIN_WANTED;
+            if (c->h->on_drain != NULL)
+                c->h->on_drain(c);
+            if (c->flags & F_CLOSED)
+                return 0;
+        }
+    }
+    update_interest(c);
+    return 0;
+}
+
+int ss_conn_write(ss_conn *c, const void *buf, size_t len)
+{
+    if (c->flags & (F_CLOSED | F_CLOSING | F_SHUT_PENDING | F_SHUT_DONE))
+        return SS_ECLOSED;
+    if (len == 0)
+        return 0;
+    const unsigned char *p = buf;
+    if (c->queued == 0) {
+        /* The fast path: straight to the socket, nothing copied. */
+        ssize_t n = send(c->io.fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                int rc = -errno;
+                conn_fail(c, rc);
+                return rc;
+            }
+            n = 0;
+        }
+        if ((size_t)n == len)
+            return 0;
+        p += n;
+        len -= (size_t)n;
+    }
+    if (c->queued + len > c->hard) {
+        conn_fail(c, SS_EBUSY);
+        return SS_EBUSY;
+    }
+    if (enqueue(c, p, len) < 0) {
+        conn_fail(c, -ENOMEM);
+        return -ENOMEM;
+    }
+    c->flags |= F_DRAIN_WANTED;
+    if (c->queued > c->high)
+        c->flags |= F_PAUSED_BP;
+    update_interest(c);
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+static void conn_read(ss_conn *c)
+{
+    ssize_t n = recv(c->io.fd, c->loop->rbuf, SS__LOOP_READ_BUFFER, 0);
+    if (n > 0) {
+        touch(c);
+        if (c->h->on_data != NULL)
+            c->h->on_data(c, c->loop->rbuf, (size_t)n);
+        return;
+    }
+    if (n == 0) {
+        c->flags |= F_EOF;
+        update_interest(c);
+        if (c->h->on_eof != NULL)
+            c->h->on_eof(c);
+        else
+            ss_conn_close(c);
+        return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return;
+    conn_fail(c, -errno);
+}
+
+static void conn_io(ss_loop *loop, ss__io *io, uint32_t events)
+{
+    (void)loop;
+    ss_conn *c = (ss_conn *)io; /* io is the first member */
+    if (c->queued > 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        if (flush_queue(c) < 0 || (c->flags & F_CLOSED))
+            return;
+    }
+    if (reading(c) && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        conn_read(c);
+    else if ((events & EPOLLERR) && !(c->flags & F_CLOSED)) {
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        (void)getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        conn_fail(c, soerr ? -soerr : -EIO);
+    } else if ((events & EPOLLHUP) && !(c->flags & F_CLOSED) && c->queued == 0) {
+        /* Hung up while we were not reading and have nothing to send. */
+        conn_finish(c, 0, false);
+    }
+}
+
+/* ---- making connections ----------------------------------------------------- */
+
+static void limits_of(const struct ss_event_handler *h, ss_conn *c)
+{
+    c->high = h->high_water ? h->high_water : 256 * 1024;
+    c->low = h->low_water ? h->low_water : c->high / 4;
+    if (c->low > c->high)
+        c->low = c->high;
+    c->hard = h->hard_limit ? h->hard_limit : 8 * c->high;
+    if (c->hard < c->high)
+        c->hard = c->high;
+}
+
+static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_event_handler *h,
+                         int socktype, bool inet)
+{
+    ss_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->io.fd = fd;
+    c->io.cb = conn_io;
+    c->loop = loop;
+    c->listener = l;
+    c->h = h;
+    c->deferred.run = conn_deferred_free;
+    ss__link_init(&c->idle);
+    limits_of(h, c);
+    if (socktype == SOCK_SEQPACKET)
+        c->flags |= F_SEQPACKET;
+    if (inet)
+        c->flags |= F_INET;
+    if (ss__io_set(loop, &c->io, EPOLLIN) < 0) {
+        free(c);
+        return NULL;
+    }
+    ss__link_insert_tail(&loop->conns, &c->link);
+    loop->nconns++;
+    c->last_active = loop->now;
+    if (l != NULL) {
+        l->nconns++;
+        l->refs++;
+        if (l->idle_ms > 0) {
+            ss__link_insert_tail(&l->idle, &c->idle);
+            if (!ss_timer_active(&l->idle_timer))
+                (void)ss_timer_start(loop, &l->idle_timer, (uint64_t)l->idle_ms, 0);
+        }
+    }
+    return c;
+}
+
+static void conn_opened(ss_conn *c)
+{
+    c->flags |= F_OPENED;
+    if (c->h->on_open != NULL)
+        c->h->on_open(c);
+}
+
+int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    int type = 0, domain = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &(socklen_t){sizeof domain}) < 0 ||
+        ss__set_nonblocking(fd, 1) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    ss_conn *c = conn_new(loop, fd, NULL, h, type, domain != AF_UNIX);
+    if (c == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->peer.len = sizeof c->peer.u;
+    if (getpeername(fd, &c->peer.u.sa, &c->peer.len) < 0)
+        c->peer.len = 0;
+    c->peer.kind = domain == AF_UNIX ? (type == SOCK_SEQPACKET ? SS_ADDR_SEQPACKET : SS_ADDR_UNIX)
+                                     : SS_ADDR_TCP;
+    if (out != NULL)
+        *out = c;
+    conn_opened(c);
+    return 0;
+}
+
+/* ---- listening ---------------------------------------------------------------- */
+
+static void listener_pause(ss_listener *l)
+{
+    (void)ss__io_set(l->loop, &l->io, 0);
+}
+
+static void listener_resume(ss_listener *l)
+{
+    if (l->closed || l->held || l->paused_full || l->paused_emfile)
+        return;
+    (void)ss__io_set(l->loop, &l->io, l->want);
+}
+
+void ss__listener_hold(ss_listener *l, bool hold)
+{
+    l->held = hold;
+    if (hold)
+        listener_pause(l);
+    else
+        listener_resume(l);
+}
+
+static void on_retry(ss_timer *t)
+{
+    ss_listener *l = t->data;
+    l->paused_emfile = false;
+    listener_resume(l);
+}
+
+void ss__loop_conn_closed(ss_loop *loop)
+{
+    /* A descriptor came free: a listener resting on EMFILE may try now, and
+     * one at its cap may take the next client. */
+    for (ss__link *k = loop->listeners.next; k != &loop->listeners; k = k->next) {
+        ss_listener *l = SS__CONTAINER_OF(k, ss_listener, link);
+        bool was = l->paused_full || l->paused_emfile;
+        if (l->paused_full && l->nconns < l->max_conns)
+            l->paused_full = false;
+        if (l->paused_emfile) {
+            ss_timer_stop(&l->retry_timer);
+            l->paused_emfile = false;
+        }
+        if (was)
+            listener_resume(l);
+    }
+}
+
+static void on_idle_timer(ss_timer *t)
+{
+    ss_listener *l = t->data;
+    int64_t now = l->loop->now;
+    while (!ss__link_empty(&l->idle)) {
+        ss_conn *c = SS__CONTAINER_OF(l->idle.next, ss_conn, idle);
+        int64_t due = c->last_active + l->idle_ms;
+        if (due > now) {
+            (void)ss_timer_start(l->loop, &l->idle_timer, (uint64_t)(due - now), 0);
+            return;
+        }
+        conn_fail(c, SS_ETIMEOUT); /* removes it from the idle list */
+    }
+}
+
+static void fill_peer(ss_addr *peer, ss_addr_kind kind, const struct sockaddr_storage *ss,
+                      socklen_t len)
+{
+    peer->kind = kind;
+    if (len > sizeof peer->u)
+        len = sizeof peer->u;
+    peer->len = len;
+    memcpy(&peer->u, ss, len);
+}
+
+/* Make an accepted descriptor a connection of `l` (on l's loop). */
+static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
+{
+    bool inet = l->kind == SS_ADDR_TCP;
+    if (inet) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ss_conn *c = conn_new(l->loop, fd, l, l->h, l->socktype, inet);
+    if (c == NULL) {
+        close(fd);
+        if (l->unpick != NULL)
+            l->unpick(l->pick_arg, l);
+        return;
+    }
+    c->peer = *peer;
+    conn_opened(c);
+}
+
+/* A connection accepted on one loop, to be served by another. */
+typedef struct handoff_job {
+    ss_listener *to;
+    int fd;
+    ss_addr peer;
+} handoff_job;
+
+static void handoff_run(ss_loop *loop, void *arg)
+{
+    (void)loop;
+    handoff_job *j = arg;
+    if (j->to->closed) {
+        /* stopped accepting meanwhile: the client goes, as if still in the
+         * backlog of a closed listener */
+        close(j->fd);
+        if (j->to->unpick != NULL)
+            j->to->unpick(j->to->pick_arg, j->to);
+    } else {
+        listener_serve(j->to, j->fd, &j->peer);
+    }
+    free(j);
+}
+
+static int handoff(ss_listener *to, int fd, const ss_addr *peer)
+{
+    handoff_job *j = malloc(sizeof *j);
+    if (j == NULL)
+        return -ENOMEM;
+    j->to = to;
+    j->fd = fd;
+    j->peer = *peer;
+    if (ss_loop_post(to->loop, handoff_run, j) < 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void listener_io(ss_loop *loop, ss__io *io, uint32_t events)
+{
+    (void)events;
+    ss_listener *l = (ss_listener *)io;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (l->max_conns > 0 && l->nconns >= l->max_conns) {
+            l->paused_full = true;
+            listener_pause(l);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(l->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
+                continue;
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM or worse: the client stays in
+             * the backlog; rest instead of spinning on a readable listener. */
+            l->paused_emfile = true;
+            listener_pause(l);
+            (void)ss_timer_start(loop, &l->retry_timer, EMFILE_PAUSE_MS, 0);
+            return;
+        }
+        ss_addr peer;
+        fill_peer(&peer, l->kind, &ss, len);
+        if (l->verify != NULL && !l->verify(l->verify_arg, fd, &peer)) {
+            close(fd);
+            continue;
+        }
+        ss_listener *to = l->pick != NULL ? l->pick(l->pick_arg, l) : l;
+        if (to != l && to != NULL && handoff(to, fd, &peer) == 0)
+            continue;
+        listener_serve(l, fd, &peer);
+        if (l->closed)
+            return;
+    }
+}
+
+int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
+                   const ss_listener_opts *opts, ss_listener **out, ss_error *err)
+{
+    *out = NULL;
+    int type = 0, domain = 0;
+    socklen_t tl = sizeof type, dl = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0) {
+        int rc = -errno;
+        return ss__fail(err, rc, "cannot serve descriptor %d: %s", fd, ss_strerror(rc));
+    }
+    if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
+        return ss__fail(err, SS_EUSAGE, "cannot listen on descriptor %d: not a stream socket", fd);
+    ss_listener *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return ss__fail(err, -ENOMEM, "cannot serve descriptor %d: out of memory", fd);
+    l->io.fd = fd;
+    l->io.cb = listener_io;
+    l->loop = loop;
+    l->h = h;
+    l->socktype = type;
+    l->kind = domain == AF_UNIX ? (type == SOCK_SEQPACKET ? SS_ADDR_SEQPACKET : SS_ADDR_UNIX)
+                                : SS_ADDR_TCP;
+    l->want = EPOLLIN;
+    if (opts != NULL) {
+        l->max_conns = opts->max_conns > 0 ? opts->max_conns : 0;
+        l->idle_ms = opts->idle_timeout > 0 ? (int64_t)(opts->idle_timeout * 1000.0 + 0.5) : 0;
+        if (opts->idle_timeout > 0 && l->idle_ms == 0)
+            l->idle_ms = 1;
+        if (opts->exclusive)
+            l->want |= EPOLLEXCLUSIVE;
+        l->verify = opts->verify;
+        l->verify_arg = opts->verify_arg;
+    }
+    ss__link_init(&l->idle);
+    ss_timer_init(&l->idle_timer, on_idle_timer, l);
+    ss_timer_init(&l->retry_timer, on_retry, l);
+    int rc = ss__set_nonblocking(fd, 1);
+    if (rc == 0)
+        rc = ss__io_set(loop, &l->io, l->want);
+    if (rc < 0) {
+        free(l);
+        return ss__fail(err, rc, "cannot poll listener %d: %s", fd, ss_strerror(rc));
+    }
+    ss__link_insert_tail(&loop->listeners, &l->link);
+    *out = l;
+    return 0;
+}
+
+static void listener_free(ss_listener *l)
+{
+    ss_timer_stop(&l->idle_timer);
+    ss_timer_stop(&l->retry_timer);
+    free(l);
+}
+
+void ss_listener_close(ss_listener *l)
+{
+    if (l == NULL || l->closed)
+        return;
+    l->closed = true;
+    listener_pause(l);
+    ss_timer_stop(&l->retry_timer);
+    ss__link_remove(&l->link);
+    if (l->pick != NULL) {
+        /* Other loops may still post connections to it: it stays until the
+         * loop is freed (ss__listeners_free_retired). */
+        ss__link_insert_tail(&l->loop->retired, &l->link);
+        return;
+    }
+    /* Connections keep their idle timeout: the listener's memory lives on
+     * until the last of them is freed. */
+    if (l->refs == 0)
+        listener_free(l);
+}
+
+void ss__listeners_free_retired(ss_loop *loop)
+{
+    while (!ss__link_empty(&loop->retired)) {
+        ss_listener *l = SS__CONTAINER_OF(loop->retired.next, ss_listener, link);
+        ss__link_remove(&l->link);
+        listener_free(l);
+    }
+}
+
+void ss__listener_set_balancer(ss_listener *l, ss_listener *(*pick)(void *arg, ss_listener *self),
+                               void (*unpick)(void *arg, ss_listener *l), void *arg)
+{
+    l->pick = pick;
+    l->unpick = unpick;
+    l->pick_arg = arg;
+}
+
+ss_loop *ss__listener_loop(const ss_listener *l)
+{
+    return l->loop;
+}
+
+bool ss_listener_paused(const ss_listener *l)
+{
+    return l->paused_full || l->paused_emfile;
+}
+
+void ss__listeners_close_all(ss_loop *loop)
+{
+    while (!ss__link_empty(&loop->listeners))
+        ss_listener_close(SS__CONTAINER_OF(loop->listeners.next, ss_listener, link));
+}
+
+void ss__conns_close_all(ss_loop *loop, int reason)
+{
+    while (!ss__link_empty(&loop->conns))
+        conn_finish(SS__CONTAINER_OF(loop->conns.next, ss_conn, link), reason, false);
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+void ss_conn_pause(ss_conn *c)
+{
+    c->flags |= F_PAUSED_USER;
+    update_interest(c);
+}
+
+void ss_conn_resume(ss_conn *c)
+{
+    c->flags &= ~F_PAUSED_USER;
+    update_interest(c);
+}
+
+size_t ss_conn_queued(const ss_conn *c)
+{
+    return c->queued;
+}
+bool ss_conn_paused(const ss_conn *c)
+{
+    return (c->flags & (F_PAUSED_USER | F_PAUSED_BP)) != 0;
+}
+void ss_conn_set_user(ss_conn *c, void *user)
+{
+    c->user = user;
+}
+void *ss_conn_user(const ss_conn *c)
+{
+    return c->user;
+}
+void *ss_conn_handler_data(const ss_conn *c)
+{
+    return c->h->data;
+}
+ss_loop *ss_conn_loop(const ss_conn *c)
+{
+    return c->loop;
+}
+int ss_conn_fd(const ss_conn *c)
+{
+    return c->io.fd;
+}
+const ss_addr *ss_conn_peer(const ss_conn *c)
+{
+    return &c->peer;
+}

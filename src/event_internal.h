@@ -1,0 +1,125 @@
+/* event_internal.h — what loop.c, event_conn.c, event_dgram.c and the event
+ * model share: the loop's insides and the descriptor-watch seam. */
+#ifndef SS_EVENT_INTERNAL_H
+#define SS_EVENT_INTERNAL_H
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* A descriptor watched by a loop; epoll's data.ptr points at it. */
+typedef struct ss__io ss__io;
+typedef void (*ss__io_cb)(ss_loop *loop, ss__io *io, uint32_t events);
+struct ss__io {
+    int fd;
+    uint32_t events; /* what epoll has now; 0 = not registered */
+    ss__io_cb cb;
+};
+
+/* Register / change / remove interest. `events` 0 removes. Returns 0 or a
+ * negative errno. EPOLLEXCLUSIVE cannot be modified, only removed and added:
+ * callers of exclusive watches pass 0 first. */
+int ss__io_set(ss_loop *loop, ss__io *io, uint32_t events);
+
+/* Something that must be freed at the end of the turn (a closed
+ * connection's memory may still be named by events of the current batch). */
+typedef struct ss__deferred ss__deferred;
+struct ss__deferred {
+    ss__deferred *next;
+    void (*run)(ss__deferred *d);
+};
+void ss__loop_defer(ss_loop *loop, ss__deferred *d);
+/* Run what was deferred now (on_close of closed connections). Not from
+ * inside a connection's callback. */
+void ss__loop_run_deferred(ss_loop *loop);
+
+/* A connection of the loop closed: let paused listeners try again. */
+void ss__loop_conn_closed(ss_loop *loop);
+
+/* Doubly linked list of the loop's listeners / connections / dgrams, so
+ * ss_loop_free() can close what is left. */
+typedef struct ss__link {
+    struct ss__link *prev, *next;
+} ss__link;
+
+static inline void ss__link_init(ss__link *head)
+{
+    head->prev = head->next = head;
+}
+static inline void ss__link_insert_tail(ss__link *head, ss__link *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+static inline void ss__link_remove(ss__link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+static inline bool ss__link_empty(const ss__link *head)
+{
+    return head->next == head;
+}
+
+#define SS__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* The per-loop read buffer: every connection reads into it, so an idle
+ * connection holds no read memory. */
+#define SS__LOOP_READ_BUFFER (64 * 1024)
+
+struct ss_loop {
+    int epfd;
+    ss__io wake; /* eventfd: stop, wakeup, posts */
+    int64_t now;
+    atomic_bool stop;
+    atomic_bool woken; /* a wakeup is pending: skip redundant eventfd writes */
+
+    ss_timer **heap;
+    size_t heap_len, heap_cap;
+    uint64_t timer_seq;
+
+    pthread_mutex_t post_lock;
+    struct ss__post *post_head, *post_tail;
+
+    unsigned char *rbuf;
+    ss__deferred *deferred;
+
+    ss__link conns;     /* every open ss_conn */
+    ss__link listeners; /* every ss_listener */
+    ss__link dgrams;    /* every ss_dgram */
+    ss__link retired;   /* closed balanced listeners, freed with the loop */
+    size_t nconns;
+    void *user;
+};
+
+/*
+ * Balance a listener shared by several loops: after each accept, pick(arg,
+ * self) names the listener (of another loop, on the same descriptor) that
+ * should serve the new connection; the descriptor is then posted to that
+ * loop. NULL or self serves it here. unpick(arg, l) is called when a picked
+ * connection never opened (out of memory, listener closed meanwhile).
+ * Set before the loops run.
+ */
+void ss__listener_set_balancer(ss_listener *l, ss_listener *(*pick)(void *arg, ss_listener *self),
+                               void (*unpick)(void *arg, ss_listener *l), void *arg);
+ss_loop *ss__listener_loop(const ss_listener *l);
+/* Stop (hold) or restart polling a listener / datagram socket, whatever
+ * its cap or EMFILE state: nothing touches the descriptor while held, so
+ * its owner may close it. Loop thread. */
+void ss__listener_hold(ss_listener *l, bool hold);
+void ss__dgram_hold(ss_dgram *d, bool hold);
+/* Several loops poll this datagram socket: wake one per packet. */
+void ss__dgram_share(ss_dgram *d);
+
+/* Close every connection / listener / dgram of a loop (ss_loop_free). */
+void ss__conns_close_all(ss_loop *loop, int reason);
+void ss__listeners_close_all(ss_loop *loop);
+void ss__listeners_free_retired(ss_loop *loop);
+void ss__dgrams_close_all(ss_loop *loop);
+
+#endif

@@ -1,0 +1,518 @@
+/* test_event_conn.c — the callback API on one loop, over real sockets: echo on
+ * every socket kind, half-close, backpressure against a client that never
+ * reads, a burst of connections reset by their clients, idle timeout and the
+ * connection cap. The loop runs on a thread; the test plays the clients.
+ * ctest-labels: tsan
+ */
+#include "testutil.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ---- a server loop on a thread ------------------------------------------- */
+
+typedef struct stats {
+    atomic_int opened, closed, timeouts, paused_seen;
+    atomic_size_t max_queued;
+    atomic_int last_reason;
+} stats;
+
+typedef struct server {
+    ss_loop *loop;
+    pthread_t thread;
+    int fd;
+    ss_addr addr; /* where clients connect */
+    ss_listener *listener;
+    ss_dgram *dgram;
+} server;
+
+static void *run_loop(void *arg)
+{
+    server *s = arg;
+    assert_int_equal(ss_loop_run(s->loop), 0);
+    return NULL;
+}
+
+/* A bound (and for streams listening) socket on loopback / an abstract
+ * name, built with plain system calls so this test needs only the loop. */
+static int bind_socket(ss_addr_kind kind, ss_addr *addr)
+{
+    memset(addr, 0, sizeof *addr);
+    addr->kind = kind;
+    int type = kind == SS_ADDR_TCP || kind == SS_ADDR_UNIX ? SOCK_STREAM
+               : kind == SS_ADDR_SEQPACKET                 ? SOCK_SEQPACKET
+                                                           : SOCK_DGRAM;
+    int fd;
+    if (kind == SS_ADDR_TCP || kind == SS_ADDR_UDP) {
+        fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+        addr->u.in.sin_family = AF_INET;
+        addr->u.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr->len = sizeof addr->u.in;
+    } else {
+        fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        char name[100];
+        tu_abstract_name(name, sizeof name);
+        addr->u.un.sun_family = AF_UNIX;
+        addr->u.un.sun_path[0] = '\0';
+        memcpy(addr->u.un.sun_path + 1, name + 1, strlen(name) - 1);
+        addr->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
+    }
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, &addr->u.sa, addr->len), 0);
+    addr->len = sizeof addr->u;
+    assert_int_equal(getsockname(fd, &addr->u.sa, &addr->len), 0);
+    if (type != SOCK_DGRAM)
+        assert_int_equal(listen(fd, 4096), 0);
+    return fd;
+}
+
+static void server_start(server *s, ss_addr_kind kind, const struct ss_event_handler *h,
+                         const ss_listener_opts *lo)
+{
+    memset(s, 0, sizeof *s);
+    assert_int_equal(ss_loop_new(&s->loop, NULL), 0);
+    s->fd = bind_socket(kind, &s->addr);
+    if (kind == SS_ADDR_UDP || kind == SS_ADDR_UNIXGRAM)
+        assert_int_equal(ss_loop_dgram(s->loop, s->fd, h, 0, &s->dgram, NULL), 0);
+    else
+        assert_int_equal(ss_loop_listen(s->loop, s->fd, h, lo, &s->listener, NULL), 0);
+    assert_int_equal(pthread_create(&s->thread, NULL, run_loop, s), 0);
+}
+
+static void server_stop(server *s)
+{
+    ss_loop_stop(s->loop);
+    pthread_join(s->thread, NULL);
+    ss_loop_free(s->loop); /* closes what is left, runs on_close */
+    close(s->fd);
+}
+
+/* ---- clients --------------------------------------------------------------- */
+
+static int client_connect(const server *s)
+{
+    int family = s->addr.u.sa.sa_family;
+    int type = s->addr.kind == SS_ADDR_TCP || s->addr.kind == SS_ADDR_UNIX ? SOCK_STREAM
+               : s->addr.kind == SS_ADDR_SEQPACKET                         ? SOCK_SEQPACKET
+                                                                           : SOCK_DGRAM;
+    int fd = socket(family, type | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    if (type == SOCK_DGRAM && family == AF_UNIX) {
+        /* a unixgram client must have a name to be answered */
+        ss_addr me;
+        close(fd);
+        fd = bind_socket(SS_ADDR_UNIXGRAM, &me);
+    }
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, &s->addr.u.sa, s->addr.len), 0);
+    return fd;
+}
+
+static void read_exactly(int fd, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        if (n <= 0)
+            fail_msg("recv after %zu of %zu bytes: %s", got, len, n == 0 ? "EOF" : strerror(errno));
+        got += (size_t)n;
+    }
+}
+
+/* True if `fd` becomes readable within `ms`. */
+static bool readable_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+/* ---- handlers ------------------------------------------------------------------ */
+
+static void count_open(ss_conn *c)
+{
+    stats *st = ss_conn_handler_data(c);
+    atomic_fetch_add(&st->opened, 1);
+}
+
+static void count_close(ss_conn *c, int reason)
+{
+    stats *st = ss_conn_handler_data(c);
+    if (reason == SS_ETIMEOUT)
+        atomic_fetch_add(&st->timeouts, 1);
+    atomic_store(&st->last_reason, reason);
+    atomic_fetch_add(&st->closed, 1);
+}
+
+static void echo_data(ss_conn *c, const void *data, size_t len)
+{
+    stats *st = ss_conn_handler_data(c);
+    (void)ss_conn_write(c, data, len);
+    size_t q = ss_conn_queued(c);
+    size_t prev = atomic_load(&st->max_queued);
+    while (q > prev && !atomic_compare_exchange_weak(&st->max_queued, &prev, q))
+        ;
+    if (ss_conn_paused(c))
+        atomic_fetch_add(&st->paused_seen, 1);
+}
+
+static void echo_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *from)
+{
+    assert_int_equal(ss_dgram_send(d, from, data, len), 0);
+}
+
+static stats the_stats;
+static struct ss_event_handler echo_handler = {
+    .on_open = count_open,
+    .on_data = echo_data,
+    .on_close = count_close,
+    .on_packet = echo_packet,
+    .data = &the_stats,
+};
+
+static int reset_stats(void **state)
+{
+    (void)state;
+    memset(&the_stats, 0, sizeof the_stats);
+    echo_handler.high_water = echo_handler.low_water = echo_handler.hard_limit = 0;
+    return 0;
+}
+
+/* Wait (bounded) until the server has closed `n` connections. */
+static void wait_closed(int n)
+{
+    for (int i = 0; i < 500 && atomic_load(&the_stats.closed) < n; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&the_stats.closed), n);
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void echo_round_trips(ss_addr_kind kind)
+{
+    server s;
+    server_start(&s, kind, &echo_handler, NULL);
+    int fd = client_connect(&s);
+    unsigned char out[3000], in[3000];
+    for (int round = 0; round < 50; round++) {
+        size_t len = 1 + (size_t)(round * 61) % sizeof out;
+        for (size_t i = 0; i < len; i++)
+            out[i] = (unsigned char)(i * 7 + (size_t)round);
+        assert_int_equal(send(fd, out, len, MSG_NOSIGNAL), (ssize_t)len);
+        if (kind == SS_ADDR_SEQPACKET || kind == SS_ADDR_UDP || kind == SS_ADDR_UNIXGRAM) {
+            /* message kinds: one message back, boundaries kept */
+            ssize_t n = recv(fd, in, sizeof in, 0);
+            assert_int_equal(n, (ssize_t)len);
+        } else {
+            read_exactly(fd, in, len);
+        }
+        assert_memory_equal(in, out, len);
+    }
+    close(fd);
+    if (kind != SS_ADDR_UDP && kind != SS_ADDR_UNIXGRAM) {
+        wait_closed(1);
+        assert_int_equal(atomic_load(&the_stats.opened), 1);
+        assert_int_equal(atomic_load(&the_stats.last_reason), 0);
+    }
+    server_stop(&s);
+}
+
+static void echo_tcp(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_TCP);
+}
+static void echo_unix(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_UNIX);
+}
+static void echo_seqpacket(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_SEQPACKET);
+}
+static void echo_udp(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_UDP);
+}
+static void echo_unixgram(void **state)
+{
+    (void)state, echo_round_trips(SS_ADDR_UNIXGRAM);
+}
+
+/* The client sends 1 MiB, shuts down writing, and still reads every byte
+ * back before the server closes. */
+static void half_close_gets_every_byte(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    int fd = client_connect(&s);
+    enum { TOTAL = 1 << 20 };
+    unsigned char *out = malloc(TOTAL), *in = malloc(TOTAL);
+    for (size_t i = 0; i < TOTAL; i++)
+        out[i] = (unsigned char)(i * 31 + i / 4096);
+    size_t sent = 0, got = 0;
+    bool shut = false;
+    int64_t deadline = ss__deadline(20);
+    while (got < TOTAL || !shut) {
+        assert_true(ss__remaining_ms(deadline) > 0);
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < TOTAL ? POLLOUT : 0)};
+        assert_true(poll(&p, 1, 1000) >= 0);
+        if ((p.revents & POLLOUT) && sent < TOTAL) {
+            ssize_t n = send(fd, out + sent, TOTAL - sent < 65536 ? TOTAL - sent : 65536,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        if (sent == TOTAL && !shut) {
+            assert_int_equal(shutdown(fd, SHUT_WR), 0);
+            shut = true;
+        }
+        if (p.revents & POLLIN) {
+            ssize_t n = recv(fd, in + got, TOTAL - got, MSG_DONTWAIT);
+            assert_true(n > 0 || (n < 0 && errno == EAGAIN));
+            if (n > 0)
+                got += (size_t)n;
+        }
+    }
+    assert_memory_equal(in, out, TOTAL);
+    /* then the server closes: end of file */
+    unsigned char extra;
+    assert_int_equal(recv(fd, &extra, 1, 0), 0);
+    close(fd);
+    wait_closed(1);
+    free(out);
+    free(in);
+    server_stop(&s);
+}
+
+/* A client writes and never reads: the server's queue for it stops at the
+ * high-water mark (reading paused, so the client's sends block), and
+ * another client is served meanwhile. */
+static void never_reading_client_is_bounded(void **state)
+{
+    (void)state;
+    echo_handler.high_water = 64 * 1024;
+    echo_handler.hard_limit = 4 * 1024 * 1024;
+    server s;
+    server_start(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    int hog = client_connect(&s);
+    int small = 4096;
+    setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    static unsigned char junk[65536];
+    size_t sent = 0;
+    int64_t deadline = ss__deadline(10);
+    bool blocked = false;
+    /* bounded: at most 64 MiB or 10 s; a server that keeps reading would
+     * let all of it through */
+    while (sent < (64u << 20) && ss__remaining_ms(deadline) > 0) {
+        struct pollfd p = {.fd = hog, .events = POLLOUT};
+        if (poll(&p, 1, 300) == 0) {
+            blocked = true;
+            break;
+        }
+        ssize_t n = send(hog, junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            sent += (size_t)n;
+    }
+    assert_true(blocked);
+    assert_true(atomic_load(&the_stats.paused_seen) > 0);
+    /* queue bounded: high water plus at most one read's worth */
+    assert_true(atomic_load(&the_stats.max_queued) <= 64 * 1024 + 64 * 1024);
+    assert_int_equal(atomic_load(&the_stats.closed), 0); /* not over the hard limit */
+
+    int other = client_connect(&s);
+    unsigned char msg[100], back[100];
+    memset(msg, 'z', sizeof msg);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(send(other, msg, sizeof msg, MSG_NOSIGNAL), (ssize_t)sizeof msg);
+        read_exactly(other, back, sizeof back);
+        assert_memory_equal(back, msg, sizeof msg);
+    }
+    close(other);
+    close(hog);
+    wait_closed(2);
+    server_stop(&s);
+}
+
+/* A write that would go past hard_limit closes the connection (SS_EBUSY). */
+static void amplify_data(ss_conn *c, const void *data, size_t len)
+{
+    (void)data;
+    static unsigned char big[65536];
+    for (int i = 0; i < 512 && ss_conn_write(c, big, sizeof big) == 0; i++)
+        ;
+    (void)len;
+}
+
+static void over_hard_limit_closes(void **state)
+{
+    (void)state;
+    struct ss_event_handler h = echo_handler;
+    h.on_data = amplify_data;
+    h.high_water = 64 * 1024;
+    h.hard_limit = 512 * 1024;
+    server s;
+    server_start(&s, SS_ADDR_TCP, &h, NULL);
+    int fd = client_connect(&s);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    wait_closed(1);
+    assert_int_equal(atomic_load(&the_stats.last_reason), SS_EBUSY);
+    close(fd);
+    server_stop(&s);
+}
+
+/* 2,000 connections opened at once and dropped with RST: every one the
+ * server saw is closed again, nothing leaks, the server still answers. */
+static void burst_of_resets(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2 * N + 100 && rl.rlim_max >= 2 * N + 100) {
+        rl.rlim_cur = 2 * N + 100;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    int n = rl.rlim_cur >= 2 * N + 100 ? N : (int)(rl.rlim_cur - 100) / 2;
+    server s;
+    server_start(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    int before = tu_count_fds();
+    int *fds = malloc(sizeof *fds * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        fds[i] = client_connect(&s);
+        if (i % 3 == 0)
+            (void)send(fds[i], "hello", 5, MSG_NOSIGNAL);
+    }
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    for (int i = 0; i < n; i++) {
+        setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fds[i]);
+    }
+    for (int i = 0; i < 1000 && atomic_load(&the_stats.closed) < atomic_load(&the_stats.opened);
+         i++)
+        usleep(10000);
+    int fd = client_connect(&s);
+    assert_int_equal(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
+    unsigned char back[4];
+    read_exactly(fd, back, 4);
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&the_stats.closed) < atomic_load(&the_stats.opened); i++)
+        usleep(10000);
+    assert_true(atomic_load(&the_stats.opened) >= 1);
+    assert_int_equal(atomic_load(&the_stats.closed), atomic_load(&the_stats.opened));
+    assert_int_equal(tu_count_fds(), before);
+    free(fds);
+    server_stop(&s);
+}
+
+static void idle_connections_time_out(void **state)
+{
+    (void)state;
+    server s;
+    ss_listener_opts lo = {.idle_timeout = 0.2};
+    server_start(&s, SS_ADDR_TCP, &echo_handler, &lo);
+    int quiet = client_connect(&s);
+    int chatty = client_connect(&s);
+    unsigned char b[1];
+    int64_t t0 = ss__now_ms();
+    /* chatty talks every 50 ms for 600 ms: it must survive */
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(send(chatty, "c", 1, MSG_NOSIGNAL), 1);
+        read_exactly(chatty, b, 1);
+        usleep(50000);
+    }
+    assert_true(readable_within(quiet, 1));
+    assert_int_equal(recv(quiet, b, 1, 0), 0); /* closed by the server */
+    assert_true(ss__now_ms() - t0 >= 200);
+    assert_int_equal(atomic_load(&the_stats.timeouts), 1);
+    assert_int_equal(send(chatty, "d", 1, MSG_NOSIGNAL), 1);
+    read_exactly(chatty, b, 1);
+    close(quiet);
+    close(chatty);
+    wait_closed(2);
+    server_stop(&s);
+}
+
+static void connection_cap_stops_accepting(void **state)
+{
+    (void)state;
+    server s;
+    ss_listener_opts lo = {.max_conns = 2};
+    server_start(&s, SS_ADDR_UNIX, &echo_handler, &lo);
+    int a = client_connect(&s), b = client_connect(&s), c = client_connect(&s);
+    unsigned char x[1];
+    assert_int_equal(send(a, "a", 1, MSG_NOSIGNAL), 1);
+    read_exactly(a, x, 1);
+    assert_int_equal(send(b, "b", 1, MSG_NOSIGNAL), 1);
+    read_exactly(b, x, 1);
+    assert_int_equal(send(c, "c", 1, MSG_NOSIGNAL), 1);
+    assert_false(readable_within(c, 200)); /* waits in the backlog */
+    assert_int_equal(atomic_load(&the_stats.opened), 2);
+    close(a);
+    assert_true(readable_within(c, 5000)); /* taken once a slot freed */
+    read_exactly(c, x, 1);
+    assert_int_equal(x[0], 'c');
+    close(b);
+    close(c);
+    wait_closed(3);
+    server_stop(&s);
+}
+
+/* Client side of the API: ss_loop_adopt a connected socket. */
+static void adopted_socketpair_echoes(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ss_loop *loop;
+    assert_int_equal(ss_loop_new(&loop, NULL), 0);
+    ss_conn *c;
+    assert_int_equal(ss_loop_adopt(loop, sv[0], &echo_handler, &c), 0);
+    assert_int_equal(ss_conn_fd(c), sv[0]);
+    assert_int_equal(atomic_load(&the_stats.opened), 1);
+    assert_int_equal(send(sv[1], "abc", 3, 0), 3);
+    for (int i = 0; i < 10 && !readable_within(sv[1], 0); i++)
+        assert_int_equal(ss_loop_run_once(loop, 100), 0);
+    char back[3];
+    assert_int_equal(recv(sv[1], back, 3, 0), 3);
+    assert_memory_equal(back, "abc", 3);
+    ss_loop_free(loop); /* closes it: on_close runs */
+    assert_int_equal(atomic_load(&the_stats.closed), 1);
+    char eof;
+    assert_int_equal(recv(sv[1], &eof, 1, 0), 0);
+    close(sv[1]);
+}
+
+int main(void)
+{
+    tu_alarm(100);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(echo_tcp, reset_stats),
+        cmocka_unit_test_setup(echo_unix, reset_stats),
+        cmocka_unit_test_setup(echo_seqpacket, reset_stats),
+        cmocka_unit_test_setup(echo_udp, reset_stats),
+        cmocka_unit_test_setup(echo_unixgram, reset_stats),
+        cmocka_unit_test_setup(half_close_gets_every_byte, reset_stats),
+        cmocka_unit_test_setup(never_reading_client_is_bounded, reset_stats),
+        cmocka_unit_test_setup(over_hard_limit_closes, reset_stats),
+        cmocka_unit_test_setup(burst_of_resets, reset_stats),
+        cmocka_unit_test_setup(idle_connections_time_out, reset_stats),
+        cmocka_unit_test_setup(connection_cap_stops_accepting, reset_stats),
+        cmocka_unit_test_setup(adopted_socketpair_echoes, reset_stats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
