@@ -64,6 +64,7 @@ typedef struct engine {
     bool measuring;
     uint64_t t_start, t0; /* ns: first connect; clock start */
     uint64_t cpu0;        /* server clock ticks at t0 */
+    double self_cpu0;     /* our own CPU seconds at t0 */
     char addr_text[SS_ADDR_STRLEN];
 } engine;
 
@@ -177,10 +178,19 @@ static int send_messages(engine *e, conn *c, uint64_t count, uint64_t t)
     return flush(e, c);
 }
 
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void start_clock(engine *e, uint64_t t)
 {
     e->measuring = true;
     e->t0 = t;
+    e->self_cpu0 = self_cpu();
     e->r->warmup = (double)(t - e->t_start) / 1e9;
     e->r->messages = 0;
     e->r->bytes = 0;
@@ -354,6 +364,7 @@ static int loop(engine *e, bench_progress_fn progress, bench_warm_fn warm, void 
         if (t >= deadline) {
             if (e->measuring) {
                 e->r->seconds = (double)(t - e->t0) / 1e9;
+                e->r->client_cpu = self_cpu() - e->self_cpu0;
                 return 0;
             }
             return fail(e, SS_ETIMEOUT,

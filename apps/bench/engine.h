@@ -53,6 +53,7 @@ typedef struct bench_result {
     long conns;           /* connections that took part */
     long errors;          /* 0, or 1 when the run stopped on an error */
     double server_cpu;    /* seconds of server CPU (utime+stime) in the window, or -1 */
+    double client_cpu;    /* seconds of our own CPU in the window */
     bench_hist hist;      /* round trips of messages sent and answered in the window */
     char error[SS_ERROR_MSG_MAX];
 } bench_result;

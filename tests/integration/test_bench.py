@@ -120,6 +120,7 @@ class BenchTest(sstest.TestCase):
         self.assertLessEqual(lat["p99"], lat["p999"])
         self.assertLessEqual(lat["p999"], lat["max"])
         self.assertIsNotNone(doc["server_cpu_s"])
+        self.assertGreaterEqual(doc["client_cpu_s"], 0)
         self.assertGreaterEqual(doc["warmup_s"], 0)
 
     def test_unix_abstract_address(self):
