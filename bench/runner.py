@@ -50,6 +50,7 @@ def peers(sockserve):
         ("libuv-tuned", [o("libuv_echo")], {"GLIBC_TUNABLES": TRIM}),
         ("libevent", [o("libevent_echo")], {}),
         ("libevent-tuned", [o("libevent_echo"), "--tuned"], {}),
+        ("libevent-raw", [o("libevent_echo"), "--raw"], {}),
         ("thread-per-conn", [o("thread_echo")], {}),
         ("uvloop", [PY, p("uvloop_echo.py")], {}),
         ("py-threading", [PY, p("seed_threading_echo.py")], {}),
