@@ -49,5 +49,6 @@ $CC $CFLAGS -pthread -o "$OUT/thread_echo" bench/peers/thread_echo.c
 $CC $CFLAGS -o "$OUT/libuv_echo" bench/peers/libuv_echo.c $(pkg-config --cflags --libs libuv)
 $CC $CFLAGS -o "$OUT/libevent_echo" bench/peers/libevent_echo.c \
     $(pkg-config --cflags --libs libevent)
+$CC $CFLAGS -o "$OUT/uring_echo" bench/peers/uring_echo.c $(pkg-config --cflags --libs liburing)
 
 exec /usr/bin/python3 bench/runner.py --sockserve "$BUILD/sockserve" "$@"

@@ -46,6 +46,7 @@ def peers(sockserve):
         ("sockserve-threading", [sockserve, "echo", "-q", "--model", "threading",
                                  "tcp://127.0.0.1:0"], {}),
         ("epoll", [o("epoll_echo")], {}),
+        ("io_uring", [o("uring_echo")], {}),
         ("libuv", [o("libuv_echo")], {}),
         ("libuv-tuned", [o("libuv_echo")], {"GLIBC_TUNABLES": TRIM}),
         ("libevent", [o("libevent_echo")], {}),
