@@ -81,9 +81,10 @@ int rcmd_seed_connect(ss_transport *t, const char *address, double timeout, ss_e
  * CMD_RESULT, copy N bytes to out_fd. Returns N (>= 0) or a negative code
  * (SS_EPROTO for a bad announcement, SS_EEOF when the server closed early,
  * -EPIPE when out_fd is closed). `timeout` bounds each wait (seconds, < 0
- * none).
+ * none). `last_byte` (may be NULL) gets the result's last byte, or -1 when
+ * it was empty.
  */
 long long rcmd_seed_exchange(ss_transport *t, const char *line, int out_fd, double timeout,
-                             ss_error *err);
+                             int *last_byte, ss_error *err);
 
 #endif

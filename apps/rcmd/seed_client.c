@@ -81,8 +81,10 @@ static int write_out(int fd, const char *p, size_t n)
 }
 
 long long rcmd_seed_exchange(ss_transport *t, const char *line, int out_fd, double timeout,
-                             ss_error *err)
+                             int *last_byte, ss_error *err)
 {
+    if (last_byte)
+        *last_byte = -1;
     int rc = rcmd_transport_write_all(t, line, strlen(line), deadline_of(timeout));
     if (rc < 0)
         return fail(err, rc, "cannot send the command: %s", ss_strerror(rc));
@@ -125,6 +127,8 @@ long long rcmd_seed_exchange(ss_transport *t, const char *line, int out_fd, doub
             return fail(err, (int)n, "reading the result: %s", ss_strerror((int)n));
         if (out_ok && write_out(out_fd, buf, (size_t)n) < 0)
             out_ok = false; /* keep reading: the stream must stay in step */
+        if (last_byte)
+            *last_byte = (unsigned char)buf[n - 1];
         left -= n;
     }
     if (!out_ok)
