@@ -31,9 +31,10 @@ static void check_round_trip(const rcmd_frame *f, const uint8_t *wire, size_t n)
         free(argv);
         break;
     }
-    case RCMD_STDIN: case RCMD_STDOUT: case RCMD_STDERR: case RCMD_STDIN_EOF:
-        m = rcmd_data_encode(out, sizeof out, f->type, f->payload, f->len);
-        break;
+    case RCMD_STDIN:
+    case RCMD_STDOUT:
+    case RCMD_STDERR:
+    case RCMD_STDIN_EOF: m = rcmd_data_encode(out, sizeof out, f->type, f->payload, f->len); break;
     case RCMD_SIGNAL: {
         int sig;
         if (rcmd_signal_decode(f, &sig) != 0)
@@ -56,8 +57,7 @@ static void check_round_trip(const rcmd_frame *f, const uint8_t *wire, size_t n)
         m = rcmd_error_encode(out, sizeof out, code, text);
         break;
     }
-    default:
-        abort(); /* the parser let an unknown type through */
+    default: abort(); /* the parser let an unknown type through */
     }
     /* HELLO with another version/flags is legal on the wire but our encoder
      * only writes ours: skip it */

@@ -18,9 +18,9 @@ struct rcmd_client {
     ss_transport t;
     rcmd_tls_ctx *tls; /* NULL in insecure mode */
     rcmd_reader in;
-    uint8_t *out;      /* one frame being sent: out[out_off..out_len) */
+    uint8_t *out; /* one frame being sent: out[out_off..out_len) */
     size_t out_off, out_len;
-    bool out_tried;    /* a write of it was attempted: TLS must see it out whole */
+    bool out_tried; /* a write of it was attempted: TLS must see it out whole */
     char address[SS_ADDR_STRLEN];
     bool usable;
 };
@@ -103,8 +103,8 @@ static int hello(rcmd_client *c, int64_t deadline, ss_error *err)
             if (f.type != RCMD_HELLO || rcmd_hello_decode(&f, &h) < 0)
                 return fail(err, SS_EPROTO, "%s is not an rcmd server (no HELLO)", c->address);
             if (h.version != RCMD_VERSION)
-                return fail(err, SS_EPROTO, "%s speaks rcmd version %d, we speak %d",
-                            c->address, h.version, RCMD_VERSION);
+                return fail(err, SS_EPROTO, "%s speaks rcmd version %d, we speak %d", c->address,
+                            h.version, RCMD_VERSION);
             return 0;
         }
         rc = fill(c, deadline);
@@ -127,10 +127,13 @@ int rcmd_client_connect(rcmd_client **out, const rcmd_client_opts *o, ss_error *
     if (rc < 0)
         return rc;
     if (o->insecure && !ss_addr_is_loopback(&a))
-        return fail(err, SS_EUSAGE, "--insecure-no-auth is only allowed on a loopback or unix "
-                    "address, not %s", address);
+        return fail(err, SS_EUSAGE,
+                    "--insecure-no-auth is only allowed on a loopback or unix "
+                    "address, not %s",
+                    address);
     if (!o->insecure && o->key == NULL && o->cert_file == NULL)
-        return fail(err, SS_EUSAGE, "no key: give --key FILE (or --insecure-no-auth on "
+        return fail(err, SS_EUSAGE,
+                    "no key: give --key FILE (or --insecure-no-auth on "
                     "loopback)");
 
     rcmd_client *c = calloc(1, sizeof *c);
@@ -144,8 +147,10 @@ int rcmd_client_connect(rcmd_client **out, const rcmd_client_opts *o, ss_error *
         return fail(err, -ENOMEM, "out of memory");
     }
     if (!o->insecure) {
-        rcmd_tls_config cfg = {.key = o->key, .cert_file = o->cert_file,
-                               .cert_key_file = o->cert_key_file, .ca_file = o->ca_file};
+        rcmd_tls_config cfg = {.key = o->key,
+                               .cert_file = o->cert_file,
+                               .cert_key_file = o->cert_key_file,
+                               .ca_file = o->ca_file};
         rc = rcmd_tls_ctx_new(&c->tls, false, &cfg, err);
         if (rc < 0) {
             rcmd_client_close(c);
@@ -172,8 +177,7 @@ int rcmd_client_connect(rcmd_client **out, const rcmd_client_opts *o, ss_error *
             /* a server that rejects our PSK aborts the handshake; to the
              * user that is one thing: the key is wrong */
             rcmd_client_close(c);
-            return fail(err, SS_EAUTH, "authentication failed with %s (%s)", address,
-                        herr.msg);
+            return fail(err, SS_EAUTH, "authentication failed with %s (%s)", address, herr.msg);
         }
         if (rc < 0) {
             rcmd_client_close(c);
@@ -286,8 +290,8 @@ typedef struct run_state {
 } run_state;
 
 /* Handle one frame from the server. */
-static int on_frame(rcmd_client *c, const rcmd_frame *f, const rcmd_client_io *io,
-                    run_state *st, ss_error *err)
+static int on_frame(rcmd_client *c, const rcmd_frame *f, const rcmd_client_io *io, run_state *st,
+                    ss_error *err)
 {
     int rc;
     switch (f->type) {
@@ -412,8 +416,7 @@ int rcmd_client_run(rcmd_client *c, int mode, const char *const *argv, size_t ar
         if (sig_ix >= 0 && (pf[sig_ix].revents & POLLIN)) {
             unsigned char sig;
             if (read(io->sig_fd, &sig, 1) == 1 && (rc = on_signal(c, sig, &st)) < 0)
-                return fail(err, rc, "lost the connection to %s: %s", c->address,
-                            ss_strerror(rc));
+                return fail(err, rc, "lost the connection to %s: %s", c->address, ss_strerror(rc));
         }
         if (in_ix >= 0 && (pf[in_ix].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t r = read(io->in_fd, c->out + RCMD_HEADER_LEN, RCMD_MAX_PAYLOAD);

@@ -21,13 +21,13 @@
 enum { RCMD_STATUS_FAILED = 255, RCMD_STATUS_INTERRUPTED = 130, RCMD_STATUS_PIPE = 141 };
 
 typedef struct rcmd_client_opts {
-    const char *address;       /* NULL: RCMD_DEFAULT_ADDRESS */
-    const rcmd_key *key;       /* PSK mode */
-    const char *cert_file;     /* certificate mode (with cert_key_file, ca_file) */
+    const char *address;   /* NULL: RCMD_DEFAULT_ADDRESS */
+    const rcmd_key *key;   /* PSK mode */
+    const char *cert_file; /* certificate mode (with cert_key_file, ca_file) */
     const char *cert_key_file;
     const char *ca_file;
-    bool insecure;             /* plain, no TLS: loopback/unix addresses only */
-    double connect_timeout;    /* connect + handshake + HELLO; 0 = 10 s */
+    bool insecure;          /* plain, no TLS: loopback/unix addresses only */
+    double connect_timeout; /* connect + handshake + HELLO; 0 = 10 s */
 } rcmd_client_opts;
 
 typedef struct rcmd_client rcmd_client;

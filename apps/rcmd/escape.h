@@ -23,7 +23,7 @@ size_t rcmd_escape(char *out, size_t cap, const void *in, size_t len);
  * `"ls" "-l"`, shell mode as `sh:"LINE"`, at most `limit` bytes of command
  * shown. Returns the length written.
  */
-size_t rcmd_format_command(char *out, size_t cap, int mode, char *const *argv,
-                           size_t argc, size_t limit);
+size_t rcmd_format_command(char *out, size_t cap, int mode, char *const *argv, size_t argc,
+                           size_t limit);
 
 #endif

@@ -42,11 +42,14 @@ const char *rcmd_type_name(int type)
 bool rcmd_signal_allowed(int sig)
 {
     switch (sig) {
-    case SIGHUP: case SIGINT: case SIGQUIT: case SIGKILL:
-    case SIGUSR1: case SIGUSR2: case SIGTERM:
-        return true;
-    default:
-        return false;
+    case SIGHUP:
+    case SIGINT:
+    case SIGQUIT:
+    case SIGKILL:
+    case SIGUSR1:
+    case SIGUSR2:
+    case SIGTERM: return true;
+    default: return false;
     }
 }
 
@@ -106,10 +109,8 @@ static int check_payload(uint8_t type, const uint8_t *p, uint32_t len)
         if (memchr(p + 6, 0, len - 6) != NULL)
             return SS_EPROTO;
         return 0;
-    case RCMD_EXEC:
-        return check_exec(p, len, NULL);
-    case RCMD_SIGNAL:
-        return rcmd_signal_allowed(p[0]) ? 0 : SS_EPROTO;
+    case RCMD_EXEC: return check_exec(p, len, NULL);
+    case RCMD_SIGNAL: return rcmd_signal_allowed(p[0]) ? 0 : SS_EPROTO;
     case RCMD_EXIT:
         if (p[0] == RCMD_EXIT_CODE)
             return 0;
@@ -120,8 +121,7 @@ static int check_payload(uint8_t type, const uint8_t *p, uint32_t len)
         if ((p[0] == 0 && p[1] == 0) || memchr(p + 2, 0, len - 2) != NULL)
             return SS_EPROTO;
         return 0;
-    default:
-        return 0; /* data frames: any bytes */
+    default: return 0; /* data frames: any bytes */
     }
 }
 
@@ -262,8 +262,7 @@ ssize_t rcmd_hello_encode(void *buf, size_t cap, const char *software)
     return n;
 }
 
-ssize_t rcmd_exec_encode(void *buf, size_t cap, int mode, const char *const *argv,
-                         size_t argc)
+ssize_t rcmd_exec_encode(void *buf, size_t cap, int mode, const char *const *argv, size_t argc)
 {
     if ((mode != RCMD_EXEC_ARGV && mode != RCMD_EXEC_SHELL) || argc == 0 ||
         (mode == RCMD_EXEC_SHELL && argc != 1) || argv[0][0] == '\0')
@@ -291,8 +290,7 @@ ssize_t rcmd_exec_encode(void *buf, size_t cap, int mode, const char *const *arg
 
 ssize_t rcmd_data_encode(void *buf, size_t cap, uint8_t type, const void *data, size_t len)
 {
-    if (type != RCMD_STDIN && type != RCMD_STDOUT && type != RCMD_STDERR &&
-        type != RCMD_STDIN_EOF)
+    if (type != RCMD_STDIN && type != RCMD_STDOUT && type != RCMD_STDERR && type != RCMD_STDIN_EOF)
         return SS_EUSAGE;
     ssize_t n = begin(buf, cap, type, len);
     if (n >= 0 && len > 0)

@@ -69,8 +69,7 @@ bool rcmd_signal_allowed(int sig);
  * Check a 5-byte header: known type and length within that type's bound.
  * Returns 0 (filling *type and *len) or SS_EPROTO. Needs no payload.
  */
-int rcmd_header_check(const uint8_t hdr[RCMD_HEADER_LEN], uint8_t *type,
-                      uint32_t *len);
+int rcmd_header_check(const uint8_t hdr[RCMD_HEADER_LEN], uint8_t *type, uint32_t *len);
 
 /*
  * Parse one frame from the start of `buf`. Returns the bytes it used (> 0),
@@ -110,11 +109,9 @@ int rcmd_error_decode(const rcmd_frame *f, int *code, char *text, size_t cap);
 void rcmd_header_encode(uint8_t hdr[RCMD_HEADER_LEN], uint8_t type, uint32_t len);
 
 ssize_t rcmd_hello_encode(void *buf, size_t cap, const char *software);
-ssize_t rcmd_exec_encode(void *buf, size_t cap, int mode,
-                         const char *const *argv, size_t argc);
+ssize_t rcmd_exec_encode(void *buf, size_t cap, int mode, const char *const *argv, size_t argc);
 /* STDIN, STDOUT, STDERR (len <= RCMD_MAX_PAYLOAD) and STDIN_EOF (len 0). */
-ssize_t rcmd_data_encode(void *buf, size_t cap, uint8_t type, const void *data,
-                         size_t len);
+ssize_t rcmd_data_encode(void *buf, size_t cap, uint8_t type, const void *data, size_t len);
 ssize_t rcmd_signal_encode(void *buf, size_t cap, int sig);
 ssize_t rcmd_exit_encode(void *buf, size_t cap, int kind, int value);
 /* The text is cut at RCMD_ERROR_TEXT_MAX bytes (on a UTF-8 boundary). */

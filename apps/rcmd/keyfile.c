@@ -83,8 +83,10 @@ static int parse_line(rcmd_key *k, const char *line, size_t n, const char *name,
         return 0;
     const char *sp = memchr(line, ' ', n);
     if (sp == NULL)
-        return fail(err, SS_EUSAGE, "key file '%s' line %d: expected 'key HEX' or "
-                    "'identity NAME'", name, lineno);
+        return fail(err, SS_EUSAGE,
+                    "key file '%s' line %d: expected 'key HEX' or "
+                    "'identity NAME'",
+                    name, lineno);
     size_t fl = (size_t)(sp - line);
     const char *v = sp + 1;
     size_t vl = n - fl - 1;
@@ -96,13 +98,15 @@ static int parse_line(rcmd_key *k, const char *line, size_t n, const char *name,
         if (*have_key)
             return fail(err, SS_EUSAGE, "key file '%s' line %d: second 'key'", name, lineno);
         if (vl % 2 != 0 || vl < 2 * RCMD_KEY_MIN || vl > 2 * RCMD_KEY_MAX)
-            return fail(err, SS_EUSAGE, "key file '%s' line %d: the key must be %d to %d "
-                        "hex digits", name, lineno, 2 * RCMD_KEY_MIN, 2 * RCMD_KEY_MAX);
+            return fail(err, SS_EUSAGE,
+                        "key file '%s' line %d: the key must be %d to %d "
+                        "hex digits",
+                        name, lineno, 2 * RCMD_KEY_MIN, 2 * RCMD_KEY_MAX);
         for (size_t i = 0; i < vl; i += 2) {
             int hi = hexval((unsigned char)v[i]), lo = hexval((unsigned char)v[i + 1]);
             if (hi < 0 || lo < 0)
-                return fail(err, SS_EUSAGE, "key file '%s' line %d: the key is not hex",
-                            name, lineno);
+                return fail(err, SS_EUSAGE, "key file '%s' line %d: the key is not hex", name,
+                            lineno);
             k->key[i / 2] = (unsigned char)(hi << 4 | lo);
         }
         k->key_len = vl / 2;
@@ -111,15 +115,18 @@ static int parse_line(rcmd_key *k, const char *line, size_t n, const char *name,
     }
     if (fl == 8 && memcmp(line, "identity", 8) == 0) {
         if (*have_id)
-            return fail(err, SS_EUSAGE, "key file '%s' line %d: second 'identity'", name,
-                        lineno);
+            return fail(err, SS_EUSAGE, "key file '%s' line %d: second 'identity'", name, lineno);
         if (vl == 0 || vl > RCMD_IDENTITY_MAX)
-            return fail(err, SS_EUSAGE, "key file '%s' line %d: the identity must be 1 to "
-                        "%d characters", name, lineno, RCMD_IDENTITY_MAX);
+            return fail(err, SS_EUSAGE,
+                        "key file '%s' line %d: the identity must be 1 to "
+                        "%d characters",
+                        name, lineno, RCMD_IDENTITY_MAX);
         for (size_t i = 0; i < vl; i++)
             if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-                return fail(err, SS_EUSAGE, "key file '%s' line %d: the identity must be "
-                            "printable ASCII without spaces", name, lineno);
+                return fail(err, SS_EUSAGE,
+                            "key file '%s' line %d: the identity must be "
+                            "printable ASCII without spaces",
+                            name, lineno);
         memcpy(k->identity, v, vl);
         k->identity[vl] = '\0';
         *have_id = true;
@@ -180,8 +187,10 @@ int rcmd_key_load(rcmd_key *k, const char *path, ss_error *err)
     }
     if ((st.st_mode & 077) != 0) {
         close(fd);
-        return fail(err, -EACCES, "key file '%s' is accessible by others (mode %04o); "
-                    "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+        return fail(err, -EACCES,
+                    "key file '%s' is accessible by others (mode %04o); "
+                    "chmod 600 it",
+                    path, (unsigned)(st.st_mode & 07777));
     }
     if (st.st_size > RCMD_KEYFILE_MAX) {
         close(fd);
@@ -240,7 +249,8 @@ int rcmd_key_generate(const char *path, ss_error *err)
     to_hex(key, sizeof key, hex);
     int len = snprintf(text, sizeof text,
                        "# sockserve rcmd key: keep it secret (mode 0600)\n"
-                       "identity %s\nkey %s\n", id, hex);
+                       "identity %s\nkey %s\n",
+                       id, hex);
     OPENSSL_cleanse(key, sizeof key);
     OPENSSL_cleanse(hex, sizeof hex);
 

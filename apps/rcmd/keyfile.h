@@ -43,8 +43,7 @@ int rcmd_key_load(rcmd_key *k, const char *path, ss_error *err);
  * Parse key file text (no permission checks: rcmd_key_load does those).
  * `name` is used in messages. Returns 0 or SS_EUSAGE.
  */
-int rcmd_key_parse(rcmd_key *k, const char *text, size_t len, const char *name,
-                   ss_error *err);
+int rcmd_key_parse(rcmd_key *k, const char *text, size_t len, const char *name, ss_error *err);
 
 /* The identity used when the file names none: "rcmd-" + 16 hex digits of
  * SHA-256("sockserve-rcmd-identity" || key). `out` holds >= 22 bytes. */

@@ -102,11 +102,13 @@ long long rcmd_seed_exchange(ss_transport *t, const char *line, int out_fd, doub
     long long size = 0;
     size_t digits = 0;
     if ((size_t)n <= pl || memcmp(ack, ANNOUNCE, pl) != 0)
-        return fail(err, SS_EPROTO, "protocol error: expected CMD_RESULT_SIZE|N from the "
+        return fail(err, SS_EPROTO,
+                    "protocol error: expected CMD_RESULT_SIZE|N from the "
                     "server");
     for (size_t i = pl; i < (size_t)n; i++, digits++) {
         if (ack[i] < '0' || ack[i] > '9' || digits >= 15)
-            return fail(err, SS_EPROTO, "protocol error: bad size in the server's "
+            return fail(err, SS_EPROTO,
+                        "protocol error: bad size in the server's "
                         "CMD_RESULT_SIZE");
         size = size * 10 + (ack[i] - '0');
     }
@@ -121,8 +123,10 @@ long long rcmd_seed_exchange(ss_transport *t, const char *line, int out_fd, doub
         n = read_some(t, buf, left < (long long)sizeof buf ? (size_t)left : sizeof buf,
                       deadline_of(timeout));
         if (n == 0)
-            return fail(err, SS_EEOF, "the server closed the connection after %lld of %lld "
-                        "bytes", size - left, size);
+            return fail(err, SS_EEOF,
+                        "the server closed the connection after %lld of %lld "
+                        "bytes",
+                        size - left, size);
         if (n < 0)
             return fail(err, (int)n, "reading the result: %s", ss_strerror((int)n));
         if (out_ok && write_out(out_fd, buf, (size_t)n) < 0)

@@ -80,8 +80,7 @@ static SSL_SESSION *psk_session(SSL *ssl, const rcmd_key *k)
     SSL_SESSION *s = SSL_SESSION_new();
     if (s == NULL)
         return NULL;
-    if (!SSL_SESSION_set1_master_key(s, k->key, k->key_len) ||
-        !SSL_SESSION_set_cipher(s, cipher) ||
+    if (!SSL_SESSION_set1_master_key(s, k->key, k->key_len) || !SSL_SESSION_set_cipher(s, cipher) ||
         !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION)) {
         SSL_SESSION_free(s);
         return NULL;
@@ -202,7 +201,8 @@ static int load_certs(rcmd_tls_ctx *c, const rcmd_tls_config *cfg, ss_error *err
 {
     char r[256];
     if (cfg->cert_file == NULL || cfg->cert_key_file == NULL || cfg->ca_file == NULL)
-        return fail(err, SS_EUSAGE, "certificate mode needs a certificate, its key and a "
+        return fail(err, SS_EUSAGE,
+                    "certificate mode needs a certificate, its key and a "
                     "CA file");
     if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cfg->cert_file) != 1)
         return fail(err, SS_ETLS, "cannot load certificate '%s': %s", cfg->cert_file,
@@ -220,8 +220,7 @@ static int load_certs(rcmd_tls_ctx *c, const rcmd_tls_config *cfg, ss_error *err
     return 0;
 }
 
-int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg,
-                     ss_error *err)
+int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg, ss_error *err)
 {
     *out = NULL;
     bool psk = cfg->key != NULL;
@@ -246,7 +245,7 @@ int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg
     if (c->bio_method == NULL)
         rc = fail(err, SS_ETLS, "cannot make a TLS socket BIO");
     if (rc == 0 && (SSL_CTX_set_min_proto_version(x, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_max_proto_version(x, TLS1_3_VERSION) != 1))
+                    SSL_CTX_set_max_proto_version(x, TLS1_3_VERSION) != 1))
         rc = fail(err, SS_ETLS, "TLS 1.3 is not available: %s", ssl_reason(r, sizeof r));
     /* Every connection authenticates afresh: no tickets, no resumption,
      * no 0-RTT (replayable) data. A truncated stream shows as EOF: the rcmd
@@ -299,22 +298,15 @@ static int ssl_status(tls_conn *c, int ret)
 {
     int e = SSL_get_error(c->ssl, ret);
     switch (e) {
-    case SSL_ERROR_WANT_READ:
-        c->want = POLLIN;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        c->want = POLLOUT;
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
+    case SSL_ERROR_WANT_READ: c->want = POLLIN; return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE: c->want = POLLOUT; return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN: return 0;
     case SSL_ERROR_SYSCALL: {
         int saved = errno;
         ERR_clear_error();
         return saved ? -saved : SS_ECLOSED;
     }
-    default:
-        ERR_clear_error();
-        return SS_ETLS;
+    default: ERR_clear_error(); return SS_ETLS;
     }
 }
 
@@ -440,7 +432,8 @@ int rcmd_tls_handshake_step(ss_transport *t, ss_error *err)
         int saved = errno;
         ERR_clear_error();
         if (saved == 0)
-            return fail(err, SS_ECLOSED, "the peer closed the connection during the TLS "
+            return fail(err, SS_ECLOSED,
+                        "the peer closed the connection during the TLS "
                         "handshake");
         return fail(err, -saved, "TLS handshake: %s", strerror(saved));
     }

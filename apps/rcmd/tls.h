@@ -40,8 +40,7 @@ typedef struct rcmd_tls_ctx rcmd_tls_ctx;
  * session tickets, no early data. Returns 0, SS_EUSAGE (neither or both
  * modes), or SS_ETLS with err->msg naming the file or OpenSSL's reason.
  */
-int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg,
-                     ss_error *err);
+int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg, ss_error *err);
 void rcmd_tls_ctx_free(rcmd_tls_ctx *ctx); /* NULL is fine */
 /* The underlying SSL_CTX (for tests and the fuzzer). */
 SSL_CTX *rcmd_tls_ctx_ssl_ctx(rcmd_tls_ctx *ctx);
@@ -87,8 +86,7 @@ int rcmd_plain_transport_init(ss_transport *t, int fd);
  * Write all of buf through `t`, waiting with poll() until `deadline_ms`
  * (negative = none). Returns 0, SS_ETIMEOUT or a negative code.
  */
-int rcmd_transport_write_all(ss_transport *t, const void *buf, size_t len,
-                             int64_t deadline_ms);
+int rcmd_transport_write_all(ss_transport *t, const void *buf, size_t len, int64_t deadline_ms);
 
 /* Wait for `t` to be ready for `events` (POLLIN/POLLOUT, mapped through
  * wait_events) until `deadline_ms`. 0, SS_ETIMEOUT or -errno. */

@@ -181,8 +181,7 @@ static void data_frames_round_trip(void **state)
             if (sizes[s])
                 assert_memory_equal(f.payload, data, sizes[s]);
         }
-        assert_int_equal(rcmd_data_encode(buf, sizeof buf, types[t], data,
-                                          RCMD_MAX_PAYLOAD + 1),
+        assert_int_equal(rcmd_data_encode(buf, sizeof buf, types[t], data, RCMD_MAX_PAYLOAD + 1),
                          SS_ETOOLONG);
     }
     ssize_t n = rcmd_data_encode(buf, sizeof buf, RCMD_STDIN_EOF, NULL, 0);
@@ -216,9 +215,8 @@ static void signal_round_trip(void **state)
 static void exit_round_trip(void **state)
 {
     (void)state;
-    const int cases[][2] = {{RCMD_EXIT_CODE, 0},   {RCMD_EXIT_CODE, 1},
-                            {RCMD_EXIT_CODE, 127}, {RCMD_EXIT_CODE, 255},
-                            {RCMD_EXIT_SIGNAL, 9}, {RCMD_EXIT_SIGNAL, 127}};
+    const int cases[][2] = {{RCMD_EXIT_CODE, 0},   {RCMD_EXIT_CODE, 1},   {RCMD_EXIT_CODE, 127},
+                            {RCMD_EXIT_CODE, 255}, {RCMD_EXIT_SIGNAL, 9}, {RCMD_EXIT_SIGNAL, 127}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ssize_t n = rcmd_exit_encode(buf, sizeof buf, cases[i][0], cases[i][1]);
         assert_int_equal(n, RCMD_HEADER_LEN + 2);
@@ -340,10 +338,10 @@ static void reader_splits_a_stream_in_any_chunks(void **state)
     total += (size_t)rcmd_data_encode(stream + total, sizeof stream - total, RCMD_STDIN, "x", 1);
     total += (size_t)rcmd_data_encode(stream + total, sizeof stream - total, RCMD_STDIN, big,
                                       sizeof big);
-    total += (size_t)rcmd_data_encode(stream + total, sizeof stream - total, RCMD_STDIN_EOF,
-                                      NULL, 0);
+    total +=
+        (size_t)rcmd_data_encode(stream + total, sizeof stream - total, RCMD_STDIN_EOF, NULL, 0);
     total += (size_t)rcmd_signal_encode(stream + total, sizeof stream - total, SIGINT);
-    const uint8_t want[] = {RCMD_HELLO, RCMD_EXEC, RCMD_STDIN, RCMD_STDIN,
+    const uint8_t want[] = {RCMD_HELLO, RCMD_EXEC,      RCMD_STDIN, RCMD_STDIN,
                             RCMD_STDIN, RCMD_STDIN_EOF, RCMD_SIGNAL};
 
     const size_t chunks[] = {1, 3, 5, 4096, 70001, 65541, 131072};

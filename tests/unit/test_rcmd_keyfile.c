@@ -125,11 +125,11 @@ static void parse_formats(void **state)
     assert_int_equal(k.key[10], 0xaa);
 
     const char *bad[] = {
-        "",                                        /* no key */
-        "# only a comment\n",                      /* no key */
-        "key 0011\n",                              /* too short */
-        "key 00112233445566778899aabbccddeefg\n",  /* not hex */
-        "key 00112233445566778899aabbccddeef\n",   /* odd count */
+        "",                                       /* no key */
+        "# only a comment\n",                     /* no key */
+        "key 0011\n",                             /* too short */
+        "key 00112233445566778899aabbccddeefg\n", /* not hex */
+        "key 00112233445566778899aabbccddeef\n",  /* odd count */
         "key 00112233445566778899aabbccddeeff\nkey 00112233445566778899aabbccddeeff\n",
         "secret 00112233445566778899aabbccddeeff\n",
         "identity a b\nkey 00112233445566778899aabbccddeeff\n",
