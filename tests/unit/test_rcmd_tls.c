@@ -4,6 +4,11 @@
 
 #include "rcmd/tls.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -236,6 +241,110 @@ static void config_errors(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent.pem"));
 }
 
+/* A self-made PKI: a CA and one certificate signed by it, as PEM files. */
+static EVP_PKEY *new_key(void)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(k);
+    return k;
+}
+
+static X509 *new_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int ca)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+    if (ca) {
+        X509_EXTENSION *ext =
+            X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+    return x;
+}
+
+static void write_pem(const char *path, X509 *cert, EVP_PKEY *key)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    if (cert)
+        PEM_write_X509(f, cert);
+    if (key)
+        PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+}
+
+static void certificate_mode_is_mutual(void **state)
+{
+    (void)state;
+    char ca_pem[256], other_ca_pem[256], srv_pem[256], srv_key[256], cli_pem[256], cli_key[256];
+    tu_temp_path(ca_pem, sizeof ca_pem, "ca.pem");
+    tu_temp_path(other_ca_pem, sizeof other_ca_pem, "other-ca.pem");
+    tu_temp_path(srv_pem, sizeof srv_pem, "srv.pem");
+    tu_temp_path(srv_key, sizeof srv_key, "srv.key");
+    tu_temp_path(cli_pem, sizeof cli_pem, "cli.pem");
+    tu_temp_path(cli_key, sizeof cli_key, "cli.key");
+    EVP_PKEY *cak = new_key(), *ock = new_key(), *sk = new_key(), *ck = new_key();
+    X509 *ca = new_cert(cak, "test ca", NULL, NULL, 1);
+    X509 *oca = new_cert(ock, "other ca", NULL, NULL, 1);
+    X509 *sc = new_cert(sk, "server", ca, cak, 0);
+    X509 *cc = new_cert(ck, "client", ca, cak, 0);
+    write_pem(ca_pem, ca, NULL);
+    write_pem(other_ca_pem, oca, NULL);
+    write_pem(srv_pem, sc, NULL);
+    write_pem(srv_key, NULL, sk);
+    write_pem(cli_pem, cc, NULL);
+    write_pem(cli_key, NULL, ck);
+
+    for (int trial = 0; trial < 2; trial++) {
+        /* trial 1: the client trusts another CA: both sides must fail */
+        rcmd_tls_config scfg = {.cert_file = srv_pem, .cert_key_file = srv_key, .ca_file = ca_pem};
+        rcmd_tls_config ccfg = {.cert_file = cli_pem,
+                                .cert_key_file = cli_key,
+                                .ca_file = trial == 0 ? ca_pem : other_ca_pem};
+        pair p;
+        ss_error err = {0};
+        assert_int_equal(rcmd_tls_ctx_new(&p.sctx, true, &scfg, &err), 0);
+        assert_int_equal(rcmd_tls_ctx_new(&p.cctx, false, &ccfg, &err), 0);
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(rcmd_tls_transport_new(&p.srv, p.sctx, sv[0], &err), 0);
+        assert_int_equal(rcmd_tls_transport_new(&p.cli, p.cctx, sv[1], &err), 0);
+        int src, crc;
+        ss_error serr = {0}, cerr = {0};
+        handshake_both(&p, &src, &crc, &serr, &cerr);
+        if (trial == 0) {
+            assert_int_equal(crc, 0);
+            assert_int_equal(src, 0);
+        } else {
+            assert_int_equal(crc, SS_EAUTH);
+            assert_true(src != 0);
+        }
+        pair_close(&p);
+    }
+    /* a server certificate with the wrong key is refused at setup */
+    rcmd_tls_config bad = {.cert_file = srv_pem, .cert_key_file = cli_key, .ca_file = ca_pem};
+    rcmd_tls_ctx *ctx;
+    ss_error err = {0};
+    assert_int_equal(rcmd_tls_ctx_new(&ctx, true, &bad, &err), SS_ETLS);
+    X509_free(ca);
+    X509_free(oca);
+    X509_free(sc);
+    X509_free(cc);
+    EVP_PKEY_free(cak);
+    EVP_PKEY_free(ock);
+    EVP_PKEY_free(sk);
+    EVP_PKEY_free(ck);
+}
+
 static void plain_transport_moves_bytes(void **state)
 {
     (void)state;
@@ -266,6 +375,7 @@ int main(void)
         cmocka_unit_test(a_plaintext_peer_fails),
         cmocka_unit_test(handshake_deadline),
         cmocka_unit_test(config_errors),
+        cmocka_unit_test(certificate_mode_is_mutual),
         cmocka_unit_test(plain_transport_moves_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
