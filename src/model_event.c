@@ -1,0 +1,250 @@
+/*
+ * model_event.c — SS_MODEL_EVENT: the server core's socket served by the
+ * event engine (event_engine.c): `workers` epoll loops on their own threads.
+ *
+ * Stream servers run the callbacks of opts.event. Datagram servers run
+ * opts.event->on_packet, or without opts.event the blocking handler, one
+ * packet per handle() call, on the loop that received it. A stream server
+ * without opts.event is refused (SS_EUNSUPPORTED): a blocking handle() would
+ * stall every connection of its loop; the coroutine model is future work.
+ *
+ * Lifetime, mapped onto socketserver's:
+ *   ss_server_new      start: the loops run, the socket registered but held
+ *   serve_forever      serve: accept on every loop; this thread only waits
+ *                      for shutdown (and runs service_actions every 0.5 s)
+ *   shutdown           serve holds the socket again and returns; accepted
+ *                      connections go on being served
+ *   server_close       drain: wait until they end, at most drain_timeout;
+ *                      abort: close what is left (on_close: SS_ESHUTDOWN)
+ *   ss_server_free     destroy: stop and free the loops
+ */
+#include "event_engine.h"
+#include "server_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SERVICE_ACTIONS_MS 500 /* Python's poll_interval */
+
+typedef struct event_state {
+    ss_server *srv;
+    ss__engine *engine;
+    /* the user's callbacks with on_open/on_close wrapped for the server's
+     * count and log (on_data and the rest go straight to the user) */
+    struct ss_event_handler h;
+    const struct ss_event_handler *user;
+} event_state;
+
+static event_state *state_of_loop(ss_loop *loop)
+{
+    return ss__engine_user_of(loop);
+}
+
+static void log_peer(ss_server *srv, ss_log_level level, const ss_addr *peer, const char *what)
+{
+    if (srv->opts.log == NULL)
+        return; /* skip the formatting: nobody reads it */
+    char text[SS_ADDR_STRLEN];
+    if (ss_addr_format(peer, text, sizeof text) < 0)
+        strcpy(text, "(unnamed)");
+    ss_server_log(srv, level, "%s %s", text, what);
+}
+
+static void on_open(ss_conn *c)
+{
+    event_state *st = state_of_loop(ss_conn_loop(c));
+    atomic_fetch_add(&st->srv->counters.accepted, 1);
+    ss__active_add(st->srv, 1);
+    log_peer(st->srv, SS_LOG_INFO, ss_conn_peer(c), "connected");
+    if (st->user->on_open != NULL)
+        st->user->on_open(c);
+}
+
+static void on_close(ss_conn *c, int reason)
+{
+    event_state *st = state_of_loop(ss_conn_loop(c));
+    if (st->user->on_close != NULL)
+        st->user->on_close(c, reason);
+    const char *what = reason == 0              ? "closed"
+                       : reason == SS_ETIMEOUT  ? "idle, closed"
+                       : reason == SS_ESHUTDOWN ? "cut off by shutdown"
+                                                : ss_strerror(reason);
+    log_peer(st->srv, reason == 0 || reason == SS_ETIMEOUT ? SS_LOG_INFO : SS_LOG_WARN,
+             ss_conn_peer(c), what);
+    ss__active_add(st->srv, -1);
+}
+
+/* A datagram for the blocking handler: setup/handle/finish on this loop. */
+static void on_packet_blocking(ss_dgram *d, const void *data, size_t len, const ss_addr *from)
+{
+    event_state *st = state_of_loop(ss_dgram_loop(d));
+    ss__req *req;
+    if (ss__req_from_packet(st->srv, data, len, from, false, &req) < 0) {
+        ss_server_log(st->srv, SS_LOG_ERROR, "%s: cannot start a request: out of memory",
+                      st->srv->addr_text);
+        return;
+    }
+    ss__req_run(st->srv, req);
+    ss__req_end(st->srv, req, false);
+}
+
+static bool verify(void *arg, int fd, const ss_addr *peer)
+{
+    ss_server *srv = arg;
+    ss_sock conn = {fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
+    if (srv->opts.verify_request(srv, &conn, peer))
+        return true;
+    atomic_fetch_add(&srv->counters.refused, 1);
+    log_peer(srv, SS_LOG_INFO, peer, "refused");
+    return false;
+}
+
+static int event_start(ss_server *srv, ss_error *err)
+{
+    const struct ss_event_handler *user = srv->opts.event;
+    if (srv->stream && user == NULL)
+        return ss__fail(err, SS_EUNSUPPORTED,
+                        "%s: the event model serves stream sockets through callbacks "
+                        "(opts.event); a blocking handler needs the threading, pool, "
+                        "forking or prefork model",
+                        srv->addr_text);
+    if (!srv->stream && user != NULL && user->on_packet == NULL)
+        return ss__fail(err, SS_EUSAGE, "%s: opts.event has no on_packet for a datagram socket",
+                        srv->addr_text);
+    event_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return ss__fail(err, -ENOMEM, "%s: out of memory", srv->addr_text);
+    st->srv = srv;
+    srv->model_state = st;
+    if (user != NULL) {
+        st->user = user;
+        st->h = *user;
+    } else {
+        static const struct ss_event_handler none = {0};
+        st->user = &none;
+        st->h.on_packet = on_packet_blocking;
+    }
+    if (srv->stream) {
+        st->h.on_open = on_open;
+        st->h.on_close = on_close;
+    }
+    ss__engine_opts eo = {
+        .workers = srv->opts.workers,
+        .fd = srv->sock.fd,
+        .handler = &st->h,
+        .max_conns = srv->opts.max_conns,
+        .idle_timeout = srv->opts.idle_timeout,
+        .max_packet = srv->opts.max_packet_size,
+        .verify = srv->opts.verify_request != NULL && srv->stream ? verify : NULL,
+        .verify_arg = srv,
+        .held = true,
+        .user = st,
+    };
+    return ss__engine_start(&st->engine, &eo, err);
+}
+
+static int event_serve(ss_server *srv)
+{
+    event_state *st = srv->model_state;
+    ss__engine_start_accepting(st->engine);
+    int64_t next_actions = ss__now_ms() + SERVICE_ACTIONS_MS;
+    while (!ss__shutdown_requested(srv)) {
+        int ms = -1;
+        if (srv->opts.service_actions != NULL) {
+            ms = ss__remaining_ms(next_actions);
+            if (ms == 0) {
+                srv->opts.service_actions(srv);
+                next_actions = ss__now_ms() + SERVICE_ACTIONS_MS;
+                continue;
+            }
+        }
+        struct pollfd p = {.fd = srv->wake_fd, .events = POLLIN};
+        if (poll(&p, 1, ms) > 0)
+            ss__wake_consume(srv);
+    }
+    /* From here no loop touches the socket: server_close may close it. */
+    ss__engine_stop_accepting(st->engine);
+    return 0;
+}
+
+/* handle_request (the core's own accept path) under the event model: a
+ * datagram runs the blocking handler inline; a stream connection is handed
+ * to the first loop's callbacks. */
+typedef struct adopt_job {
+    event_state *st;
+    int fd;
+} adopt_job;
+
+static void adopt_run(ss_loop *loop, void *arg)
+{
+    adopt_job *j = arg;
+    (void)ss_loop_adopt(loop, j->fd, &j->st->h, NULL); /* closes fd on failure */
+    free(j);
+}
+
+static void event_dispatch(ss_server *srv, ss__req *req)
+{
+    event_state *st = srv->model_state;
+    if (!srv->stream) {
+        if (st->user->on_packet != NULL) {
+            ss_server_log(srv, SS_LOG_WARN,
+                          "%s: handle_request with event callbacks: packet dropped",
+                          srv->addr_text);
+        } else {
+            ss__req_run(srv, req);
+        }
+        ss__req_end(srv, req, false);
+        return;
+    }
+    adopt_job *j = malloc(sizeof *j);
+    int fd = j != NULL ? fcntl(req->conn.fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd >= 0) {
+        j->st = st;
+        j->fd = fd;
+        if (ss_loop_post(ss__engine_loop(st->engine, 0), adopt_run, j) < 0) {
+            close(fd);
+            free(j);
+        }
+    } else {
+        free(j);
+    }
+    /* the request's copy goes without a shutdown: the loop has the socket */
+    ss__req_end(srv, req, true);
+}
+
+static bool event_drain(ss_server *srv, int64_t deadline)
+{
+    event_state *st = srv->model_state;
+    return st == NULL || st->engine == NULL || ss__engine_drain(st->engine, deadline);
+}
+
+static void event_abort(ss_server *srv)
+{
+    event_state *st = srv->model_state;
+    if (st != NULL && st->engine != NULL)
+        ss__engine_abort(st->engine, SS_ESHUTDOWN);
+}
+
+static void event_destroy(ss_server *srv)
+{
+    event_state *st = srv->model_state;
+    if (st == NULL)
+        return;
+    ss__engine_free(st->engine);
+    free(st);
+    srv->model_state = NULL;
+}
+
+const ss__model_ops ss__model_event = {
+    .name = "event",
+    .start = event_start,
+    .serve = event_serve,
+    .dispatch = event_dispatch,
+    .drain = event_drain,
+    .abort = event_abort,
+    .destroy = event_destroy,
+};
