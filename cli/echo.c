@@ -86,6 +86,49 @@ static int handle(ss_request *req)
     return req->stream != NULL ? handle_stream(cfg, req) : handle_datagram(cfg, req);
 }
 
+/* --model event: the same replies through the callback API. */
+static void write_rendered(const echo_cfg *cfg, ss_conn *c, const unsigned char *msg, size_t len)
+{
+    if (cfg->prefix_len > 0)
+        ss_conn_write(c, cfg->prefix, cfg->prefix_len);
+    if (!cfg->upper) {
+        ss_conn_write(c, msg, len);
+        return;
+    }
+    unsigned char tmp[4096];
+    while (len > 0) {
+        size_t n = len < sizeof tmp ? len : sizeof tmp;
+        memcpy(tmp, msg, n);
+        upper_ascii(tmp, n);
+        if (ss_conn_write(c, tmp, n) < 0)
+            return;
+        msg += n;
+        len -= n;
+    }
+}
+
+static void on_data(ss_conn *c, const void *data, size_t len)
+{
+    const echo_cfg *cfg = ss_conn_handler_data(c);
+    write_rendered(cfg, c, data, len);
+    if (cfg->once)
+        ss_conn_close(c);
+}
+
+static void on_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *from)
+{
+    const echo_cfg *cfg = ss_dgram_handler_data(d);
+    if (cfg->prefix_len == 0 && !cfg->upper) {
+        ss_dgram_send(d, from, data, len);
+        return;
+    }
+    unsigned char *out = malloc(cfg->prefix_len + len + 1);
+    if (out == NULL)
+        return; /* a datagram may be dropped; the server goes on */
+    ss_dgram_send(d, from, out, echo_render(cfg, data, len, out));
+    free(out);
+}
+
 static int run(int argc, char **argv)
 {
     cli_server srv;
@@ -138,6 +181,9 @@ static int run(int argc, char **argv)
     srv.opts.max_packet_size = ECHO_CHUNK;
 
     ss_handler handler = {.handle = handle, .data = &cfg};
+    struct ss_event_handler events = {.on_data = on_data, .on_packet = on_packet, .data = &cfg};
+    if (srv.opts.model == SS_MODEL_EVENT)
+        srv.opts.event = &events;
     return cli_server_main(&srv, address ? address : ECHO_DEFAULT_ADDRESS, &handler);
 }
 

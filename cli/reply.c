@@ -14,6 +14,8 @@
 #include "reply/rules.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,51 @@ static int handle(ss_request *req)
     }
     free(buf);
     return rc;
+}
+
+/* --model event: the same answers through the callback API. A stop word
+ * raises SIGTERM, whose handler drains the server as Ctrl-C would. */
+static void on_data(ss_conn *c, const void *data, size_t len)
+{
+    const reply_rules *rules = ss_conn_handler_data(c);
+    const char *text;
+    size_t text_len;
+    if (reply_rules_is_stop(rules, data, len)) {
+        kill(getpid(), SIGTERM);
+        ss_conn_close(c);
+        return;
+    }
+    if (!reply_rules_match(rules, data, len, &text, &text_len))
+        return;
+    ss_conn_write(c, text, text_len);
+    size_t eol = reply_line_ending(data, len);
+    if (eol != 0 && reply_line_ending(text, text_len) == 0)
+        ss_conn_write(c, (const char *)data + len - eol, eol);
+}
+
+static void on_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *from)
+{
+    const reply_rules *rules = ss_dgram_handler_data(d);
+    const char *text;
+    size_t text_len;
+    if (reply_rules_is_stop(rules, data, len)) {
+        kill(getpid(), SIGTERM);
+        return;
+    }
+    if (!reply_rules_match(rules, data, len, &text, &text_len))
+        return;
+    size_t eol = reply_line_ending(data, len);
+    if (eol == 0 || reply_line_ending(text, text_len) != 0) {
+        ss_dgram_send(d, from, text, text_len);
+        return;
+    }
+    char *out = malloc(text_len + eol);
+    if (out == NULL)
+        return; /* a datagram may be dropped; the server goes on */
+    memcpy(out, text, text_len);
+    memcpy(out + text_len, (const char *)data + len - eol, eol);
+    ss_dgram_send(d, from, out, text_len + eol);
+    free(out);
 }
 
 /* Parse the command line into `rules`; returns -1 to go on, or an exit code. */
@@ -159,6 +206,10 @@ static int run(int argc, char **argv)
     if (rc < 0) {
         srv.opts.max_packet_size = REPLY_CHUNK;
         ss_handler handler = {.handle = handle, .data = &rules};
+        struct ss_event_handler events = {
+            .on_data = on_data, .on_packet = on_packet, .data = &rules};
+        if (srv.opts.model == SS_MODEL_EVENT)
+            srv.opts.event = &events;
         rc = cli_server_main(&srv, address, &handler);
     }
     reply_rules_free(&rules);

@@ -805,12 +805,3 @@ const ss_addr *ss_conn_peer(const ss_conn *c)
 {
     return &c->peer;
 }
-
-/* Link anchor. The server core finds the event model through a weak symbol
- * (so the library builds without it); a static link pulls model_event.o in
- * only when something references it. Every callback-API program uses this
- * file, so this reference brings the model along. (A plain, non-weak
- * reference in server.c would also cover blocking-handler datagram
- * servers.) */
-extern const struct ss__model_ops ss__model_event;
-__attribute__((used)) static const void *const model_event_anchor = &ss__model_event;

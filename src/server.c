@@ -49,11 +49,9 @@ int ss_model_parse(const char *name, ss_model *out)
     return SS_EUSAGE;
 }
 
-/* The event model lives in its own file, written separately; a weak
- * reference lets the library build and run without it. (A static link only
- * pulls model_event.o in when something else references it; the event
- * model's public loop API does.) */
-extern const ss__model_ops ss__model_event __attribute__((weak));
+/* The event model, in src/model_event.c. A plain reference, so a static
+ * link always pulls it in (a weak one would not). */
+extern const ss__model_ops ss__model_event;
 
 const ss__model_ops *ss__model_ops_for(ss_model m)
 {
@@ -69,7 +67,7 @@ const ss__model_ops *ss__model_ops_for(ss_model m)
     case SS_MODEL_PREFORK:
         return &ss__model_prefork;
     case SS_MODEL_EVENT:
-        return &ss__model_event != NULL ? &ss__model_event : NULL;
+        return &ss__model_event;
     }
     return NULL;
 }

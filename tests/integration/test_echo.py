@@ -11,7 +11,7 @@ import unittest
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
 
 
 def dgram_client(address):
@@ -250,8 +250,8 @@ class EchoErrors(sstest.TestCase):
         self.usage("--frobnicate", "tcp://127.0.0.1:0", want="--frobnicate")
         self.usage("tcp://127.0.0.1:0", "extra", want="extra")
 
-    def test_event_model_refused_for_now(self):
-        self.usage("--model", "event", "tcp://127.0.0.1:0", want="event")
+    def test_unknown_model(self):
+        self.usage("--model", "nope", "tcp://127.0.0.1:0", want="nope")
 
     def test_address_that_does_not_parse(self):
         self.usage("tcp://127.0.0.1:70000", want="70000")

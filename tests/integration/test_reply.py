@@ -13,7 +13,7 @@ from sstest import SLOW
 
 SEED_RULES = ["--rule", "nihao=hello,baby,nihao", "--rule", "sb=sb,to you",
               "--default", "input exit to exit", "--stop-word", "exit"]
-MODELS = ["serial", "threading", "forking", "pool", "prefork"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
 
 
 def dgram_client(address):
@@ -226,7 +226,7 @@ class ReplyRules(sstest.TestCase):
                            (["--stop-word", "", "udp://127.0.0.1:0"], "--stop-word"),
                            (["--rule", "a=b"], "ADDRESS"),
                            (["--workers", "0", "udp://127.0.0.1:0"], "--workers"),
-                           (["--model", "event", "udp://127.0.0.1:0"], "event"),
+                           (["--model", "nope", "udp://127.0.0.1:0"], "nope"),
                            (["--rule"], "--rule")):
             r = self.run_cli("reply", *args)
             self.assertEqual(r.returncode, 2, (args, r.stderr))

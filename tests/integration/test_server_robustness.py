@@ -14,7 +14,7 @@ import time
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
 
 
 def echo_once(address, payload=b"ping"):
