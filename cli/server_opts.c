@@ -175,6 +175,12 @@ void cli_server_init(cli_server *c, const char *cmd)
     c->verbosity = CLI_LOG_NORMAL;
     ss_server_opts_init(&c->opts);
     c->opts.drain_timeout = 5.0;
+    /* a tool left running takes bursts: a backlog that overflows makes the
+     * kernel drop handshakes and clients stall for seconds (SYN-ACK
+     * retransmission); the kernel caps this at net.core.somaxconn */
+    c->opts.request_queue_size = 1024;
+    /* a restarted server must not wait out TIME_WAIT (as HTTPServer does) */
+    c->opts.allow_reuse_address = true;
     c->opts.log = log_line;
     c->opts.log_data = c;
     c->opts.handle_error = handle_error;

@@ -17,6 +17,7 @@
 #include "event_engine.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -156,7 +157,11 @@ int ss__engine_start(ss__engine **out, const ss__engine_opts *o, ss_error *err)
     *out = NULL;
     int n = o->workers;
     if (n <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        /* the CPUs this process may run on (taskset, cgroups' cpusets),
+         * not every CPU online: more loops than those only contend */
+        cpu_set_t set;
+        long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                                  : sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
     }
     ss__engine *e = calloc(1, sizeof *e);
