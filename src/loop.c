@@ -161,7 +161,7 @@ static int wait_budget(ss_loop *loop, int cap)
 void ss_loop_wakeup(ss_loop *loop)
 {
     /* Only the first wake-up of a turn needs the write; the flag is reset
-     * by the loop before it reads the eventfd. */
+     * by the loop after it has read the eventfd (see on_wake). */
     if (atomic_exchange(&loop->woken, true))
         return;
     uint64_t one = 1;
@@ -213,10 +213,15 @@ static void run_posts(ss_loop *loop)
 static void on_wake(ss_loop *loop, ss__io *io, uint32_t events)
 {
     (void)events;
-    atomic_store(&loop->woken, false);
+    /* Read first, then re-arm: a wake-up written between the two finds the
+     * flag still set and skips its write, but its work was queued before
+     * the flag cleared, so the run_posts() after this callback sees it.
+     * The other order could swallow a write and leave work queued with the
+     * flag stuck set (every later post skipping its write). */
     uint64_t count;
     while (read(io->fd, &count, sizeof count) < 0 && errno == EINTR)
         ;
+    atomic_store(&loop->woken, false);
 }
 
 /* ---- descriptors -------------------------------------------------------- */
