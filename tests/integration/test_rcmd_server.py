@@ -1,0 +1,138 @@
+"""`sockserve rcmd-server` end to end.
+
+The seed protocol (--protocol seed) is checked against the seed's own Python
+client and against `sockserve rcmd --protocol seed`; the flag checks of the
+server (key / --insecure-no-auth / loopback) are checked as usage errors.
+"""
+import os
+import re
+import socket
+import subprocess
+import time
+
+import sstest
+
+
+class SeedProtocol(sstest.TestCase):
+    def start_seed_server(self, *extra):
+        return self.server("rcmd-server", "--protocol", "seed", "--insecure-no-auth", "-v",
+                           *extra, "tcp://127.0.0.1:0")
+
+    def test_seed_python_client(self):
+        srv, address = self.start_seed_server()
+        port = sstest.split_inet(address)[1]
+        cli = self.seed_py("ssh_client.py", port)
+        cli.write(b"echo hello seed\n")
+        cli.wait_out(b"hello seed\n\n==========recv done")
+        self.assertIn(b"['CMD_RESULT_SIZE', '11']", cli.out_data)
+        cli.write(b"true\n")
+        cli.wait_out(b"cmd execution has no output...")
+        cli.write(b"q\n")
+        self.assertEqual(cli.wait(), 0)
+        srv.wait_stderr(r'rcmd: audit peer=tcp://127\.0\.0\.1:\d+ cmd=sh:"echo hello seed" '
+                        r'status=exit:0 time=\d+\.\d{3}s in=0 out=11 err=0')
+        srv.wait_stderr(r'cmd=sh:"true" status=exit:0')
+
+    def test_seed_sockserve_client(self):
+        srv, address = self.start_seed_server()
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "printf", "'a\\nb'")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"a\nb")
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "echo", "err", ">&2")
+        self.assertEqual(r.stdout, b"cmd execution has no output...")
+
+    def test_seed_exchange_bytes(self):
+        """The exact bytes: whitespace stripped, size line, ack, result."""
+        srv, address = self.start_seed_server()
+        with sstest.connect(address) as s:
+            s.sendall(b"  echo 12345  \n")
+            self.assertEqual(s.recv(100), b"CMD_RESULT_SIZE|6")
+            s.sendall(b"CMD_RESULT")
+            got = b""
+            while len(got) < 6:
+                chunk = s.recv(100)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"12345\n")
+            # an all-blank line runs `sh -c ''`: no output
+            s.sendall(b"   ")
+            self.assertEqual(s.recv(100), b"CMD_RESULT_SIZE|30")
+            s.sendall(b"x")  # the seed does not check the ack
+            got = b""
+            while len(got) < 30:
+                chunk = s.recv(100)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"cmd execution has no output...")
+
+    def test_clean_environment_and_fds(self):
+        srv, address = self.start_seed_server()
+        env = dict(os.environ, SOCKSERVE_LEAK="yes")
+        r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--protocol", "seed", address,
+                            "env; ls /proc/self/fd"], capture_output=True, env=env,
+                           timeout=20 * sstest.SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertNotIn("SOCKSERVE_LEAK", out)
+        self.assertIn("PATH=/usr/local/bin:/usr/bin:/bin\n", out)
+        self.assertIn("LANG=C.UTF-8\n", out)
+        fds = sorted(int(x) for x in re.findall(r"^(\d+)$", out, re.M))
+        # 0-2 and the directory ls itself opened
+        self.assertLessEqual(len(fds), 4, out)
+        self.assertEqual(fds[:3], [0, 1, 2])
+
+    def test_timeout_kills_the_group(self):
+        marker = "sleep 1017.%d" % os.getpid()
+        srv, address = self.start_seed_server("--timeout", "0.5")
+        t0 = time.monotonic()
+        r = self.run_cli("rcmd", "--protocol", "seed", address,
+                         "(%s) & %s; echo never" % (marker, marker))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"cmd execution has no output...")
+        self.assertLess(time.monotonic() - t0, 15 * sstest.SLOW)
+        self.assertTrue(sstest.wait_until(
+            lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode
+            == 1), "a process of the command is left")
+        srv.wait_stderr(r'status=signal:TERM timeout')
+
+    def test_max_output_closes(self):
+        srv, address = self.start_seed_server("--max-output", "1000")
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "head -c 5000 /dev/zero")
+        self.assertEqual(r.returncode, 255)
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "head -c 1000 /dev/zero")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"\0" * 1000)
+        srv.wait_stderr(r'output-limit')
+
+
+class Flags(sstest.TestCase):
+    def test_refusals(self):
+        cases = [
+            (["tcp://127.0.0.1:0"], "no key"),
+            (["--protocol", "seed", "tcp://127.0.0.1:0"], "cleartext"),
+            (["--insecure-no-auth", "tcp://0.0.0.0:0"], "loopback"),
+            (["--protocol", "bogus", "--insecure-no-auth", "tcp://127.0.0.1:0"], "bogus"),
+            (["--timeout", "x", "--insecure-no-auth"], "timeout"),
+        ]
+        for args, word in cases:
+            r = self.run_cli("rcmd-server", *args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, r.stderr)
+            self.assertIn(word, lines[0])
+
+    def test_key_mode_refused(self):
+        d = sstest.temp_dir()
+        key = os.path.join(d, "k")
+        r = self.run_cli("keygen", key)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.chmod(key, 0o644)
+        r = self.run_cli("rcmd-server", "--key", key, "tcp://127.0.0.1:0")
+        self.assertEqual(r.returncode, 2)
+        lines = r.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(key, lines[0])
+
+
+if __name__ == "__main__":
+    sstest.main()
