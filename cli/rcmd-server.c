@@ -8,6 +8,7 @@
 
 #include "../apps/rcmd/keyfile.h"
 #include "../apps/rcmd/server.h"
+#include "../apps/rcmd/tls.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -141,12 +142,21 @@ static int run(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (!cfg.seed) {
-        cli_error("rcmd-server", "--protocol native is not built yet; use --protocol seed");
-        return CLI_RUNTIME;
+    rcmd_tls_ctx *tls = NULL;
+    if (key_file != NULL) {
+        ss_error err = {0};
+        if (rcmd_tls_ctx_new(&tls, true, &(rcmd_tls_config){.key = &key}, &err) != 0) {
+            cli_error("rcmd-server", "%s", err.msg);
+            return CLI_RUNTIME;
+        }
+        rcmd_server_set_tls(&cfg, tls);
     }
-    ss_handler handler = {.handle = rcmd_seed_handle, .data = &cfg};
-    return cli_server_main(&srv, address, &handler);
+    ss_handler handler = {.handle = cfg.seed ? rcmd_seed_handle : rcmd_native_handle,
+                          .data = &cfg};
+    int rc = cli_server_main(&srv, address, &handler);
+    if (tls != NULL)
+        rcmd_tls_ctx_free(tls);
+    return rc;
 }
 
 const cli_command cli_cmd_rcmd_server = {

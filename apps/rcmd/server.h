@@ -17,6 +17,7 @@ typedef struct rcmd_server_cfg {
     const char *const *allow;/* --allow PROG..., NULL-terminated; NULL = any */
     double timeout;          /* --timeout SEC; 0 = none */
     uint64_t max_output;     /* --max-output BYTES; 0 = none (seed: 64 MiB) */
+    struct rcmd_tls_ctx *tls;/* native: NULL with --insecure-no-auth */
 } rcmd_server_cfg;
 
 #define RCMD_SEED_DEFAULT_MAX_OUTPUT ((uint64_t)64 << 20)
@@ -25,3 +26,11 @@ typedef struct rcmd_server_cfg {
 int rcmd_seed_handle(ss_request *req);
 
 #endif
+
+/* Process-wide state of the native protocol: the TLS context (NULL with
+ * --insecure-no-auth). Set before serving. */
+struct rcmd_tls_ctx;
+void rcmd_server_set_tls(rcmd_server_cfg *cfg, struct rcmd_tls_ctx *ctx);
+
+/* The native protocol on one connection (§5–§8); the handler's `handle`. */
+int rcmd_native_handle(ss_request *req);
