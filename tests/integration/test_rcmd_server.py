@@ -4,6 +4,7 @@ The seed protocol (--protocol seed) is checked against the seed's own Python
 client and against `sockserve rcmd --protocol seed`; the flag checks of the
 server (key / --insecure-no-auth / loopback) are checked as usage errors.
 """
+import hashlib
 import os
 import re
 import socket
@@ -103,6 +104,106 @@ class SeedProtocol(sstest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, b"\0" * 1000)
         srv.wait_stderr(r'output-limit')
+
+
+def pgrep(marker):
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+class Native(sstest.TestCase):
+    def start_native(self, *extra):
+        return self.server("rcmd-server", "--insecure-no-auth", "-v", *extra,
+                           "tcp://127.0.0.1:0")
+
+    def rcmd(self, address, *cmd, input=b"", key=None):
+        auth = ["--key", key] if key else ["--insecure-no-auth"]
+        return self.run_cli("rcmd", *auth, address, "--", *cmd, input=input)
+
+    def test_exit_codes_and_streams(self):
+        srv, address = self.start_native()
+        r = self.rcmd(address, "sh", "-c", "echo out; echo err >&2; exit 3")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (3, b"out\n", b"err\n"))
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
+        self.assertEqual(self.rcmd(address, "false").returncode, 1)
+        r = self.rcmd(address, "no-such-program-xyz")
+        self.assertEqual(r.returncode, 127)
+        self.assertIn(b"cannot run 'no-such-program-xyz'", r.stderr)
+        self.assertEqual(self.rcmd(address, "sh", "-c", "kill -9 $$").returncode, 137)
+        r = self.rcmd(address, "tr", "a-z", "A-Z", input=b"hello\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b"HELLO\n"))
+        srv.wait_stderr(r'rcmd: audit peer=\S+ cmd="tr" "a-z" "A-Z" status=exit:0 '
+                        r'time=\S+ in=6 out=6 err=0')
+        srv.wait_stderr(r'status=signal:KILL')
+
+    def test_timeout_leaves_nothing(self):
+        marker = "sleep 1023.%d" % os.getpid()
+        srv, address = self.start_native("--timeout", "0.5")
+        r = self.rcmd(address, "sh", "-c", "(%s) & %s" % (marker, marker))
+        self.assertEqual(r.returncode, 128 + 15, r.stderr)
+        self.assertIn(b"timeout", r.stderr)
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)))
+
+    def test_disconnect_kills_the_command(self):
+        marker = "sleep 1029.%d" % os.getpid()
+        srv, address = self.start_native()
+        cli = self.sockserve("rcmd", "--insecure-no-auth", address, "sh", "-c",
+                             "(%s) & %s" % (marker, marker))
+        self.assertTrue(sstest.wait_until(lambda: pgrep(marker)), "command never started")
+        cli.kill()
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)), "command survived")
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
+
+    def test_allow_and_max_output(self):
+        srv, address = self.start_native("--allow", "echo", "--max-output", "100")
+        r = self.rcmd(address, "echo", "ok")
+        self.assertEqual((r.returncode, r.stdout), (0, b"ok\n"))
+        self.assertEqual(self.rcmd(address, "/bin/echo", "x").returncode, 126)
+        self.assertEqual(self.rcmd(address, "cat").returncode, 126)
+        srv.wait_stderr(r'cmd="cat" status=denied')
+        srv2, address2 = self.start_native("--max-output", "1000")
+        r = self.rcmd(address2, "head", "-c", "100000", "/dev/zero")
+        self.assertEqual(len(r.stdout), 1000)
+        self.assertIn(b"output limit", r.stderr)
+        self.assertGreaterEqual(r.returncode, 128)
+
+    def test_big_output_checksum(self):
+        srv, address = self.start_native()
+        r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address,
+                            "head", "-c", "104857600", "/dev/zero"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60 * sstest.SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(),
+                         hashlib.sha256(b"\0" * 104857600).hexdigest())
+
+    def test_fifty_clients(self):
+        srv, address = self.start_native()
+        procs = [subprocess.Popen([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address,
+                                   "echo", "n%d" % i], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for i in range(50)]
+        for i, p in enumerate(procs):
+            out, err = p.communicate(timeout=60 * sstest.SLOW)
+            self.assertEqual((p.returncode, out), (0, b"n%d\n" % i), err)
+
+
+class Tls(sstest.TestCase):
+    def key(self, name="k"):
+        path = os.path.join(sstest.temp_dir(), name)
+        r = self.run_cli("keygen", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return path
+
+    def test_psk_roundtrip_and_wrong_key(self):
+        k1, k2 = self.key(), self.key()
+        srv, address = self.server("rcmd-server", "--key", k1, "tcp://127.0.0.1:0")
+        r = self.run_cli("rcmd", "--key", k1, address, "echo", "secret")
+        self.assertEqual((r.returncode, r.stdout), (0, b"secret\n"), r.stderr)
+        r = self.run_cli("rcmd", "--key", k2, address, "echo", "x")
+        self.assertEqual(r.returncode, 255)
+        self.assertEqual(r.stdout, b"")
+        srv.wait_stderr(r"authentication failed")
+        r = self.run_cli("rcmd", "--key", k1, address, "echo", "again")
+        self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
 
 
 class Flags(sstest.TestCase):
