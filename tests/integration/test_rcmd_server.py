@@ -7,7 +7,9 @@ server (key / --insecure-no-auth / loopback) are checked as usage errors.
 import hashlib
 import os
 import re
+import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -165,6 +167,36 @@ class Native(sstest.TestCase):
         self.assertEqual(len(r.stdout), 1000)
         self.assertIn(b"output limit", r.stderr)
         self.assertGreaterEqual(r.returncode, 128)
+
+    def test_ctrl_c_is_forwarded(self):
+        marker = "sleep 1031.%d" % os.getpid()
+        srv, address = self.start_native()
+        cli = self.sockserve("rcmd", "--insecure-no-auth", address, "sh", "-c",
+                             "trap 'echo got-int; exit 7' INT; %s & wait" % marker)
+        self.assertTrue(sstest.wait_until(lambda: pgrep(marker)), "command never started")
+        cli.signal(signal.SIGINT)
+        self.assertEqual(cli.wait(), 7)
+        self.assertIn(b"got-int", cli.out_data)
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)))
+
+    def test_protocol_error_closes_only_that_connection(self):
+        srv, address = self.start_native()
+        with sstest.connect(address) as s:
+            s.sendall(struct.pack(">BI", 1, 10) + b"RCMD\x01\x00sock")
+            hdr = s.recv(5)
+            self.assertEqual(hdr[0], 1)
+            s.recv(struct.unpack(">I", hdr[1:])[0])
+            s.sendall(struct.pack(">BI", 3, 0xFFFFFFFF))  # STDIN over its bound
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertEqual(data[0], 9)  # ERROR
+            self.assertEqual(struct.unpack(">H", data[5:7])[0], 1)  # PROTOCOL
+        srv.wait_stderr(r"protocol error")
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
 
     def test_big_output_checksum(self):
         srv, address = self.start_native()
