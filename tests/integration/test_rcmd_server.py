@@ -172,8 +172,9 @@ class Native(sstest.TestCase):
         marker = "sleep 1031.%d" % os.getpid()
         srv, address = self.start_native()
         cli = self.sockserve("rcmd", "--insecure-no-auth", address, "sh", "-c",
-                             "trap 'echo got-int; exit 7' INT; %s & wait" % marker)
-        self.assertTrue(sstest.wait_until(lambda: pgrep(marker)), "command never started")
+                             "trap 'echo got-int; exit 7' INT; %s & echo ready; wait" % marker)
+        # output reaching the client means it is in its loop, its Ctrl-C handler set
+        cli.wait_out(b"ready\n")
         cli.signal(signal.SIGINT)
         self.assertEqual(cli.wait(), 7)
         self.assertIn(b"got-int", cli.out_data)
