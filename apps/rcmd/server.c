@@ -336,7 +336,7 @@ static int converse(session *s)
     rcmd_frame f;
     int rc = next_frame(s, &f, rcmd_now_ms() + AUTH_DEADLINE_MS);
     if (rc <= 0)
-        return rc == SS_ETIMEOUT ? rc : rc;
+        return rc;
     rcmd_hello h;
     if (f.type != RCMD_HELLO || rcmd_hello_decode(&f, &h) != 0)
         return SS_EPROTO;
@@ -345,8 +345,10 @@ static int converse(session *s)
         return 0;
     }
     rc = send_frame(s, s->out, rcmd_hello_encode(s->out, sizeof s->out, "sockserve"));
+    /* the server core's --idle-timeout, for a connection with no command */
+    double idle = ss_server_options(s->req->server)->idle_timeout;
     while (rc == 0) {
-        rc = next_frame(s, &f, -1);
+        rc = next_frame(s, &f, idle > 0 ? rcmd_now_ms() + (int64_t)(idle * 1000) : -1);
         if (rc <= 0)
             return rc;
         rc = 0;

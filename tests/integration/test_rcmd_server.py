@@ -199,6 +199,24 @@ class Native(sstest.TestCase):
         srv.wait_stderr(r"protocol error")
         self.assertEqual(self.rcmd(address, "true").returncode, 0)
 
+    def test_idle_timeout_closes_idle_connection(self):
+        srv, address = self.start_native("--idle-timeout", "0.3")
+        with sstest.connect(address) as s:
+            s.sendall(struct.pack(">BI", 1, 6) + b"RCMD\x01\x00")
+            hdr = s.recv(5)
+            self.assertEqual(hdr[0], 1)
+            s.settimeout(10 * sstest.SLOW)
+            rest = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+            self.assertEqual(len(rest), struct.unpack(">I", hdr[1:])[0])
+        # a command longer than the idle timeout is not cut
+        r = self.rcmd(address, "sh", "-c", "sleep 0.6; echo done")
+        self.assertEqual((r.returncode, r.stdout), (0, b"done\n"))
+
     def test_big_output_checksum(self):
         srv, address = self.start_native()
         r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address,
