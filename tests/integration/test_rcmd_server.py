@@ -217,6 +217,12 @@ class Native(sstest.TestCase):
         r = self.rcmd(address, "sh", "-c", "sleep 0.6; echo done")
         self.assertEqual((r.returncode, r.stdout), (0, b"done\n"))
 
+    def test_unix_address_insecure(self):
+        address = "unix:" + sstest.abstract_name("rcmdsrv")
+        srv, bound = self.server("rcmd-server", "--insecure-no-auth", address)
+        r = self.rcmd(bound, "echo", "over unix")
+        self.assertEqual((r.returncode, r.stdout), (0, b"over unix\n"), r.stderr)
+
     def test_big_output_checksum(self):
         srv, address = self.start_native()
         r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address,
