@@ -1,17 +1,182 @@
-/* rcmd-server.c — `sockserve rcmd-server`: arrives with issue 5. */
+/*
+ * rcmd-server.c — `sockserve rcmd-server [ADDRESS]`: runs commands for
+ * `sockserve rcmd` clients (docs/rcmd-protocol.md). This file only parses
+ * and checks flags; the sessions live in apps/rcmd/.
+ */
 #include "cli.h"
+#include "server_opts.h"
+
+#include "../apps/rcmd/keyfile.h"
+#include "../apps/rcmd/server.h"
+#include "../apps/rcmd/tls.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RCMD_DEFAULT_ADDRESS "tcp://127.0.0.1:9922"
+#define MAX_ALLOW 64
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '\0' || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
 
 static int run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    cli_error("rcmd-server", "not built yet (issue 5)");
-    return CLI_RUNTIME;
+    cli_server srv;
+    cli_server_init(&srv, "rcmd-server");
+    rcmd_server_cfg cfg = {0};
+    const char *allow[MAX_ALLOW + 1] = {0};
+    size_t nallow = 0;
+    const char *address = NULL, *key_file = NULL, *protocol = "native";
+    bool options_done = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *v;
+        int rc;
+        if (!options_done && arg[0] == '-' && arg[1] != '\0') {
+            if (strcmp(arg, "--") == 0) {
+                options_done = true;
+                continue;
+            }
+            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+                return cli_help(&cli_cmd_rcmd_server);
+            if (strcmp(arg, "--insecure-no-auth") == 0) {
+                cfg.insecure = true;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--key", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                key_file = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--protocol", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                if (strcmp(v, "native") != 0 && strcmp(v, "seed") != 0)
+                    return cli_usage_error("rcmd-server",
+                                           "--protocol must be native or seed, not '%s'", v);
+                protocol = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--allow", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                if (v[0] == '\0' || nallow == MAX_ALLOW)
+                    return cli_usage_error("rcmd-server", "--allow: empty, or more than %d",
+                                           MAX_ALLOW);
+                allow[nallow++] = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--timeout", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                char *end;
+                cfg.timeout = strtod(v, &end);
+                if (end == v || *end != '\0' || !(cfg.timeout >= 0) || cfg.timeout > 1e7)
+                    return cli_usage_error("rcmd-server", "--timeout: bad seconds '%s'", v);
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--max-output", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                if (parse_u64(v, &cfg.max_output) != 0)
+                    return cli_usage_error("rcmd-server", "--max-output: bad byte count '%s'", v);
+                continue;
+            }
+            rc = cli_server_flag(&srv, argc, argv, &i);
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (rc == CLI_FLAG_TAKEN)
+                continue;
+            return cli_usage_error("rcmd-server", "unknown option '%s'", arg);
+        }
+        if (address != NULL)
+            return cli_usage_error("rcmd-server", "unexpected argument '%s'", arg);
+        address = arg;
+    }
+    if (address == NULL)
+        address = RCMD_DEFAULT_ADDRESS;
+    if (!srv.model_given)
+        srv.opts.model = SS_MODEL_THREADING;
+    if (cli_server_check(&srv) != 0)
+        return CLI_USAGE;
+    cfg.seed = strcmp(protocol, "seed") == 0;
+    cfg.allow = nallow > 0 ? allow : NULL;
+
+    if (cfg.insecure && key_file)
+        return cli_usage_error("rcmd-server", "--insecure-no-auth and --key do not go together");
+    if (!cfg.insecure && key_file == NULL)
+        return cli_usage_error("rcmd-server",
+                               cfg.seed ? "--protocol seed is cleartext: it needs "
+                                          "--insecure-no-auth (loopback or unix only)"
+                                        : "no key: give --key FILE (or --insecure-no-auth "
+                                          "on a loopback address)");
+    if (cfg.insecure) {
+        ss_addr addr;
+        ss_error err = {0};
+        if (ss_addr_parse(&addr, address, SS_ADDR_NUMERIC, &err) != 0 ||
+            !ss_addr_is_loopback(&addr))
+            return cli_usage_error("rcmd-server",
+                                   "--insecure-no-auth is only allowed on a loopback or unix "
+                                   "address, not %s", address);
+    }
+    if (srv.opts.model == SS_MODEL_EVENT)
+        return cli_usage_error("rcmd-server", "--model event is not supported by rcmd-server");
+
+    rcmd_key key;
+    if (key_file != NULL) {
+        ss_error err = {0};
+        if (rcmd_key_load(&key, key_file, &err) != 0) {
+            cli_error("rcmd-server", "%s", err.msg);
+            return CLI_USAGE;
+        }
+    }
+    rcmd_tls_ctx *tls = NULL;
+    if (key_file != NULL) {
+        ss_error err = {0};
+        if (rcmd_tls_ctx_new(&tls, true, &(rcmd_tls_config){.key = &key}, &err) != 0) {
+            cli_error("rcmd-server", "%s", err.msg);
+            return CLI_RUNTIME;
+        }
+        rcmd_server_set_tls(&cfg, tls);
+    }
+    ss_handler handler = {.handle = cfg.seed ? rcmd_seed_handle : rcmd_native_handle,
+                          .data = &cfg};
+    int rc = cli_server_main(&srv, address, &handler);
+    if (tls != NULL)
+        rcmd_tls_ctx_free(tls);
+    return rc;
 }
 
 const cli_command cli_cmd_rcmd_server = {
     .name = "rcmd-server",
-    .summary = "(not built yet)",
-    .usage = "usage: sockserve rcmd-server ...\n",
+    .summary = "remote command server (the seed's ssh-like server, made safe)",
+    .usage =
+        "usage: sockserve rcmd-server [OPTIONS] [ADDRESS]\n"
+        "\n"
+        "Runs commands for `sockserve rcmd` clients on ADDRESS (default\n"
+        RCMD_DEFAULT_ADDRESS "); see docs/rcmd-protocol.md.\n"
+        "\n"
+        "  --key FILE            the pre-shared key (sockserve keygen), mode 0600\n"
+        "  --insecure-no-auth    no TLS, no key: loopback or unix addresses only\n"
+        "  --protocol P          native (default) or seed (needs --insecure-no-auth)\n"
+        "  --allow PROG          run only PROG (repeatable; argv only, never a shell)\n"
+        "  --timeout SEC         kill a command after SEC seconds (TERM, then KILL)\n"
+        "  --max-output BYTES    kill a command past BYTES of output (seed: 64 MiB default)\n"
+        "  -h, --help            this text\n"
+        "\n"
+        "The default model is threading.\n"
+        "\n" CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

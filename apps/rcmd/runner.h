@@ -1,0 +1,47 @@
+/*
+ * runner.h — start a command the way docs/rcmd-protocol.md §7 asks: its own
+ * process group, stdin/stdout/stderr on pipes (or /dev/null), a clean
+ * environment, none of the server's descriptors; and end it without leaving
+ * a process behind.
+ */
+#ifndef SS_RCMD_RUNNER_H
+#define SS_RCMD_RUNNER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct rcmd_child {
+    pid_t pid;  /* also the process group id */
+    int in_fd;  /* write end of its stdin, or -1 (then /dev/null) */
+    int out_fd; /* read end of its stdout, or -1 */
+    int err_fd; /* read end of its stderr, or -1 (then /dev/null) */
+} rcmd_child;
+
+enum { RCMD_RUN_STDIN = 1, RCMD_RUN_STDOUT = 2, RCMD_RUN_STDERR = 4 };
+
+/*
+ * Start argv (execvp-style lookup on the clean PATH) or, with `shell`,
+ * `/bin/sh -c argv[0]`. `pipes` says which standard streams get a pipe; the
+ * others are /dev/null. The parent's ends are close-on-exec and
+ * non-blocking. Returns 0 or a negative errno (fork, pipe, EMFILE...).
+ * An exec failure is reported by the child itself: a line on its stderr and
+ * exit 127 (not found) or 126.
+ */
+int rcmd_spawn(rcmd_child *c, bool shell, char *const argv[], int pipes);
+
+/* kill(-pgid, sig); harmless when the group is gone. */
+void rcmd_signal_group(const rcmd_child *c, int sig);
+
+/* Non-blocking reap of the main process: 1 and *status when it has ended,
+ * 0 while it runs. */
+int rcmd_try_reap(rcmd_child *c, int *status);
+
+/* Kill the whole group with SIGKILL, reap the main process (blocking; it
+ * cannot survive SIGKILL) and close every pipe end still open. *status may
+ * be NULL. Safe to call twice. */
+void rcmd_child_destroy(rcmd_child *c, int *status);
+
+/* Wall clock in milliseconds (CLOCK_MONOTONIC). */
+long long rcmd_runner_now_ms(void);
+
+#endif

@@ -1,0 +1,296 @@
+"""`sockserve rcmd-server` end to end.
+
+The seed protocol (--protocol seed) is checked against the seed's own Python
+client and against `sockserve rcmd --protocol seed`; the flag checks of the
+server (key / --insecure-no-auth / loopback) are checked as usage errors.
+"""
+import hashlib
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import sstest
+
+
+class SeedProtocol(sstest.TestCase):
+    def start_seed_server(self, *extra):
+        return self.server("rcmd-server", "--protocol", "seed", "--insecure-no-auth", "-v",
+                           *extra, "tcp://127.0.0.1:0")
+
+    def test_seed_python_client(self):
+        srv, address = self.start_seed_server()
+        port = sstest.split_inet(address)[1]
+        cli = self.seed_py("ssh_client.py", port)
+        cli.write(b"echo hello seed\n")
+        cli.wait_out(b"hello seed\n\n==========recv done")
+        self.assertIn(b"['CMD_RESULT_SIZE', '11']", cli.out_data)
+        cli.write(b"true\n")
+        cli.wait_out(b"cmd execution has no output...")
+        cli.write(b"q\n")
+        self.assertEqual(cli.wait(), 0)
+        srv.wait_stderr(r'rcmd: audit peer=tcp://127\.0\.0\.1:\d+ cmd=sh:"echo hello seed" '
+                        r'status=exit:0 time=\d+\.\d{3}s in=0 out=11 err=0')
+        srv.wait_stderr(r'cmd=sh:"true" status=exit:0')
+
+    def test_seed_sockserve_client(self):
+        srv, address = self.start_seed_server()
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "printf", "'a\\nb'")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"a\nb")
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "echo", "err", ">&2")
+        self.assertEqual(r.stdout, b"cmd execution has no output...")
+
+    def test_seed_exchange_bytes(self):
+        """The exact bytes: whitespace stripped, size line, ack, result."""
+        srv, address = self.start_seed_server()
+        with sstest.connect(address) as s:
+            s.sendall(b"  echo 12345  \n")
+            self.assertEqual(s.recv(100), b"CMD_RESULT_SIZE|6")
+            s.sendall(b"CMD_RESULT")
+            got = b""
+            while len(got) < 6:
+                chunk = s.recv(100)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"12345\n")
+            # an all-blank line runs `sh -c ''`: no output
+            s.sendall(b"   ")
+            self.assertEqual(s.recv(100), b"CMD_RESULT_SIZE|30")
+            s.sendall(b"x")  # the seed does not check the ack
+            got = b""
+            while len(got) < 30:
+                chunk = s.recv(100)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"cmd execution has no output...")
+
+    def test_clean_environment_and_fds(self):
+        srv, address = self.start_seed_server()
+        env = dict(os.environ, SOCKSERVE_LEAK="yes")
+        r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--protocol", "seed", address,
+                            "env; ls /proc/self/fd"], capture_output=True, env=env,
+                           timeout=20 * sstest.SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertNotIn("SOCKSERVE_LEAK", out)
+        self.assertIn("PATH=/usr/local/bin:/usr/bin:/bin\n", out)
+        self.assertIn("LANG=C.UTF-8\n", out)
+        fds = sorted(int(x) for x in re.findall(r"^(\d+)$", out, re.M))
+        # 0-2 and the directory ls itself opened
+        self.assertLessEqual(len(fds), 4, out)
+        self.assertEqual(fds[:3], [0, 1, 2])
+
+    def test_timeout_kills_the_group(self):
+        marker = "sleep 1017.%d" % os.getpid()
+        srv, address = self.start_seed_server("--timeout", "0.5")
+        t0 = time.monotonic()
+        r = self.run_cli("rcmd", "--protocol", "seed", address,
+                         "(%s) & %s; echo never" % (marker, marker))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"cmd execution has no output...")
+        self.assertLess(time.monotonic() - t0, 15 * sstest.SLOW)
+        self.assertTrue(sstest.wait_until(
+            lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode
+            == 1), "a process of the command is left")
+        srv.wait_stderr(r'status=signal:TERM timeout')
+
+    def test_max_output_closes(self):
+        srv, address = self.start_seed_server("--max-output", "1000")
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "head -c 5000 /dev/zero")
+        self.assertEqual(r.returncode, 255)
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "head -c 1000 /dev/zero")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"\0" * 1000)
+        srv.wait_stderr(r'output-limit')
+
+
+def pgrep(marker):
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+class Native(sstest.TestCase):
+    def start_native(self, *extra):
+        return self.server("rcmd-server", "--insecure-no-auth", "-v", *extra,
+                           "tcp://127.0.0.1:0")
+
+    def rcmd(self, address, *cmd, input=b"", key=None):
+        auth = ["--key", key] if key else ["--insecure-no-auth"]
+        return self.run_cli("rcmd", *auth, address, "--", *cmd, input=input)
+
+    def test_exit_codes_and_streams(self):
+        srv, address = self.start_native()
+        r = self.rcmd(address, "sh", "-c", "echo out; echo err >&2; exit 3")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (3, b"out\n", b"err\n"))
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
+        self.assertEqual(self.rcmd(address, "false").returncode, 1)
+        r = self.rcmd(address, "no-such-program-xyz")
+        self.assertEqual(r.returncode, 127)
+        self.assertIn(b"cannot run 'no-such-program-xyz'", r.stderr)
+        self.assertEqual(self.rcmd(address, "sh", "-c", "kill -9 $$").returncode, 137)
+        r = self.rcmd(address, "tr", "a-z", "A-Z", input=b"hello\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b"HELLO\n"))
+        srv.wait_stderr(r'rcmd: audit peer=\S+ cmd="tr" "a-z" "A-Z" status=exit:0 '
+                        r'time=\S+ in=6 out=6 err=0')
+        srv.wait_stderr(r'status=signal:KILL')
+
+    def test_timeout_leaves_nothing(self):
+        marker = "sleep 1023.%d" % os.getpid()
+        srv, address = self.start_native("--timeout", "0.5")
+        r = self.rcmd(address, "sh", "-c", "(%s) & %s" % (marker, marker))
+        self.assertEqual(r.returncode, 128 + 15, r.stderr)
+        self.assertIn(b"timeout", r.stderr)
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)))
+
+    def test_disconnect_kills_the_command(self):
+        marker = "sleep 1029.%d" % os.getpid()
+        srv, address = self.start_native()
+        cli = self.sockserve("rcmd", "--insecure-no-auth", address, "sh", "-c",
+                             "(%s) & %s" % (marker, marker))
+        self.assertTrue(sstest.wait_until(lambda: pgrep(marker)), "command never started")
+        cli.kill()
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)), "command survived")
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
+
+    def test_allow_and_max_output(self):
+        srv, address = self.start_native("--allow", "echo", "--max-output", "100")
+        r = self.rcmd(address, "echo", "ok")
+        self.assertEqual((r.returncode, r.stdout), (0, b"ok\n"))
+        self.assertEqual(self.rcmd(address, "/bin/echo", "x").returncode, 126)
+        self.assertEqual(self.rcmd(address, "cat").returncode, 126)
+        srv.wait_stderr(r'cmd="cat" status=denied')
+        srv2, address2 = self.start_native("--max-output", "1000")
+        r = self.rcmd(address2, "head", "-c", "100000", "/dev/zero")
+        self.assertEqual(len(r.stdout), 1000)
+        self.assertIn(b"output limit", r.stderr)
+        self.assertGreaterEqual(r.returncode, 128)
+
+    def test_ctrl_c_is_forwarded(self):
+        marker = "sleep 1031.%d" % os.getpid()
+        srv, address = self.start_native()
+        cli = self.sockserve("rcmd", "--insecure-no-auth", address, "sh", "-c",
+                             "trap 'echo got-int; exit 7' INT; %s & echo ready; wait" % marker)
+        # output reaching the client means it is in its loop, its Ctrl-C handler set
+        cli.wait_out(b"ready\n")
+        cli.signal(signal.SIGINT)
+        self.assertEqual(cli.wait(), 7)
+        self.assertIn(b"got-int", cli.out_data)
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)))
+
+    def test_protocol_error_closes_only_that_connection(self):
+        srv, address = self.start_native()
+        with sstest.connect(address) as s:
+            s.sendall(struct.pack(">BI", 1, 10) + b"RCMD\x01\x00sock")
+            hdr = s.recv(5)
+            self.assertEqual(hdr[0], 1)
+            s.recv(struct.unpack(">I", hdr[1:])[0])
+            s.sendall(struct.pack(">BI", 3, 0xFFFFFFFF))  # STDIN over its bound
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertEqual(data[0], 9)  # ERROR
+            self.assertEqual(struct.unpack(">H", data[5:7])[0], 1)  # PROTOCOL
+        srv.wait_stderr(r"protocol error")
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
+
+    def test_idle_timeout_closes_idle_connection(self):
+        srv, address = self.start_native("--idle-timeout", "0.3")
+        with sstest.connect(address) as s:
+            s.sendall(struct.pack(">BI", 1, 6) + b"RCMD\x01\x00")
+            hdr = s.recv(5)
+            self.assertEqual(hdr[0], 1)
+            s.settimeout(10 * sstest.SLOW)
+            rest = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+            self.assertEqual(len(rest), struct.unpack(">I", hdr[1:])[0])
+        # a command longer than the idle timeout is not cut
+        r = self.rcmd(address, "sh", "-c", "sleep 0.6; echo done")
+        self.assertEqual((r.returncode, r.stdout), (0, b"done\n"))
+
+    def test_unix_address_insecure(self):
+        address = "unix:" + sstest.abstract_name("rcmdsrv")
+        srv, bound = self.server("rcmd-server", "--insecure-no-auth", address)
+        r = self.rcmd(bound, "echo", "over unix")
+        self.assertEqual((r.returncode, r.stdout), (0, b"over unix\n"), r.stderr)
+
+    def test_big_output_checksum(self):
+        srv, address = self.start_native()
+        r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address,
+                            "head", "-c", "104857600", "/dev/zero"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60 * sstest.SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(),
+                         hashlib.sha256(b"\0" * 104857600).hexdigest())
+
+    def test_fifty_clients(self):
+        srv, address = self.start_native()
+        procs = [subprocess.Popen([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address,
+                                   "echo", "n%d" % i], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for i in range(50)]
+        for i, p in enumerate(procs):
+            out, err = p.communicate(timeout=60 * sstest.SLOW)
+            self.assertEqual((p.returncode, out), (0, b"n%d\n" % i), err)
+
+
+class Tls(sstest.TestCase):
+    def key(self, name="k"):
+        path = os.path.join(sstest.temp_dir(), name)
+        r = self.run_cli("keygen", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return path
+
+    def test_psk_roundtrip_and_wrong_key(self):
+        k1, k2 = self.key(), self.key()
+        srv, address = self.server("rcmd-server", "--key", k1, "tcp://127.0.0.1:0")
+        r = self.run_cli("rcmd", "--key", k1, address, "echo", "secret")
+        self.assertEqual((r.returncode, r.stdout), (0, b"secret\n"), r.stderr)
+        r = self.run_cli("rcmd", "--key", k2, address, "echo", "x")
+        self.assertEqual(r.returncode, 255)
+        self.assertEqual(r.stdout, b"")
+        srv.wait_stderr(r"authentication failed")
+        r = self.run_cli("rcmd", "--key", k1, address, "echo", "again")
+        self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
+
+
+class Flags(sstest.TestCase):
+    def test_refusals(self):
+        cases = [
+            (["tcp://127.0.0.1:0"], "no key"),
+            (["--protocol", "seed", "tcp://127.0.0.1:0"], "cleartext"),
+            (["--insecure-no-auth", "tcp://0.0.0.0:0"], "loopback"),
+            (["--protocol", "bogus", "--insecure-no-auth", "tcp://127.0.0.1:0"], "bogus"),
+            (["--timeout", "x", "--insecure-no-auth"], "timeout"),
+        ]
+        for args, word in cases:
+            r = self.run_cli("rcmd-server", *args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, r.stderr)
+            self.assertIn(word, lines[0])
+
+    def test_key_mode_refused(self):
+        d = sstest.temp_dir()
+        key = os.path.join(d, "k")
+        r = self.run_cli("keygen", key)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.chmod(key, 0o644)
+        r = self.run_cli("rcmd-server", "--key", key, "tcp://127.0.0.1:0")
+        self.assertEqual(r.returncode, 2)
+        lines = r.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(key, lines[0])
+
+
+if __name__ == "__main__":
+    sstest.main()
