@@ -497,78 +497,8 @@ int rcmd_transport_write_all(ss_transport *t, const void *buf, size_t len, int64
 
 /* ---- plain transport (--insecure-no-auth) ----------------------------- */
 
-static ssize_t plain_read(ss_transport *t, void *buf, size_t len)
-{
-    for (;;) {
-        ssize_t n = recv(t->fd, buf, len, 0);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == ENOTSOCK) { /* a pipe, in tests */
-            n = read(t->fd, buf, len);
-            if (n >= 0)
-                return n;
-            if (errno == EINTR)
-                continue;
-        }
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
-}
-
-static ssize_t plain_write(ss_transport *t, const void *buf, size_t len)
-{
-    for (;;) {
-        ssize_t n = send(t->fd, buf, len, MSG_NOSIGNAL);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == ENOTSOCK) { /* a pipe, in tests; SIGPIPE is ignored by the CLI */
-            n = write(t->fd, buf, len);
-            if (n >= 0)
-                return n;
-            if (errno == EINTR)
-                continue;
-        }
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
-}
-
-static short plain_wait_events(ss_transport *t, short wanted)
-{
-    (void)t;
-    return wanted;
-}
-
-static int plain_shutdown_write(ss_transport *t)
-{
-    return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
-}
-
-static void plain_close(ss_transport *t)
-{
-    if (t->fd >= 0)
-        close(t->fd);
-    t->fd = -1;
-}
-
-static const ss_transport_ops plain_ops = {
-    .name = "plain",
-    .read = plain_read,
-    .write = plain_write,
-    .wait_events = plain_wait_events,
-    .shutdown_write = plain_shutdown_write,
-    .close = plain_close,
-};
-
+/* The library's descriptor transport: the same contract, nothing of our own. */
 int rcmd_plain_transport_init(ss_transport *t, int fd)
 {
-    int rc = set_nonblocking(fd);
-    if (rc < 0)
-        return rc;
-    t->ops = &plain_ops;
-    t->fd = fd;
-    t->impl = NULL;
-    return 0;
+    return ss_transport_fd_init(t, fd);
 }
