@@ -2,20 +2,23 @@
 #include "server_opts.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 
 /*
- * The signal handlers' view of the running server. The CLI runs one server
+ * The signal watcher's view of the running server. The CLI runs one server
  * per process, so file-scope state is the honest shape here (the library
- * itself keeps none). Written by the main thread before the handlers are
- * installed, only read afterwards.
+ * itself keeps none). Shared between the main thread and the watcher thread,
+ * hence atomic.
  */
-static ss_server *volatile running_server;
-static volatile sig_atomic_t stop_signals;
+static ss_server *running_server; /* under running_lock: never freed while used */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int stop_signals;
 static pid_t main_pid;
 
 /* ---- flags ------------------------------------------------------------------ */
@@ -188,23 +191,46 @@ void cli_server_init(cli_server *c, const char *cmd)
 
 /* ---- running ---------------------------------------------------------------- */
 
+/*
+ * SIGINT and SIGTERM are blocked in every thread and taken by one thread that
+ * waits for them with sigwaitinfo(), instead of an asynchronous handler: the
+ * servers are threaded, and a signal then has no "current thread" worth
+ * interrupting. (ThreadSanitizer also defers asynchronous handlers to its own
+ * interception points and was seen to lose one now and then; a waited-for
+ * signal cannot be lost.) The signals are blocked before the server or any
+ * thread exists, so one sent as soon as the listening line appears stays
+ * pending until the watcher takes it.
+ */
+static sigset_t stop_set, mask_before;
+
 static void on_stop_signal(int sig)
 {
-    int saved = errno;
-    if (getpid() != main_pid) {
-        /* A child of the forking/prefork models inherited this handler:
-         * there, the default action is the right one (the parent drains). */
-        signal(sig, SIG_DFL);
-        raise(sig);
-    } else if (sig == SIGINT && stop_signals > 0) {
+    if (sig == SIGINT && atomic_load(&stop_signals) > 0)
         _exit(CLI_RUNTIME); /* Ctrl-C twice: the user does not want to wait */
-    } else {
-        stop_signals++;
-        ss_server *srv = running_server;
-        if (srv != NULL)
-            ss_server_shutdown_nowait(srv);
+    atomic_fetch_add(&stop_signals, 1);
+    pthread_mutex_lock(&running_lock);
+    if (running_server != NULL)
+        ss_server_shutdown_nowait(running_server);
+    pthread_mutex_unlock(&running_lock);
+}
+
+static void *watch_stop_signals(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        int sig = sigwaitinfo(&stop_set, NULL);
+        if (sig > 0)
+            on_stop_signal(sig);
     }
-    errno = saved;
+    return NULL;
+}
+
+/* A child of the forking/prefork models (or any fork) starts with the mask
+ * the process had before us: there the default actions are the right ones,
+ * and the parent is the one that drains. */
+static void restore_mask_in_child(void)
+{
+    pthread_sigmask(SIG_SETMASK, &mask_before, NULL);
 }
 
 void cli_server_stop(ss_server *srv)
@@ -215,17 +241,27 @@ void cli_server_stop(ss_server *srv)
         kill(main_pid, SIGTERM);
 }
 
-/* Installed before the server exists, so that a signal sent as soon as the
- * listening line appears is never fatal; kept for the life of the process. */
-static void install_stop_handlers(void)
+static int install_stop_watcher(void)
 {
+    static bool installed;
+    if (installed)
+        return 0;
     main_pid = getpid();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    int rc = pthread_sigmask(SIG_BLOCK, &stop_set, &mask_before);
+    pthread_t watcher;
+    if (rc == 0)
+        rc = pthread_create(&watcher, NULL, watch_stop_signals, NULL);
+    if (rc != 0) {
+        pthread_sigmask(SIG_SETMASK, &mask_before, NULL);
+        return -rc;
+    }
+    pthread_detach(watcher);
+    pthread_atfork(NULL, NULL, restore_mask_in_child);
+    installed = true;
+    return 0;
 }
 
 int cli_server_start(cli_server *c, const char *address, const ss_handler *handler,
@@ -233,7 +269,11 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
 {
     ss_error err = {0};
     *out = NULL;
-    install_stop_handlers();
+    int wrc = install_stop_watcher();
+    if (wrc < 0) {
+        cli_error(c->cmd, "cannot start the signal watcher: %s", strerror(-wrc));
+        return CLI_RUNTIME;
+    }
     int rc = ss_server_new(out, address, handler, &c->opts, &err);
     if (rc < 0) {
         *out = NULL;
@@ -247,7 +287,9 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
             cli_error(c->cmd, "cannot serve on %s: %s", address, ss_strerror(rc));
         return rc == SS_EBADADDR || rc == SS_EUSAGE ? CLI_USAGE : CLI_RUNTIME;
     }
+    pthread_mutex_lock(&running_lock);
     running_server = *out;
+    pthread_mutex_unlock(&running_lock);
     char bound[SS_ADDR_STRLEN];
     if (ss_addr_format(ss_server_address(*out), bound, sizeof bound) < 0)
         snprintf(bound, sizeof bound, "%s", address);
@@ -259,12 +301,14 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
 int cli_server_run(cli_server *c, ss_server *srv)
 {
     int rc = 0;
-    if (stop_signals == 0) /* a signal may have come before we got here */
+    if (atomic_load(&stop_signals) == 0) /* a signal may have come before we got here */
         rc = ss_server_serve_forever(srv);
     if (rc < 0)
         cli_error(c->cmd, "server stopped: %s", ss_strerror(rc));
     ss_server_close(srv); /* drains for up to --drain-timeout */
+    pthread_mutex_lock(&running_lock);
     running_server = NULL;
+    pthread_mutex_unlock(&running_lock);
     ss_server_free(srv);
     return rc < 0 ? CLI_RUNTIME : CLI_OK;
 }

@@ -176,6 +176,10 @@ void ss__enter_child(ss_server *srv)
      * a child past drain_timeout, so it must not run the parent's handler. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 }
 
 /* ---- bind and activate ------------------------------------------------------ */
