@@ -480,6 +480,14 @@ typedef struct ss_handler {
     void *data; /* handler-wide data: ss_server_handler_data() */
 } ss_handler;
 
+/*
+ * Declare a stream request admitted (authenticated, past its handshake...):
+ * it stops counting against opts.max_pending. Idempotent; a request that
+ * ends without it is released then. Any thread; a no-op without
+ * max_pending.
+ */
+void ss_request_admit(ss_request *req);
+
 /* Send a reply: for a datagram request, to its sender; for a stream, write
  * and flush through req->stream. Returns 0 or a code. */
 int ss_request_reply(ss_request *req, const void *buf, size_t len);
@@ -515,6 +523,17 @@ typedef struct ss_server_opts {
                                 limit. At the cap the listener is not polled
                                 (clients wait in the backlog), never
                                 accept-and-close. */
+    int max_pending;         /* stream: connections accepted but not yet
+                                admitted by their handler (ss_request_admit:
+                                e.g. still in a TLS handshake) at once; 0 = no
+                                limit. At the cap the listener is not polled,
+                                as with max_conns, so a flood of clients that
+                                never authenticate waits in the backlog
+                                instead of taking every thread. Exact under
+                                serial, threading and pool; under forking and
+                                prefork a request is admitted when its process
+                                starts (max_children / workers bound those).
+                                Not with SS_MODEL_EVENT. */
     double idle_timeout;     /* stream: a request with no data for this long
                                 is closed (the stream's timeout: the handler's
                                 read returns SS_ETIMEOUT; logged at INFO, not
@@ -616,6 +635,7 @@ typedef struct ss_server_stats {
     unsigned long long rejected; /* closed at once: the pool's queue was full */
     unsigned long long errors;   /* requests that went to handle_error */
     size_t active;               /* ss_server_active() */
+    size_t pending;              /* of those, not yet admitted (max_pending) */
 } ss_server_stats;
 /* Any thread. */
 void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);

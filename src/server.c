@@ -104,6 +104,12 @@ static int check_opts(const ss_server_opts *o, ss_error *err)
         return ss__fail(err, SS_EUSAGE, "max_packet_size must be 1..262144");
     if (o->idle_timeout < 0)
         return ss__fail(err, SS_EUSAGE, "idle_timeout must be >= 0");
+    if (o->max_pending < 0)
+        return ss__fail(err, SS_EUSAGE, "max_pending must be >= 0 (got %d)",
+                        o->max_pending);
+    if (o->max_pending > 0 && o->model == SS_MODEL_EVENT)
+        return ss__fail(err, SS_EUSAGE,
+                        "max_pending is not supported by the event model");
     return 0;
 }
 
@@ -395,6 +401,10 @@ static bool has_room(ss_server *srv)
 {
     if (srv->stream && srv->opts.max_conns > 0 &&
         atomic_load(&srv->active) >= (size_t)srv->opts.max_conns)
+        return false;
+    /* counted at accept, on this (the accepting) thread: exact */
+    if (srv->stream && srv->opts.max_pending > 0 &&
+        atomic_load(&srv->pending) >= (size_t)srv->opts.max_pending)
         return false;
     return srv->model->has_room == NULL || srv->model->has_room(srv);
 }
@@ -816,6 +826,7 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->rejected = atomic_load(&s->counters.rejected);
     out->errors = atomic_load(&s->counters.errors);
     out->active = atomic_load(&s->active);
+    out->pending = atomic_load(&s->pending);
 }
 
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

@@ -94,6 +94,10 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
     req->pub.client_address = *peer;
 
     atomic_fetch_add(&srv->counters.accepted, 1);
+    if (srv->opts.max_pending > 0) {
+        atomic_store(&req->pending, true);
+        atomic_fetch_add(&srv->pending, 1);
+    }
     ss__active_add(srv, 1);
     registry_add(srv, req);
     ss_server_log(srv, SS_LOG_INFO, "%s connected", req->peer_text);
@@ -181,8 +185,28 @@ void ss__req_run(ss_server *srv, ss__req *req)
         report_error(srv, req, rc);
 }
 
+/* Give back the request's max_pending slot, once; wake a loop waiting for
+ * room when the count falls from the cap. */
+static void release_pending(ss_server *srv, ss__req *req)
+{
+    if (!atomic_exchange(&req->pending, false))
+        return;
+    size_t before = atomic_fetch_sub(&srv->pending, 1);
+    if (before == (size_t)srv->opts.max_pending)
+        ss__wake(srv);
+}
+
+void ss_request_admit(ss_request *req)
+{
+    if (req == NULL || req->stream == NULL)
+        return;
+    /* pub is the first member of ss__req */
+    release_pending(req->server, (ss__req *)(void *)req);
+}
+
 void ss__req_end(ss_server *srv, ss__req *req, bool detach)
 {
+    release_pending(srv, req);
     registry_remove(srv, req);
     bool stream = req->pub.stream != NULL;
     if (stream) {

@@ -1,7 +1,7 @@
 /* test_server_core.c — socketserver semantics (ported from CPython's
  * test_socketserver and the BaseServer docs) and the production behaviour
  * beyond it: hooks, handle_request/timeout, shutdown, errors, bind failure,
- * idle timeout, max_conns, pool overflow, drain, logs.
+ * idle timeout, max_conns, max_pending, pool overflow, drain, logs.
  * ctest-labels: tsan */
 #include "server_test.h"
 
@@ -416,6 +416,108 @@ static void max_conns_leaves_clients_in_the_backlog(void **state)
     st_stop(&s);
 }
 
+/* A handler whose clients must say "login" first, as a TLS handshake would
+ * authenticate them: only then is the request admitted. */
+static int login_then_echo(ss_request *req)
+{
+    char line[64];
+    ssize_t n = ss_stream_readline(req->stream, line, sizeof line);
+    if (n <= 0 || strcmp(line, "login\n") != 0)
+        return 0;
+    ss_request_admit(req);
+    ss_request_admit(req); /* idempotent */
+    if (ss_request_reply(req, "ok\n", 3) < 0)
+        return 0;
+    return st_echo_handle(req);
+}
+
+static const ss_handler login_echo = {.handle = login_then_echo};
+
+static int expect_ok(ss_sock *c)
+{
+    char buf[3];
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = ss_sock_recv(c, buf + got, sizeof buf - got, 0);
+        if (n <= 0)
+            return n == 0 ? SS_EEOF : (int)n;
+        got += (size_t)n;
+    }
+    return memcmp(buf, "ok\n", 3) == 0 ? 0 : SS_EPROTO;
+}
+
+static int log_in(ss_sock *c)
+{
+    int rc = ss_sock_sendall(c, "login\n", 6);
+    return rc < 0 ? rc : expect_ok(c);
+}
+
+static void max_pending_holds_back_only_unadmitted_clients(void **state)
+{
+    (void)state;
+    tu_alarm(30);
+    const ss_model models[] = {SS_MODEL_THREADING, SS_MODEL_POOL};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        ss_server_opts o = opts_for(models[m], NULL);
+        o.max_pending = 2;
+        o.workers = 8;
+        st_server s;
+        st_start(&s, "tcp://127.0.0.1:0", &login_echo, &o);
+        ss_sock admitted, silent1, silent2, late;
+        assert_int_equal(st_connect(s.addr, &admitted), 0);
+        assert_int_equal(log_in(&admitted), 0);
+        ss_server_stats st;
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 0), 10);
+
+        /* two clients that never log in fill the pending slots */
+        assert_int_equal(st_connect(s.addr, &silent1), 0);
+        assert_int_equal(st_connect(s.addr, &silent2), 0);
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 2), 10);
+
+        /* a third waits in the backlog: not accepted, not refused */
+        assert_int_equal(st_connect(s.addr, &late), 0);
+        assert_int_equal(ss_sock_sendall(&late, "login\n", 6), 0); /* read later */
+        usleep(300 * 1000);
+        ss_server_stats_get(s.srv, &st);
+        assert_int_equal(st.accepted, 3);
+        assert_int_equal(st.refused + st.rejected, 0);
+
+        /* the admitted client is still served meanwhile */
+        assert_int_equal(st_roundtrip(&admitted, "still here\n"), 0);
+
+        /* one silent client gives up: its slot frees, the late one gets in */
+        ss_sock_close(&silent1);
+        assert_int_equal(expect_ok(&late), 0);
+        assert_int_equal(st_roundtrip(&late, "late\n"), 0);
+        ss_server_stats_get(s.srv, &st);
+        assert_int_equal(st.accepted, 4);
+
+        /* logging in frees a slot too */
+        assert_int_equal(log_in(&silent2), 0);
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 0), 10);
+        ss_sock_close(&silent2);
+        ss_sock_close(&late);
+        ss_sock_close(&admitted);
+        st_stop(&s);
+    }
+}
+
+static void max_pending_is_checked(void **state)
+{
+    (void)state;
+    ss_server_opts o = opts_for(SS_MODEL_EVENT, NULL);
+    o.max_pending = 4;
+    ss_server *srv;
+    ss_error err = {0};
+    assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &login_echo, &o, &err),
+                     SS_EUSAGE);
+    assert_non_null(strstr(err.msg, "max_pending"));
+    o = opts_for(SS_MODEL_THREADING, NULL);
+    o.max_pending = -1;
+    assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &login_echo, &o, &err),
+                     SS_EUSAGE);
+}
+
 static void pool_full_closes_new_connections(void **state)
 {
     (void)state;
@@ -465,6 +567,8 @@ int main(void)
         cmocka_unit_test(event_model_refuses_blocking_stream_handler),
         cmocka_unit_test(idle_timeout_frees_a_silent_client),
         cmocka_unit_test(max_conns_leaves_clients_in_the_backlog),
+        cmocka_unit_test(max_pending_holds_back_only_unadmitted_clients),
+        cmocka_unit_test(max_pending_is_checked),
         cmocka_unit_test(pool_full_closes_new_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
