@@ -17,6 +17,8 @@
 
 #define RCMD_DEFAULT_ADDRESS "tcp://127.0.0.1:9922"
 #define MAX_ALLOW 64
+#define RCMD_DEFAULT_MAX_UNAUTH 32
+#define RCMD_DEFAULT_MAX_UNAUTH_TEXT "32"
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -33,10 +35,14 @@ static int run(int argc, char **argv)
 {
     cli_server srv;
     cli_server_init(&srv, "rcmd-server");
+    /* a remote command service logs who ran what: INFO by default, as sshd */
+    srv.verbosity = CLI_LOG_VERBOSE;
     rcmd_server_cfg cfg = {0};
     const char *allow[MAX_ALLOW + 1] = {0};
     size_t nallow = 0;
     const char *address = NULL, *key_file = NULL, *protocol = "native";
+    const char *cert_file = NULL, *cert_key_file = NULL, *ca_file = NULL;
+    long max_unauth = RCMD_DEFAULT_MAX_UNAUTH;
     bool options_done = false;
 
     for (int i = 1; i < argc; i++) {
@@ -58,6 +64,32 @@ static int run(int argc, char **argv)
                 if (rc == CLI_FLAG_BAD)
                     return CLI_USAGE;
                 key_file = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--cert", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                cert_file = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--cert-key", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                cert_key_file = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--ca", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                ca_file = v;
+                continue;
+            }
+            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--max-unauth", &v)) != 0) {
+                if (rc == CLI_FLAG_BAD)
+                    return CLI_USAGE;
+                if (!cli_parse_int(v, 1, 100000, &max_unauth))
+                    return cli_usage_error("rcmd-server",
+                                           "--max-unauth: expected 1-100000, not '%s'", v);
                 continue;
             }
             if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--protocol", &v)) != 0) {
@@ -114,9 +146,18 @@ static int run(int argc, char **argv)
     cfg.seed = strcmp(protocol, "seed") == 0;
     cfg.allow = nallow > 0 ? allow : NULL;
 
-    if (cfg.insecure && key_file)
-        return cli_usage_error("rcmd-server", "--insecure-no-auth and --key do not go together");
-    if (!cfg.insecure && key_file == NULL)
+    bool certs = cert_file || cert_key_file || ca_file;
+    if (cfg.insecure && (key_file || certs))
+        return cli_usage_error("rcmd-server",
+                               "--insecure-no-auth and a key or certificate do not go together");
+    if (key_file && certs)
+        return cli_usage_error("rcmd-server", "--key and certificates do not go together");
+    if (certs && !(cert_file && cert_key_file && ca_file))
+        return cli_usage_error("rcmd-server",
+                               "certificate mode needs --cert, --cert-key and --ca");
+    if (cfg.seed && (key_file || certs))
+        return cli_usage_error("rcmd-server", "--protocol seed is cleartext: it takes no key");
+    if (!cfg.insecure && key_file == NULL && !certs)
         return cli_usage_error("rcmd-server",
                                cfg.seed ? "--protocol seed is cleartext: it needs "
                                           "--insecure-no-auth (loopback or unix only)"
@@ -133,6 +174,10 @@ static int run(int argc, char **argv)
     }
     if (srv.opts.model == SS_MODEL_EVENT)
         return cli_usage_error("rcmd-server", "--model event is not supported by rcmd-server");
+    /* §6: connections between accept and a completed HELLO are capped; the
+     * seed protocol has no handshake to wait for */
+    if (!cfg.seed)
+        srv.opts.max_pending = (int)max_unauth;
 
     rcmd_key key;
     if (key_file != NULL) {
@@ -143,9 +188,16 @@ static int run(int argc, char **argv)
         }
     }
     rcmd_tls_ctx *tls = NULL;
-    if (key_file != NULL) {
+    if (key_file != NULL || certs) {
         ss_error err = {0};
-        if (rcmd_tls_ctx_new(&tls, true, &(rcmd_tls_config){.key = &key}, &err) != 0) {
+        rcmd_tls_config tc = {.key = key_file != NULL ? &key : NULL,
+                              .cert_file = cert_file,
+                              .cert_key_file = cert_key_file,
+                              .ca_file = ca_file};
+        int trc = rcmd_tls_ctx_new(&tls, true, &tc, &err);
+        if (key_file != NULL)
+            rcmd_key_wipe(&key);
+        if (trc != 0) {
             cli_error("rcmd-server", "%s", err.msg);
             return CLI_RUNTIME;
         }
@@ -169,6 +221,12 @@ const cli_command cli_cmd_rcmd_server = {
         RCMD_DEFAULT_ADDRESS "); see docs/rcmd-protocol.md.\n"
         "\n"
         "  --key FILE            the pre-shared key (sockserve keygen), mode 0600\n"
+        "  --cert FILE           certificate mode: our certificate chain (PEM), with\n"
+        "  --cert-key FILE         its private key (PEM, mode 0600) and\n"
+        "  --ca FILE               the CA that signs the clients' certificates\n"
+        "  --max-unauth N        connections still authenticating at once (default "
+        RCMD_DEFAULT_MAX_UNAUTH_TEXT ");\n"
+        "                        beyond, new clients wait in the backlog\n"
         "  --insecure-no-auth    no TLS, no key: loopback or unix addresses only\n"
         "  --protocol P          native (default) or seed (needs --insecure-no-auth)\n"
         "  --allow PROG          run only PROG (repeatable; argv only, never a shell)\n"
@@ -176,7 +234,9 @@ const cli_command cli_cmd_rcmd_server = {
         "  --max-output BYTES    kill a command past BYTES of output (seed: 64 MiB default)\n"
         "  -h, --help            this text\n"
         "\n"
-        "The default model is threading.\n"
+        "The default model is threading. Connections, authentication failures and\n"
+        "one audit line per command are logged by default (as sshd does); -q keeps\n"
+        "only errors, -v adds debug lines.\n"
         "\n" CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

@@ -166,6 +166,29 @@ int rcmd_key_parse(rcmd_key *k, const char *text, size_t len, const char *name, 
     return 0;
 }
 
+/* The one permission rule for every secret file: a regular file with no
+ * group or other bits. */
+static int check_private_stat(const struct stat *st, const char *path, const char *what,
+                              ss_error *err)
+{
+    if (!S_ISREG(st->st_mode))
+        return fail(err, -EINVAL, "%s '%s' is not a regular file", what, path);
+    if ((st->st_mode & 077) != 0)
+        return fail(err, -EACCES, "%s '%s' is accessible by others (mode %04o); chmod 600 it",
+                    what, path, (unsigned)(st->st_mode & 07777));
+    return 0;
+}
+
+int rcmd_check_private_file(const char *path, const char *what, ss_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        int e = errno;
+        return fail(err, -e, "cannot open %s '%s': %s", what, path, strerror(e));
+    }
+    return check_private_stat(&st, path, what, err);
+}
+
 int rcmd_key_load(rcmd_key *k, const char *path, ss_error *err)
 {
     memset(k, 0, sizeof *k);
@@ -181,16 +204,10 @@ int rcmd_key_load(rcmd_key *k, const char *path, ss_error *err)
         close(fd);
         return fail(err, -e, "cannot stat key file '%s': %s", path, strerror(e));
     }
-    if (!S_ISREG(st.st_mode)) {
+    int rc = check_private_stat(&st, path, "key file", err);
+    if (rc < 0) {
         close(fd);
-        return fail(err, -EINVAL, "key file '%s' is not a regular file", path);
-    }
-    if ((st.st_mode & 077) != 0) {
-        close(fd);
-        return fail(err, -EACCES,
-                    "key file '%s' is accessible by others (mode %04o); "
-                    "chmod 600 it",
-                    path, (unsigned)(st.st_mode & 07777));
+        return rc;
     }
     if (st.st_size > RCMD_KEYFILE_MAX) {
         close(fd);
@@ -220,7 +237,7 @@ int rcmd_key_load(rcmd_key *k, const char *path, ss_error *err)
         }
     }
     close(fd);
-    int rc = rcmd_key_parse(k, text, got, path, err);
+    rc = rcmd_key_parse(k, text, got, path, err);
     OPENSSL_cleanse(text, sizeof text);
     return rc;
 }

@@ -57,6 +57,13 @@ void rcmd_key_default_identity(const unsigned char *key, size_t len, char *out);
  */
 int rcmd_key_generate(const char *path, ss_error *err);
 
+/*
+ * Check that the secret at `path` (`what` names it in messages, e.g.
+ * "private key") is a regular file nobody but its owner may read, as
+ * rcmd_key_load checks key files: 0, -EACCES, -EINVAL or -errno.
+ */
+int rcmd_check_private_file(const char *path, const char *what, ss_error *err);
+
 /* Erase the secret from memory (OPENSSL_cleanse). */
 void rcmd_key_wipe(rcmd_key *k);
 

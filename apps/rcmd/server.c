@@ -345,6 +345,9 @@ static int converse(session *s)
         return 0;
     }
     rc = send_frame(s, s->out, rcmd_hello_encode(s->out, sizeof s->out, "sockserve"));
+    /* authenticated and past HELLO: give back the unauthenticated slot
+     * (--max-unauth, the server core's max_pending) */
+    ss_request_admit(s->req);
     /* the server core's --idle-timeout, for a connection with no command */
     double idle = ss_server_options(s->req->server)->idle_timeout;
     while (rc == 0) {
@@ -401,6 +404,11 @@ int rcmd_native_handle(ss_request *req)
         rc = rcmd_tls_handshake(&s->t, rcmd_now_ms() + AUTH_DEADLINE_MS, &err);
         if (rc == SS_ETIMEOUT) {
             ss_server_log(req->server, SS_LOG_INFO, "rcmd: %s: authentication timed out", s->peer);
+        } else if (rc == SS_ECLOSED) {
+            /* gone without offering anything to check: nothing was guessed,
+             * so no hold (a port scan or a flood giving up frees its slot) */
+            ss_server_log(req->server, SS_LOG_INFO, "rcmd: %s: closed before authenticating",
+                          s->peer);
         } else if (rc < 0) {
             ss_server_log(req->server, SS_LOG_WARN, "rcmd: %s: authentication failed: %s",
                           s->peer, err.msg);

@@ -204,6 +204,9 @@ static int load_certs(rcmd_tls_ctx *c, const rcmd_tls_config *cfg, ss_error *err
         return fail(err, SS_EUSAGE,
                     "certificate mode needs a certificate, its key and a "
                     "CA file");
+    int rc = rcmd_check_private_file(cfg->cert_key_file, "private key", err);
+    if (rc < 0)
+        return rc;
     if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cfg->cert_file) != 1)
         return fail(err, SS_ETLS, "cannot load certificate '%s': %s", cfg->cert_file,
                     ssl_reason(r, sizeof r));

@@ -265,6 +265,111 @@ class Tls(sstest.TestCase):
         r = self.run_cli("rcmd", "--key", k1, address, "echo", "again")
         self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
 
+    def test_audit_line_by_default(self):
+        """A command service logs who ran what without -v, as sshd does."""
+        k = self.key()
+        srv, address = self.server("rcmd-server", "--key", k, "tcp://127.0.0.1:0")
+        r = self.run_cli("rcmd", "--key", k, address, "sh", "-c", "exit 3")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        srv.wait_stderr(r'rcmd: audit peer=tcp://127\.0\.0\.1:\d+ cmd="sh" "-c" "exit 3" '
+                        r'status=exit:3 ')
+        srv, address = self.server("rcmd-server", "-q", "--key", k, "tcp://127.0.0.1:0")
+        r = self.run_cli("rcmd", "--key", k, address, "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.signal(signal.SIGTERM)
+        self.assertEqual(srv.wait(), 0)
+        self.assertFalse([l for l in srv.err_lines if "audit" in l], srv.err_lines)
+
+    def test_unauthenticated_flood_is_capped(self):
+        """--max-unauth: silent connections take at most N slots; an
+        authenticated session goes on meanwhile; newcomers wait in the
+        backlog and get in once the flood goes."""
+        k = self.key()
+        srv, address = self.server("rcmd-server", "--key", k, "--max-unauth", "3",
+                                   "tcp://127.0.0.1:0")
+        sess = self.sockserve("rcmd", "--key", k, address, stdin=subprocess.PIPE)
+        sess.write(b"echo one\n")
+        sess.wait_out(b"one\n")
+        host, port = sstest.split_inet(address)
+        flood = [socket.create_connection((host, port), timeout=5) for _ in range(12)]
+        try:
+            connected = lambda: len([l for l in srv.err_lines if l.endswith(" connected")])
+            srv.wait_stderr(r"connected$")
+            self.assertTrue(sstest.wait_until(lambda: (srv._pump(0.05), connected())[1] >= 4),
+                            srv.err_lines)
+            time.sleep(0.5 * sstest.SLOW)
+            srv._pump(0.1)
+            self.assertEqual(connected(), 4, srv.err_lines)  # the session + 3 of the flood
+            sess.write(b"echo two\n")
+            sess.wait_out(b"two\n")
+            late = self.sockserve("rcmd", "--key", k, address, "echo", "three")
+            time.sleep(0.5 * sstest.SLOW)
+            self.assertIsNone(late.p.poll())  # in the backlog, not refused
+        finally:
+            for f in flood:
+                f.close()
+        self.assertEqual(late.wait(20), 0, late.err_lines)
+        self.assertEqual(late.out_data, b"three\n")
+        srv.wait_stderr(r"closed before authenticating")
+        self.assertFalse([l for l in srv.err_lines if "authentication failed" in l],
+                         srv.err_lines)
+        sess.close_stdin()
+        self.assertEqual(sess.wait(), 0)
+
+    def test_certificate_mode(self):
+        d = sstest.temp_dir()
+        def run_openssl(*args):
+            r = subprocess.run(["openssl"] + list(args), capture_output=True, cwd=d,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        def ca(name):
+            run_openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", name + ".key", "-out", name + ".pem",
+                        "-days", "2", "-subj", "/CN=" + name)
+        def leaf(name, signer):
+            run_openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+                        "-subj", "/CN=" + name)
+            run_openssl("x509", "-req", "-in", name + ".csr", "-CA", signer + ".pem",
+                        "-CAkey", signer + ".key", "-CAcreateserial", "-days", "2",
+                        "-out", name + ".pem")
+            os.chmod(os.path.join(d, name + ".key"), 0o600)
+        ca("ca")
+        ca("otherca")
+        leaf("server", "ca")
+        leaf("client", "ca")
+        leaf("stranger", "otherca")
+        p = lambda n: os.path.join(d, n)
+        srv, address = self.server("rcmd-server", "--cert", p("server.pem"),
+                                   "--cert-key", p("server.key"), "--ca", p("ca.pem"),
+                                   "tcp://127.0.0.1:0")
+        r = self.run_cli("rcmd", "--cert", p("client.pem"), "--cert-key", p("client.key"),
+                         "--ca", p("ca.pem"), address, "echo", "mutual")
+        self.assertEqual((r.returncode, r.stdout), (0, b"mutual\n"), r.stderr)
+        # a client whose certificate another CA signed is refused
+        r = self.run_cli("rcmd", "--cert", p("stranger.pem"), "--cert-key", p("stranger.key"),
+                         "--ca", p("ca.pem"), address, "echo", "x")
+        self.assertEqual((r.returncode, r.stdout), (255, b""), r.stderr)
+        srv.wait_stderr(r"authentication failed")
+        # a client that trusts another CA refuses the server
+        r = self.run_cli("rcmd", "--cert", p("client.pem"), "--cert-key", p("client.key"),
+                         "--ca", p("otherca.pem"), address, "echo", "x")
+        self.assertEqual((r.returncode, r.stdout), (255, b""), r.stderr)
+        # a PSK client cannot talk to a certificate server
+        r = self.run_cli("rcmd", "--key", self.key(), address, "echo", "x")
+        self.assertEqual(r.returncode, 255, r.stderr)
+        # the server still serves
+        r = self.run_cli("rcmd", "--cert", p("client.pem"), "--cert-key", p("client.key"),
+                         "--ca", p("ca.pem"), address, "echo", "again")
+        self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
+        # a private key others can read is refused, naming the file
+        os.chmod(p("server.key"), 0o644)
+        r = self.run_cli("rcmd-server", "--cert", p("server.pem"), "--cert-key",
+                         p("server.key"), "--ca", p("ca.pem"), "tcp://127.0.0.1:0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"chmod 600", r.stderr)
+        self.assertIn(p("server.key").encode(), r.stderr)
+
 
 class Flags(sstest.TestCase):
     def test_refusals(self):
@@ -274,6 +379,10 @@ class Flags(sstest.TestCase):
             (["--insecure-no-auth", "tcp://0.0.0.0:0"], "loopback"),
             (["--protocol", "bogus", "--insecure-no-auth", "tcp://127.0.0.1:0"], "bogus"),
             (["--timeout", "x", "--insecure-no-auth"], "timeout"),
+            (["--cert", "a.pem", "--insecure-no-auth"], "do not go together"),
+            (["--cert", "a.pem", "--key", "k"], "do not go together"),
+            (["--cert", "a.pem", "tcp://127.0.0.1:0"], "needs --cert, --cert-key and --ca"),
+            (["--max-unauth", "0", "--insecure-no-auth"], "max-unauth"),
         ]
         for args, word in cases:
             r = self.run_cli("rcmd-server", *args)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct pair {
@@ -237,8 +238,9 @@ static void config_errors(void **state)
     rcmd_tls_config missing = {.cert_file = "/nonexistent.pem",
                                .cert_key_file = "/nonexistent.key",
                                .ca_file = "/nonexistent.ca"};
-    assert_int_equal(rcmd_tls_ctx_new(&ctx, true, &missing, &err), SS_ETLS);
-    assert_non_null(strstr(err.msg, "/nonexistent.pem"));
+    /* the private key is checked first (it must be private, as key files) */
+    assert_int_equal(rcmd_tls_ctx_new(&ctx, true, &missing, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "/nonexistent.key"));
 }
 
 /* A self-made PKI: a CA and one certificate signed by it, as PEM files. */
@@ -277,9 +279,16 @@ static void write_pem(const char *path, X509 *cert, EVP_PKEY *key)
     assert_non_null(f);
     if (cert)
         PEM_write_X509(f, cert);
-    if (key)
+    if (key) {
         PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+        assert_int_equal(fchmod(fileno(f), 0600), 0);
+    }
     fclose(f);
+}
+
+static rcmd_tls_config scfg_ok(const char *pem, const char *key, const char *ca)
+{
+    return (rcmd_tls_config){.cert_file = pem, .cert_key_file = key, .ca_file = ca};
 }
 
 static void certificate_mode_is_mutual(void **state)
@@ -335,6 +344,11 @@ static void certificate_mode_is_mutual(void **state)
     rcmd_tls_ctx *ctx;
     ss_error err = {0};
     assert_int_equal(rcmd_tls_ctx_new(&ctx, true, &bad, &err), SS_ETLS);
+    /* a private key others may read is refused, as ssh refuses one */
+    assert_int_equal(chmod(srv_key, 0644), 0);
+    rcmd_tls_config open_key = scfg_ok(srv_pem, srv_key, ca_pem);
+    assert_int_equal(rcmd_tls_ctx_new(&ctx, true, &open_key, &err), -EACCES);
+    assert_non_null(strstr(err.msg, "chmod 600"));
     X509_free(ca);
     X509_free(oca);
     X509_free(sc);
