@@ -163,6 +163,10 @@ int rcmd_client_connect(rcmd_client **out, const rcmd_client_opts *o, ss_error *
         rcmd_client_close(c);
         return rc;
     }
+    /* Small frames that wait for an answer (EXEC, STDIN_EOF, the last of
+     * the output before EXIT): Nagle + delayed ACK would add up to 40 ms to
+     * each, as ssh knows (it sets TCP_NODELAY too). No-op on unix. */
+    (void)ss_sock_set_option(&s, SS_OPT_NODELAY, 1);
     int fd = s.fd;
     if (c->tls) {
         rc = rcmd_tls_transport_new(&c->t, c->tls, fd, err);

@@ -155,6 +155,10 @@ int rcmd_spawn(rcmd_child *c, bool shell, char *const argv[], int pipes)
     setpgid(pid, pid); /* both sides call it: no race with an early kill */
     close(devnull);
     c->pid = pid;
+    /* A pidfd turns "has it exited?" into one more descriptor to poll: no
+     * SIGCHLD (which belongs to no thread of a threaded server) and no
+     * periodic waitpid. Always close-on-exec. */
+    c->exit_fd = (int)syscall(SYS_pidfd_open, pid, 0);
     c->in_fd = p[0][1];
     c->out_fd = p[1][0];
     c->err_fd = p[2][0];
@@ -212,8 +216,8 @@ void rcmd_child_destroy(rcmd_child *c, int *status)
     }
     if (status != NULL)
         *status = st;
-    int *fds[3] = {&c->in_fd, &c->out_fd, &c->err_fd};
-    for (int i = 0; i < 3; i++)
+    int *fds[4] = {&c->in_fd, &c->out_fd, &c->err_fd, &c->exit_fd};
+    for (int i = 0; i < 4; i++)
         if (*fds[i] >= 0) {
             close(*fds[i]);
             *fds[i] = -1;

@@ -15,6 +15,8 @@ typedef struct rcmd_child {
     int in_fd;  /* write end of its stdin, or -1 (then /dev/null) */
     int out_fd; /* read end of its stdout, or -1 */
     int err_fd; /* read end of its stderr, or -1 (then /dev/null) */
+    int exit_fd;/* readable once the main process has ended (a pidfd), or -1
+                   on a kernel without pidfd_open (< 5.3): then poll for it */
 } rcmd_child;
 
 enum { RCMD_RUN_STDIN = 1, RCMD_RUN_STDOUT = 2, RCMD_RUN_STDERR = 4 };

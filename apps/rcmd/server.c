@@ -195,13 +195,19 @@ static void audit(session *s, int mode, char **argv, size_t argc, const run_stat
                   r->err);
 }
 
+/* The earlier of two deadlines, -1 meaning none. */
+static long long earliest(long long a, long long b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
 /* Run one EXEC to its EXIT. 0, or a code that ends the connection. */
 static int run_exec(session *s, int mode, char **argv, size_t argc)
 {
     run_state r;
     memset(&r, 0, sizeof r);
     r.c.pid = 0;
-    r.c.in_fd = r.c.out_fd = r.c.err_fd = -1;
+    r.c.in_fd = r.c.out_fd = r.c.err_fd = r.c.exit_fd = -1;
     long long start = rcmd_runner_now_ms();
     if (!allowed(s->cfg, mode, argv)) {
         audit(s, mode, argv, argc, &r, "denied", 0);
@@ -231,8 +237,10 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
             r.timed_out = true;
             start_kill(&r, SIGTERM);
         }
-        if (r.kill_pending && !r.exited && now >= r.kill_at)
+        if (r.kill_pending && r.kill_at >= 0 && !r.exited && now >= r.kill_at) {
             rcmd_signal_group(&r.c, SIGKILL);
+            r.kill_at = -1; /* sent; it cannot be ignored */
+        }
         if (r.stdin_eof && r.plen == 0 && r.c.in_fd >= 0) {
             close(r.c.in_fd);
             r.c.in_fd = -1;
@@ -260,7 +268,7 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
                 break;
             }
         }
-        struct pollfd p[4];
+        struct pollfd p[5];
         int np = 0, ic = -1, io = -1, ie = -1, ii = -1;
         if (conn_ok) {
             ic = np;
@@ -278,7 +286,18 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
             ii = np;
             p[np++] = (struct pollfd){.fd = r.c.in_fd, .events = POLLOUT};
         }
-        int wait = 100; /* reaping is polled: SIGCHLD belongs to no thread here */
+        /* the exit shows on the pidfd; without one (old kernels) it is
+         * polled, as SIGCHLD belongs to no thread here */
+        if (!r.exited && r.c.exit_fd >= 0)
+            p[np++] = (struct pollfd){.fd = r.c.exit_fd, .events = POLLIN};
+        long long next = !r.exited && r.c.exit_fd < 0 ? now + 100 : -1;
+        if (deadline >= 0 && !r.timed_out && !r.exited)
+            next = earliest(next, deadline);
+        if (r.kill_pending && r.kill_at >= 0 && !r.exited)
+            next = earliest(next, r.kill_at);
+        if (r.exited)
+            next = earliest(next, drain_until);
+        int wait = next < 0 ? -1 : next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now);
         if (poll(p, (nfds_t)np, wait) < 0 && errno != EINTR) {
             rc = -errno;
             break;
@@ -387,6 +406,8 @@ int rcmd_native_handle(ss_request *req)
     s->cfg = cfg;
     ss_addr_format(&req->client_address, s->peer, sizeof s->peer);
     int rc = 0;
+    /* request/response frames: no Nagle delay (see client.c); no-op on unix */
+    (void)ss_sock_set_option(req->sock, SS_OPT_NODELAY, 1);
     int fd = fcntl(req->sock->fd, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) {
         rc = -errno;
