@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all build run test deps test-asan test-tsan ci format lint bench clean
+.PHONY: all build run test deps test-asan test-tsan ci format lint bench bench-rcmd clean
 
 all: build
 
@@ -45,6 +45,10 @@ lint:
 
 bench: build
 	bench/run.sh
+
+# sockserve rcmd against OpenSSH (starts its own sshd on 127.0.0.1; as root).
+bench-rcmd:
+	bench/rcmd/run.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

@@ -129,8 +129,7 @@ class Rig:
     def __init__(self, sockserve):
         self.sockserve = os.path.abspath(sockserve)
         self.tmp = tempfile.mkdtemp(prefix="rcmd-bench-")
-        self.sshd = self.rcmd_server = self.shim_server = None
-        self.shim = None  # LD_PRELOAD library forcing TCP_NODELAY (diagnostic)
+        self.sshd = self.rcmd_server = None
         self.master_pid = None
         self.mux = os.path.join(self.tmp, "mux.sock")
 
@@ -171,25 +170,18 @@ PrintLastLog no
         self.sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", self.path("sshd_config")],
                                      stdin=subprocess.DEVNULL, stdout=self.sshd_log,
                                      stderr=self.sshd_log, preexec_fn=die_with_parent)
-        self.rcmd_server, self.rcmd_addr = self.start_rcmd_server("rcmd-server.log", None)
-        if self.shim:
-            self.shim_server, self.shim_addr = self.start_rcmd_server("rcmd-server-shim.log",
-                                                                      self.shim)
+        self.rcmd_server, self.rcmd_addr = self.start_rcmd_server("rcmd-server.log")
         self.wait_sshd()
         log(f"sshd (pid {self.sshd.pid}) on 127.0.0.1:{self.ssh_port}, "
             f"rcmd-server (pid {self.rcmd_server.pid}) on {self.rcmd_addr}")
 
-    def start_rcmd_server(self, log_name, preload):
-        env = dict(os.environ, LD_PRELOAD=preload) if preload else None
+    def start_rcmd_server(self, log_name):
         with open(self.path(log_name), "wb") as logf:
             # port 0: the server tells us the port it bound on its `listening on` line
             p = subprocess.Popen([self.sockserve, "rcmd-server", "--key", self.path("rcmd.key"),
                                   "tcp://127.0.0.1:0"], stdin=subprocess.DEVNULL, stdout=logf,
-                                 stderr=logf, env=env, preexec_fn=die_with_parent)
-        if log_name == "rcmd-server.log":
-            self.rcmd_server = p  # cleanup must see it even if the wait fails
-        else:
-            self.shim_server = p
+                                 stderr=logf, preexec_fn=die_with_parent)
+        self.rcmd_server = p  # cleanup must see it even if the wait fails
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if p.poll() is not None:
@@ -219,9 +211,8 @@ PrintLastLog no
             return f.read().decode(errors="replace")[-2000:]
 
     # the two clients, as a user would type them
-    def rcmd(self, *command, shim=False):
-        addr = self.shim_addr if shim else self.rcmd_addr
-        argv = [self.sockserve, "rcmd", "--key", self.path("rcmd.key"), addr]
+    def rcmd(self, *command):
+        argv = [self.sockserve, "rcmd", "--key", self.path("rcmd.key"), self.rcmd_addr]
         return argv + (["--", *command] if command else [])
 
     def ssh_opts(self):
@@ -273,7 +264,7 @@ PrintLastLog no
             self.stop_master()
         except Exception as e:  # keep cleaning up
             log(f"cleanup: ssh master: {e}")
-        for p in (self.rcmd_server, self.shim_server, self.sshd):
+        for p in (self.rcmd_server, self.sshd):
             if p is not None and p.poll() is None:
                 p.terminate()
                 try:
@@ -286,14 +277,12 @@ PrintLastLog no
 
 # ---- one measurement ----------------------------------------------------------
 
-def timed(argv, server_pid, extra_pid=None, stdin=subprocess.DEVNULL, check=True, preload=None):
+def timed(argv, server_pid, extra_pid=None, stdin=subprocess.DEVNULL, check=True):
     """Run argv to completion: wall seconds, client CPU s, server-tree CPU s."""
-    env = dict(os.environ, LD_PRELOAD=preload) if preload else None
     c0, s0 = children_cpu(), tree_cpu(server_pid)
     x0 = proc_stat(extra_pid)[1] if extra_pid else 0.0
     t = time.monotonic()
-    p = subprocess.run(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       env=env)
+    p = subprocess.run(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.monotonic() - t
     s1, c1 = tree_cpu(server_pid), children_cpu()
     x1 = proc_stat(extra_pid)[1] if extra_pid else 0.0
@@ -394,9 +383,6 @@ def main():
     ap.add_argument("--fresh", type=int, default=50, help="commands in (a)")
     ap.add_argument("--session", type=int, default=200, help="commands in (b)")
     ap.add_argument("--bytes", type=int, default=1 << 30, help="output size in (c)")
-    ap.add_argument("--nodelay-shim", default=None, metavar="SO",
-                    help="also measure (a) and (b) with this LD_PRELOAD library forcing "
-                         "TCP_NODELAY on rcmd's sockets (bench/rcmd/nodelay_shim.c)")
     ap.add_argument("--quick", action="store_true",
                     help="1 round, 10/50 commands, 64 MiB: checks the script (noise, not results)")
     ap.add_argument("--out", default=None,
@@ -416,8 +402,6 @@ def main():
     signal.signal(signal.SIGHUP, on_term)
 
     rig = Rig(args.sockserve)
-    if args.nodelay_shim:
-        rig.shim = os.path.abspath(args.nodelay_shim)
     try:
         return bench(rig, args, out_dir)
     except BenchError as e:
@@ -471,9 +455,6 @@ def bench(rig, args, out_dir):
             for _ in range(args.rounds)]
 
     keys = ["a_rcmd", "a_ssh", "b_rcmd", "b_ssh_mux", "b_ssh_sh", "c_rcmd", "c_ssh"]
-    if rig.shim:
-        keys += ["a_rcmd_nodelay", "b_rcmd_nodelay"]
-        shim_srv = rig.shim_server.pid
     samples = {k: [] for k in keys}
     cpu = {k: [] for k in samples}
     sshd = rig.sshd.pid
@@ -486,15 +467,8 @@ def bench(rig, args, out_dir):
         w, c, s = timed(loop(args.fresh, rig.ssh("true")), sshd)
         samples["a_ssh"].append(w / args.fresh * 1e3)
         cpu["a_ssh"].append((c / args.fresh * 1e3, s / args.fresh * 1e3))
-        note = ""
-        if rig.shim:
-            w, c, s = timed(loop(args.fresh, rig.rcmd("true", shim=True)), shim_srv,
-                            preload=rig.shim)
-            samples["a_rcmd_nodelay"].append(w / args.fresh * 1e3)
-            cpu["a_rcmd_nodelay"].append((c / args.fresh * 1e3, s / args.fresh * 1e3))
-            note = f", rcmd+TCP_NODELAY {samples['a_rcmd_nodelay'][-1]:.2f} ms/cmd"
         log(f"  round {r + 1}: rcmd {samples['a_rcmd'][-1]:.2f} ms/cmd, "
-            f"ssh {samples['a_ssh'][-1]:.2f} ms/cmd{note}")
+            f"ssh {samples['a_ssh'][-1]:.2f} ms/cmd")
 
     log(f"(b) one connection: {args.rounds} rounds x {args.session} commands each")
     for r in range(args.rounds):
@@ -514,16 +488,9 @@ def bench(rig, args, out_dir):
             w, c, s = timed(rig.ssh("sh"), sshd, stdin=f)
         samples["b_ssh_sh"].append(args.session / w)
         cpu["b_ssh_sh"].append((c / args.session * 1e3, s / args.session * 1e3))
-        note = ""
-        if rig.shim:
-            with open(lines) as f:
-                w, c, s = timed(rig.rcmd(shim=True), shim_srv, stdin=f, preload=rig.shim)
-            samples["b_rcmd_nodelay"].append(args.session / w)
-            cpu["b_rcmd_nodelay"].append((c / args.session * 1e3, s / args.session * 1e3))
-            note = f", rcmd+TCP_NODELAY {samples['b_rcmd_nodelay'][-1]:.0f} cmd/s"
         log(f"  round {r + 1}: rcmd {samples['b_rcmd'][-1]:.0f} cmd/s, ssh ControlMaster "
             f"{samples['b_ssh_mux'][-1]:.0f} cmd/s, ssh remote sh {samples['b_ssh_sh'][-1]:.0f} "
-            f"cmd/s{note}")
+            f"cmd/s")
 
     log(f"(c) bulk: {args.rounds} rounds x {args.bytes} bytes of stdout")
     hwm = {"idle_rss_kib": vm_field(srv, "VmRSS"), "hwm_before_c_kib": vm_field(srv, "VmHWM")}
@@ -553,9 +520,6 @@ def bench(rig, args, out_dir):
         "a": ("a_ssh", "a_rcmd"), "b": ("b_rcmd", "b_ssh_mux"), "b_sh": ("b_rcmd", "b_ssh_sh"),
         "c": ("c_rcmd", "c_ssh"),
     }
-    if rig.shim:
-        ratio |= {"a_nodelay": ("a_ssh", "a_rcmd_nodelay"),
-                  "b_nodelay": ("b_rcmd_nodelay", "b_ssh_mux")}
     result["ratios"] = {}
     for k, (num, den) in ratio.items():
         per_round = [x / y for x, y in zip(samples[num], samples[den])]
@@ -617,29 +581,6 @@ def render(res, args):
         f"{cell('c_rcmd', '.0f')} | {cell('c_ssh', '.0f')} | rcmd/ssh {rat('c')} | {n} |",
         "",
     ]
-    if "a_rcmd_nodelay" in s:
-        lines += [
-            "**Diagnostic, not the shipped behaviour:** the same rcmd client and server with "
-            "`TCP_NODELAY` forced on their sockets by an `LD_PRELOAD` library "
-            "(`bench/rcmd/nodelay_shim.c`; a separate rcmd-server instance, same rounds). "
-            "As shipped, rcmd writes small TLS records back to back (the handshake's "
-            "Finished then HELLO; EXEC then STDIN_EOF) and waits for the answer, so Nagle "
-            "holds the second write until the peer's delayed ACK (~40 ms on Linux). The "
-            "gap between the rows below and the ones above is that wait. What remains "
-            "beyond CPU time in (a) is mostly rcmd-server polling for the command's exit "
-            "every 100 ms (`apps/rcmd/server.c`, \"reaping is polled\"): when the "
-            "command's pipes reach EOF before it is a zombie, EXIT waits for the next poll "
-            "timeout (strace of the client: a 100 ms wait for EXIT in about half the runs).",
-            "",
-            "| scenario | rcmd + TCP_NODELAY | OpenSSH | ratio | rounds |",
-            "|---|---|---|---|---|",
-            f"| (a) fresh connection per command: ms per command | "
-            f"{cell('a_rcmd_nodelay', '.2f')} | {cell('a_ssh', '.2f')} | ssh/rcmd "
-            f"{rat('a_nodelay')} | {n} |",
-            f"| (b) one connection: commands/s | {cell('b_rcmd_nodelay', '.0f')} | "
-            f"{cell('b_ssh_mux', '.0f')} | rcmd/ssh {rat('b_nodelay')} | {n} |",
-            "",
-        ]
     lines += [
         "CPU time, medians, **client + server side** (client: the client processes and the "
         "shell loop, from `getrusage(RUSAGE_CHILDREN)`, plus the ssh ControlMaster process "
@@ -654,11 +595,6 @@ def render(res, args):
         f"{cpus('b_ssh_sh')}) |",
         f"| (c) ms CPU per GB | {cpus('c_rcmd', '.0f')} | {cpus('c_ssh', '.0f')} |",
     ]
-    if "a_rcmd_nodelay" in s:
-        lines += [
-            f"| (a) rcmd + TCP_NODELAY, ms CPU per command | {cpus('a_rcmd_nodelay')} | |",
-            f"| (b) rcmd + TCP_NODELAY, ms CPU per command | {cpus('b_rcmd_nodelay')} | |",
-        ]
     lines += [
         "",
         f"rcmd-server memory (threading model): VmRSS idle {mi['idle_rss_kib']} KiB; peak "
