@@ -636,7 +636,7 @@ def render(res, args):
         "- sshd: `/usr/sbin/sshd -D -e -f CONFIG` with ListenAddress 127.0.0.1, UsePAM no, "
         "UseDNS no, StrictModes no, PermitRootLogin yes, public key only. Both servers log "
         "to a file at their default level: sshd (INFO) a few lines per connection, "
-        "rcmd-server (WARN) nothing per command.",
+        "rcmd-server (INFO) a connection line and an audit line per command.",
         "",
         "## Machine",
         "",
