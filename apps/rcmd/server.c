@@ -241,10 +241,6 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
             rcmd_signal_group(&r.c, SIGKILL);
             r.kill_at = -1; /* sent; it cannot be ignored */
         }
-        if (r.stdin_eof && r.plen == 0 && r.c.in_fd >= 0) {
-            close(r.c.in_fd);
-            r.c.in_fd = -1;
-        }
         /* frames already buffered (TLS may hold some the fd does not show) */
         bool conn_ok = r.plen <= STDIN_MAX_PENDING;
         if (conn_ok) {
@@ -267,6 +263,12 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
                 rc = (int)n;
                 break;
             }
+        }
+        /* After the frames: an STDIN_EOF just read must reach the command
+         * before we sleep, or a command reading to EOF (tr, cat) never ends. */
+        if (r.stdin_eof && r.plen == 0 && r.c.in_fd >= 0) {
+            close(r.c.in_fd);
+            r.c.in_fd = -1;
         }
         struct pollfd p[5];
         int np = 0, ic = -1, io = -1, ie = -1, ii = -1;

@@ -202,6 +202,34 @@ class Native(sstest.TestCase):
         srv.wait_stderr(r"protocol error")
         self.assertEqual(self.rcmd(address, "true").returncode, 0)
 
+    def test_stdin_eof_in_its_own_segment(self):
+        """STDIN, then STDIN_EOF arriving alone a little later: the command must
+        see its end of input at once (it sat in the server before)."""
+        srv, address = self.start_native()
+        frame = lambda t, p=b"": struct.pack(">BI", t, len(p)) + p
+        with sstest.connect(address) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.settimeout(10 * sstest.SLOW)
+            s.sendall(frame(1, b"RCMD\x01\x00test"))
+            hdr = s.recv(5, socket.MSG_WAITALL)
+            self.assertEqual(hdr[0], 1)
+            s.recv(struct.unpack(">I", hdr[1:])[0], socket.MSG_WAITALL)
+            for round in range(3):  # and again on the same connection
+                s.sendall(frame(2, b"\x00cat\x00") + frame(3, b"abc%d" % round))
+                time.sleep(0.2)
+                s.sendall(frame(4))
+                out, exit_frame = b"", None
+                while exit_frame is None:
+                    hdr = s.recv(5, socket.MSG_WAITALL)
+                    self.assertEqual(len(hdr), 5, "server closed the connection")
+                    body = s.recv(struct.unpack(">I", hdr[1:])[0], socket.MSG_WAITALL)
+                    if hdr[0] == 5:
+                        out += body
+                    elif hdr[0] == 8:
+                        exit_frame = body
+                self.assertEqual(out, b"abc%d" % round)
+                self.assertEqual(exit_frame, b"\x00\x00")
+
     def test_idle_timeout_closes_idle_connection(self):
         srv, address = self.start_native("--idle-timeout", "0.3")
         with sstest.connect(address) as s:
