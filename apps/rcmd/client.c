@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 struct rcmd_client {
@@ -215,8 +216,17 @@ void rcmd_client_close(rcmd_client *c)
     if (c == NULL)
         return;
     if (c->t.ops != NULL && c->t.fd >= 0) {
-        if (c->usable)
+        if (c->usable) {
             (void)c->t.ops->shutdown_write(&c->t);
+        } else {
+            /* Giving up on a running command: reset the connection. A plain
+             * close would queue our FIN behind any stdin the server has not
+             * taken (its window may be shut while the command ignores its
+             * input), and the server would not learn we left; a reset
+             * reaches it at once, and it kills the command. */
+            struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+            (void)setsockopt(c->t.fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+        }
         c->t.ops->close(&c->t);
     }
     rcmd_tls_ctx_free(c->tls);

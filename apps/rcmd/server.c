@@ -272,10 +272,12 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
         }
         struct pollfd p[5];
         int np = 0, ic = -1, io = -1, ie = -1, ii = -1;
-        if (conn_ok) {
-            ic = np;
+        ic = np;
+        if (conn_ok)
             p[np++] = (struct pollfd){.fd = s->t.fd, .events = s->t.ops->wait_events(&s->t, POLLIN)};
-        }
+        else /* not reading it (stdin backlog full), but a client that goes
+              * away still ends the command */
+            p[np++] = (struct pollfd){.fd = s->t.fd, .events = POLLRDHUP};
         if (r.c.out_fd >= 0) {
             io = np;
             p[np++] = (struct pollfd){.fd = r.c.out_fd, .events = POLLIN};
@@ -304,7 +306,10 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
             rc = -errno;
             break;
         }
-        (void)ic;
+        if (!conn_ok && (p[ic].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            rc = SS_EEOF; /* the protocol never half-closes: the client is gone */
+            break;
+        }
         if (io >= 0 && p[io].revents)
             rc = pump_output(s, &r, &r.c.out_fd, RCMD_STDOUT);
         if (rc >= 0 && ie >= 0 && p[ie].revents)

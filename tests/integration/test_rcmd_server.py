@@ -156,6 +156,36 @@ class Native(sstest.TestCase):
         self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)), "command survived")
         self.assertEqual(self.rcmd(address, "true").returncode, 0)
 
+    def test_disconnect_with_unread_stdin_kills_the_command(self):
+        """A command that never reads its stdin while the client floods it:
+        the server stops reading the connection (bounded memory), yet still
+        sees the client go and kills the command."""
+        marker = "sleep 1037.%d" % os.getpid()
+        srv, address = self.start_native()
+        flood = subprocess.Popen(
+            ["/bin/sh", "-c", "yes | %s rcmd --insecure-no-auth %s -- sh -c '%s'"
+             % (sstest.SOCKSERVE, address, marker)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self.assertTrue(sstest.wait_until(lambda: pgrep(marker)), "command never started")
+            time.sleep(1.0 * sstest.SLOW)  # the stdin backlog fills up
+            self.assertTrue(pgrep(marker))
+        finally:
+            # TERM: the client gives up and resets the connection (a SIGKILLed
+            # client's FIN would wait behind the stdin the server is not taking)
+            os.killpg(flood.pid, signal.SIGTERM)
+            try:
+                flood.wait(timeout=10 * sstest.SLOW)
+            finally:
+                try:
+                    os.killpg(flood.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker), timeout=10),
+                        "command survived its client")
+        srv.wait_stderr(r'status=signal:KILL')
+        self.assertEqual(self.rcmd(address, "true").returncode, 0)
+
     def test_allow_and_max_output(self):
         srv, address = self.start_native("--allow", "echo", "--max-output", "100")
         r = self.rcmd(address, "echo", "ok")
