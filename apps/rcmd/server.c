@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #define WRITE_DEADLINE_MS 60000
 #define KILL_GRACE_MS 2000
 #define STDIN_MAX_PENDING (256 * 1024)
+#define STALL_PROBE_MS 1000
 
 void rcmd_server_set_tls(rcmd_server_cfg *cfg, struct rcmd_tls_ctx *ctx)
 {
@@ -223,6 +226,7 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
     }
     long long deadline = s->cfg->timeout > 0 ? start + (long long)(s->cfg->timeout * 1000) : -1;
     long long drain_until = -1;
+    long long probe_at = -1; /* while not reading the connection, see below */
     rc = 0;
     while (rc == 0) {
         long long now = rcmd_runner_now_ms();
@@ -264,6 +268,21 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
                 break;
             }
         }
+        /* Not reading the connection (the command is not taking its stdin) means
+         * not seeing the client go either: its FIN, even its reset, can wait
+         * behind a shut window. An empty STDOUT frame (legal, meaningless) once
+         * a second makes a vanished client's kernel answer with a reset. */
+        if (conn_ok) {
+            probe_at = -1;
+        } else if (probe_at < 0) {
+            probe_at = now + STALL_PROBE_MS;
+        } else if (now >= probe_at) {
+            rc = send_frame(s, s->out, rcmd_data_encode(s->out, sizeof s->out, RCMD_STDOUT,
+                                                        NULL, 0));
+            if (rc)
+                break;
+            probe_at = now + STALL_PROBE_MS;
+        }
         /* After the frames: an STDIN_EOF just read must reach the command
          * before we sleep, or a command reading to EOF (tr, cat) never ends. */
         if (r.stdin_eof && r.plen == 0 && r.c.in_fd >= 0) {
@@ -301,6 +320,7 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
             next = earliest(next, r.kill_at);
         if (r.exited)
             next = earliest(next, drain_until);
+        next = earliest(next, probe_at);
         int wait = next < 0 ? -1 : next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now);
         if (poll(p, (nfds_t)np, wait) < 0 && errno != EINTR) {
             rc = -errno;
@@ -403,6 +423,20 @@ static int converse(session *s)
     return rc;
 }
 
+/* A client host that vanishes without a word (no FIN, no reset) while its
+ * command runs silently would otherwise hold the command until it ends: TCP
+ * keepalive finds it in about a minute (30 s idle, then 3 probes 10 s
+ * apart), as sshd's TCPKeepAlive does. Not for unix sockets (no-op). */
+static void keep_alive(int fd)
+{
+    int on = 1, idle = 30, interval = 10, count = 3;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0)
+        return;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
 int rcmd_native_handle(ss_request *req)
 {
     const rcmd_server_cfg *cfg = ss_server_handler_data(req->server);
@@ -415,6 +449,7 @@ int rcmd_native_handle(ss_request *req)
     int rc = 0;
     /* request/response frames: no Nagle delay (see client.c); no-op on unix */
     (void)ss_sock_set_option(req->sock, SS_OPT_NODELAY, 1);
+    keep_alive(req->sock->fd);
     int fd = fcntl(req->sock->fd, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) {
         rc = -errno;

@@ -181,8 +181,12 @@ class Native(sstest.TestCase):
                     os.killpg(flood.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker), timeout=10),
-                        "command survived its client")
+        if not sstest.wait_until(lambda: not pgrep(marker), timeout=10):
+            srv._pump(0.2)
+            self.fail("command survived its client: %r; server: %r; %s" % (subprocess.run(
+                ["pgrep", "-af", marker], capture_output=True).stdout, srv.err_lines,
+                subprocess.run(["ss", "-tnoi", "sport", "=", ":" + address.rsplit(":", 1)[1]],
+                               capture_output=True).stdout.decode()))
         srv.wait_stderr(r'status=signal:KILL')
         self.assertEqual(self.rcmd(address, "true").returncode, 0)
 
