@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -214,13 +215,59 @@ static void on_stop_signal(int sig)
     pthread_mutex_unlock(&running_lock);
 }
 
+/* The drain deadline ran out while the server is still up: cut what it is
+ * serving. Needed for serial, whose one request holds serve_forever itself
+ * (the other models are cut by server_close at the same deadline). */
+static void drain_expired(void)
+{
+    pthread_mutex_lock(&running_lock);
+    if (running_server != NULL)
+        ss_server_abort(running_server);
+    pthread_mutex_unlock(&running_lock);
+}
+
+static double drain_seconds(void)
+{
+    pthread_mutex_lock(&running_lock);
+    double d = running_server != NULL ? ss_server_options(running_server)->drain_timeout : -1;
+    pthread_mutex_unlock(&running_lock);
+    return d;
+}
+
 static void *watch_stop_signals(void *unused)
 {
     (void)unused;
     for (;;) {
         int sig = sigwaitinfo(&stop_set, NULL);
-        if (sig > 0)
-            on_stop_signal(sig);
+        if (sig <= 0)
+            continue;
+        on_stop_signal(sig);
+        /* draining: wait for a second signal, or for the deadline */
+        double d = drain_seconds();
+        if (d < 0)
+            continue; /* drain forever (or no server yet) */
+        struct timespec now, end;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        end.tv_sec = now.tv_sec + (time_t)d;
+        end.tv_nsec = now.tv_nsec + (long)((d - (double)(time_t)d) * 1e9);
+        if (end.tv_nsec >= 1000000000L) {
+            end.tv_sec++;
+            end.tv_nsec -= 1000000000L;
+        }
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long left_ns = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL +
+                                (end.tv_nsec - now.tv_nsec);
+            if (left_ns <= 0) {
+                drain_expired();
+                break;
+            }
+            struct timespec left = {.tv_sec = (time_t)(left_ns / 1000000000LL),
+                                    .tv_nsec = (long)(left_ns % 1000000000LL)};
+            sig = sigtimedwait(&stop_set, NULL, &left);
+            if (sig > 0)
+                on_stop_signal(sig); /* a second SIGINT exits; SIGTERM drains on */
+        }
     }
     return NULL;
 }

@@ -604,6 +604,17 @@ void ss_server_shutdown(ss_server *srv);
 void ss_server_shutdown_nowait(ss_server *srv);
 
 /*
+ * Cut the requests this process is serving on its own threads right now
+ * (serial, threading, pool): their connections are shut down, so handlers
+ * see end of file or an error and return. It is what server_close does when
+ * drain_timeout runs out, on demand, and the only way to end a drain under
+ * serial, whose one request runs on serve_forever's own thread. Forked
+ * children and event-model connections are left to server_close. Any
+ * thread, not a signal handler.
+ */
+void ss_server_abort(ss_server *srv);
+
+/*
  * Python's server_close(): close the listener (removing a unix socket file
  * it created), then, with block_on_close, wait for running requests, worker
  * threads and children, at most drain_timeout; past it, shut their

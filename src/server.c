@@ -728,6 +728,11 @@ void ss_server_shutdown_nowait(ss_server *srv)
     ss__wake(srv);
 }
 
+void ss_server_abort(ss_server *srv)
+{
+    ss__shutdown_live(srv);
+}
+
 void ss_server_shutdown(ss_server *srv)
 {
     ss_server_shutdown_nowait(srv);
