@@ -226,7 +226,7 @@ const cli_command cli_cmd_rcmd_server = {
         "  --ca FILE               the CA that signs the clients' certificates\n"
         "  --max-unauth N        connections still authenticating at once (default "
         RCMD_DEFAULT_MAX_UNAUTH_TEXT ");\n"
-        "                        beyond, new clients wait in the backlog\n"
+        "                        past it, the oldest of them is cut\n"
         "  --insecure-no-auth    no TLS, no key: loopback or unix addresses only\n"
         "  --protocol P          native (default) or seed (needs --insecure-no-auth)\n"
         "  --allow PROG          run only PROG (repeatable; argv only, never a shell)\n"

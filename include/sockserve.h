@@ -526,12 +526,15 @@ typedef struct ss_server_opts {
     int max_pending;         /* stream: connections accepted but not yet
                                 admitted by their handler (ss_request_admit:
                                 e.g. still in a TLS handshake) at once; 0 = no
-                                limit. At the cap the listener is not polled,
-                                as with max_conns, so a flood of clients that
-                                never authenticate waits in the backlog
-                                instead of taking every thread. Exact under
-                                serial, threading and pool; under forking and
-                                prefork a request is admitted when its process
+                                limit. Past the cap the *oldest* pending
+                                connection is shut down (its handler sees end
+                                of file; counted in stats.evicted): accepting
+                                never stops, so a flood of clients that never
+                                authenticate can neither take every thread
+                                nor lock real clients out -- it would have to
+                                outpace their handshakes. Under serial,
+                                threading and pool; under forking and prefork
+                                a request counts as admitted once its process
                                 starts (max_children / workers bound those).
                                 Not with SS_MODEL_EVENT. */
     double idle_timeout;     /* stream: a request with no data for this long
@@ -647,6 +650,7 @@ typedef struct ss_server_stats {
     unsigned long long errors;   /* requests that went to handle_error */
     size_t active;               /* ss_server_active() */
     size_t pending;              /* of those, not yet admitted (max_pending) */
+    unsigned long long evicted;  /* cut while pending, to make room */
 } ss_server_stats;
 /* Any thread. */
 void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);

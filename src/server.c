@@ -402,10 +402,6 @@ static bool has_room(ss_server *srv)
     if (srv->stream && srv->opts.max_conns > 0 &&
         atomic_load(&srv->active) >= (size_t)srv->opts.max_conns)
         return false;
-    /* counted at accept, on this (the accepting) thread: exact */
-    if (srv->stream && srv->opts.max_pending > 0 &&
-        atomic_load(&srv->pending) >= (size_t)srv->opts.max_pending)
-        return false;
     return srv->model->has_room == NULL || srv->model->has_room(srv);
 }
 
@@ -832,6 +828,7 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->errors = atomic_load(&s->counters.errors);
     out->active = atomic_load(&s->active);
     out->pending = atomic_load(&s->pending);
+    out->evicted = atomic_load(&s->counters.evicted);
 }
 
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

@@ -80,7 +80,7 @@ const ss__model_ops *ss__model_ops_for(ss_model m);
 
 /* Counters behind ss_server_stats(). */
 typedef struct ss__counters {
-    atomic_ullong accepted, refused, rejected, errors;
+    atomic_ullong accepted, refused, rejected, errors, evicted;
 } ss__counters;
 
 struct ss_server {

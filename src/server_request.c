@@ -62,6 +62,8 @@ static void peer_text(ss_server *srv, ss__req *req, const ss_addr *peer)
         snprintf(req->peer_text, sizeof req->peer_text, "%s:(unnamed)", scheme);
 }
 
+static void evict_oldest_pending(ss_server *srv);
+
 int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
                       ss__req **out)
 {
@@ -94,12 +96,15 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
     req->pub.client_address = *peer;
 
     atomic_fetch_add(&srv->counters.accepted, 1);
+    bool over = false;
     if (srv->opts.max_pending > 0) {
         atomic_store(&req->pending, true);
-        atomic_fetch_add(&srv->pending, 1);
+        over = atomic_fetch_add(&srv->pending, 1) >= (size_t)srv->opts.max_pending;
     }
     ss__active_add(srv, 1);
     registry_add(srv, req);
+    if (over)
+        evict_oldest_pending(srv);
     ss_server_log(srv, SS_LOG_INFO, "%s connected", req->peer_text);
     *out = req;
     return 0;
@@ -185,15 +190,38 @@ void ss__req_run(ss_server *srv, ss__req *req)
         report_error(srv, req, rc);
 }
 
-/* Give back the request's max_pending slot, once; wake a loop waiting for
- * room when the count falls from the cap. */
+/* Give back the request's max_pending slot, once. */
 static void release_pending(ss_server *srv, ss__req *req)
 {
-    if (!atomic_exchange(&req->pending, false))
-        return;
-    size_t before = atomic_fetch_sub(&srv->pending, 1);
-    if (before == (size_t)srv->opts.max_pending)
-        ss__wake(srv);
+    if (atomic_exchange(&req->pending, false))
+        atomic_fetch_sub(&srv->pending, 1);
+}
+
+/*
+ * Past max_pending: shut down the oldest connection still pending. The
+ * oldest is the likeliest to be stuck on purpose (a slowloris, a half-open
+ * handshake); evicting it keeps accepting, so new clients always get their
+ * chance, where pausing the listener would let a trickle of silent
+ * connections lock everyone out. The registry is newest-first.
+ */
+static void evict_oldest_pending(ss_server *srv)
+{
+    char peer[SS_ADDR_STRLEN] = "";
+    pthread_mutex_lock(&srv->lock);
+    ss__req *oldest = NULL;
+    for (ss__req *r = srv->live; r != NULL; r = r->next)
+        if (atomic_load(&r->pending) && r->conn.fd >= 0)
+            oldest = r;
+    if (oldest != NULL && atomic_exchange(&oldest->pending, false)) {
+        atomic_fetch_sub(&srv->pending, 1);
+        atomic_fetch_add(&srv->counters.evicted, 1);
+        shutdown(oldest->conn.fd, SHUT_RDWR);
+        snprintf(peer, sizeof peer, "%s", oldest->peer_text);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (peer[0] != '\0')
+        ss_server_log(srv, SS_LOG_INFO, "%s: not admitted yet, cut to make room (max_pending %d)",
+                      peer, srv->opts.max_pending);
 }
 
 void ss_request_admit(ss_request *req)

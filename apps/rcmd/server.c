@@ -29,6 +29,7 @@
 #define KILL_GRACE_MS 2000
 #define STDIN_MAX_PENDING (256 * 1024)
 #define STALL_PROBE_MS 1000
+#define FAILURE_HOLD_MS 1000
 
 void rcmd_server_set_tls(rcmd_server_cfg *cfg, struct rcmd_tls_ctx *ctx)
 {
@@ -377,10 +378,13 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
     return rc;
 }
 
-static int converse(session *s)
+static int converse(session *s, int64_t auth_deadline)
 {
     rcmd_frame f;
-    int rc = next_frame(s, &f, rcmd_now_ms() + AUTH_DEADLINE_MS);
+    int rc = next_frame(s, &f, auth_deadline);
+    if (rc == SS_ETIMEOUT)
+        ss_server_log(s->req->server, SS_LOG_INFO, "rcmd: %s: authentication timed out",
+                      s->peer);
     if (rc <= 0)
         return rc;
     rcmd_hello h;
@@ -447,6 +451,8 @@ int rcmd_native_handle(ss_request *req)
     s->cfg = cfg;
     ss_addr_format(&req->client_address, s->peer, sizeof s->peer);
     int rc = 0;
+    /* one deadline from accept for the handshake and HELLO together (§6) */
+    int64_t auth_deadline = rcmd_now_ms() + AUTH_DEADLINE_MS;
     /* request/response frames: no Nagle delay (see client.c); no-op on unix */
     (void)ss_sock_set_option(req->sock, SS_OPT_NODELAY, 1);
     keep_alive(req->sock->fd);
@@ -464,7 +470,7 @@ int rcmd_native_handle(ss_request *req)
             free(s);
             return rc;
         }
-        rc = rcmd_tls_handshake(&s->t, rcmd_now_ms() + AUTH_DEADLINE_MS, &err);
+        rc = rcmd_tls_handshake(&s->t, auth_deadline, &err);
         if (rc == SS_ETIMEOUT) {
             ss_server_log(req->server, SS_LOG_INFO, "rcmd: %s: authentication timed out", s->peer);
         } else if (rc == SS_ECLOSED) {
@@ -475,7 +481,11 @@ int rcmd_native_handle(ss_request *req)
         } else if (rc < 0) {
             ss_server_log(req->server, SS_LOG_WARN, "rcmd: %s: authentication failed: %s",
                           s->peer, err.msg);
-            usleep(1000 * 1000); /* slow guessing down; the slot stays taken */
+            /* Slow guessing down: hold the connection 1 s before closing.
+             * Not past an eviction (max_pending shuts the socket: POLLHUP),
+             * so a flood of failures cannot pile up sleeping threads. */
+            struct pollfd hold = {.fd = s->t.fd, .events = 0};
+            (void)poll(&hold, 1, FAILURE_HOLD_MS);
         }
         if (rc < 0) {
             s->t.ops->close(&s->t);
@@ -487,7 +497,7 @@ int rcmd_native_handle(ss_request *req)
     }
     rc = rcmd_reader_init(&s->rd);
     if (rc == 0) {
-        rc = converse(s);
+        rc = converse(s, auth_deadline);
         if (rc == SS_EPROTO) {
             ss_server_log(req->server, SS_LOG_WARN, "rcmd: %s: protocol error", s->peer);
             send_error(s, RCMD_ERR_PROTOCOL, "protocol error");
