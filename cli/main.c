@@ -1,9 +1,12 @@
 /* main.c — `sockserve COMMAND ...`: finds the subcommand and runs it. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const cli_command *const commands[] = {
     &cli_cmd_echo,  &cli_cmd_reply,  &cli_cmd_connect, &cli_cmd_rcmd_server,
@@ -29,8 +32,25 @@ static void print_overview(FILE *out)
                  "for details; --version for the version.\n");
 }
 
+/* Started with stdin, stdout or stderr closed (`<&-`), the first socket we
+ * open would become fd 0, 1 or 2 and be read or written as the terminal;
+ * /dev/null takes those places first, as ssh does. */
+static void fill_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n >= 0 && n != fd) { /* a lower slot was free first: cannot happen in order */
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    fill_standard_fds();
     /* A peer that goes away must never kill us: every write path also uses
      * MSG_NOSIGNAL, this covers pipes (stdout to a closed reader). */
     signal(SIGPIPE, SIG_IGN);
@@ -49,7 +69,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (strcmp(name, "help") == 0) {
-        if (argc < 3) {
+        if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
             print_overview(stdout);
             return CLI_OK;
         }

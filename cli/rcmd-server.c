@@ -155,6 +155,10 @@ static int run(int argc, char **argv)
     if (certs && !(cert_file && cert_key_file && ca_file))
         return cli_usage_error("rcmd-server",
                                "certificate mode needs --cert, --cert-key and --ca");
+    if (cfg.seed && nallow > 0)
+        return cli_usage_error("rcmd-server",
+                               "--allow cannot be used with --protocol seed (the seed's "
+                               "commands always run through a shell)");
     if (cfg.seed && (key_file || certs))
         return cli_usage_error("rcmd-server", "--protocol seed is cleartext: it takes no key");
     if (!cfg.insecure && key_file == NULL && !certs)

@@ -191,6 +191,15 @@ int rcmd_try_reap(rcmd_child *c, int *status)
 {
     if (c->pid <= 0)
         return 1;
+    /* Has it ended? Ask without reaping: while the main process is an
+     * unreaped zombie its pid (= the group id) cannot be reused, so killing
+     * what is left of the group now hits only the command's own processes. */
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == 0)
+        return 0; /* still running */
+    kill(-c->pid, SIGKILL); /* background children die with it */
     pid_t r;
     do
         r = waitpid(c->pid, status, WNOHANG);

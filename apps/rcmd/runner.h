@@ -35,7 +35,8 @@ int rcmd_spawn(rcmd_child *c, bool shell, char *const argv[], int pipes);
 void rcmd_signal_group(const rcmd_child *c, int sig);
 
 /* Non-blocking reap of the main process: 1 and *status when it has ended,
- * 0 while it runs. */
+ * 0 while it runs. When it has ended, what is left of its process group is
+ * killed (SIGKILL) *before* the reap, while the group id cannot be reused. */
 int rcmd_try_reap(rcmd_child *c, int *status);
 
 /* Kill the whole group with SIGKILL, reap the main process (blocking; it

@@ -24,6 +24,7 @@
 #define SEED_ACK_MAX 50
 #define NO_OUTPUT "cmd execution has no output..."
 #define KILL_GRACE_MS 2000
+#define SEED_PEER_TIMEOUT_S 60.0
 
 static int spool_open(void)
 {
@@ -59,8 +60,11 @@ typedef struct seed_run {
     int rc; /* < 0: could not start or spool */
 } seed_run;
 
-/* Run `line` with /bin/sh -c, stdout into `spool`. */
-static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, seed_run *r)
+/* Run `line` with /bin/sh -c, stdout into `spool`. `conn` is watched: the
+ * seed's client says nothing while it waits, so a hang-up means it is gone,
+ * and its command is killed. */
+static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, int conn,
+                        seed_run *r)
 {
     rcmd_child c;
     char *argv[] = {line, NULL};
@@ -86,9 +90,16 @@ static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, seed_
         }
         long long until = deadline >= 0 && !r->timed_out ? deadline : kill_at;
         int wait = until < 0 ? 1000 : (int)(until - now > 0 ? until - now : 0);
-        struct pollfd p = {.fd = c.out_fd, .events = POLLIN};
-        int n = poll(&p, 1, wait);
+        struct pollfd p[2] = {{.fd = c.out_fd, .events = POLLIN},
+                              {.fd = conn, .events = POLLRDHUP}};
+        int n = poll(p, 2, wait);
         if (n <= 0)
+            continue;
+        if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            r->rc = SS_EEOF; /* the client left: the command goes with it */
+            break;
+        }
+        if (p[0].revents == 0)
             continue;
         ssize_t got = read(c.out_fd, buf, sizeof buf);
         if (got < 0 && (errno == EINTR || errno == EAGAIN))
@@ -114,7 +125,7 @@ static void audit(ss_request *req, const char *line, const seed_run *r, long lon
     ss_addr_format(&req->client_address, peer, sizeof peer);
     char *argv[] = {(char *)line};
     rcmd_format_command(cmd, sizeof cmd, 1, argv, 1, 512);
-    if (r->rc < 0)
+    if (r->rc < 0 && r->rc != SS_EEOF) /* EEOF: the client left, it was killed */
         snprintf(status, sizeof status, "error");
     else if (WIFSIGNALED(r->status))
         snprintf(status, sizeof status, "signal:%s", sigabbrev_np(WTERMSIG(r->status)));
@@ -167,11 +178,16 @@ static int serve_one(ss_request *req, const rcmd_server_cfg *cfg, char *raw, siz
         return spool;
     long long start = rcmd_runner_now_ms();
     seed_run r;
-    run_command(cfg, line, spool, &r);
+    run_command(cfg, line, spool, req->sock->fd, &r);
     audit(req, line, &r, rcmd_runner_now_ms() - start);
     int rc = r.rc;
     if (rc == 0 && r.over_limit)
         rc = SS_ETOOLONG; /* the seed cannot say so: close the connection */
+    /* From here on the client must keep up: a bounded wait for its ack and
+     * for each send, as the native protocol's writes (never a thread pinned
+     * by a peer that stopped reading). Back to waiting freely after. */
+    double idle = req->sock->timeout;
+    ss_sock_settimeout(req->sock, SEED_PEER_TIMEOUT_S);
     if (rc == 0) {
         uint64_t n = r.out ? r.out : strlen(NO_OUTPUT);
         char head[64];
@@ -188,8 +204,9 @@ static int serve_one(ss_request *req, const rcmd_server_cfg *cfg, char *raw, siz
     }
     if (rc == 0)
         rc = send_result(req, spool, r.out);
+    ss_sock_settimeout(req->sock, idle);
     close(spool);
-    return rc;
+    return rc == SS_ETIMEOUT ? SS_EEOF : rc; /* a peer that stalls is dropped, quietly */
 }
 
 int rcmd_seed_handle(ss_request *req)

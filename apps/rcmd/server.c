@@ -232,8 +232,7 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
     while (rc == 0) {
         long long now = rcmd_runner_now_ms();
         if (!r.exited && rcmd_try_reap(&r.c, &r.status)) {
-            r.exited = true;
-            rcmd_signal_group(&r.c, SIGKILL); /* background children die with it */
+            r.exited = true; /* and its group is gone: rcmd_try_reap killed it */
             drain_until = now + 1000;
         }
         if (r.exited && ((r.c.out_fd < 0 && r.c.err_fd < 0) || now >= drain_until))

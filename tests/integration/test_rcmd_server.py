@@ -99,6 +99,21 @@ class SeedProtocol(sstest.TestCase):
             == 1), "a process of the command is left")
         srv.wait_stderr(r'status=signal:TERM timeout')
 
+    def test_disconnect_kills_the_command(self):
+        marker = "sleep 1043.%d" % os.getpid()
+        srv, address = self.start_seed_server()
+        with sstest.connect(address) as s:
+            s.sendall(marker.encode())
+            self.assertTrue(sstest.wait_until(lambda: pgrep(marker)), "command never started")
+        self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)), "command survived")
+        srv.wait_stderr(r'cmd=sh:"%s" status=signal:KILL' % re.escape(marker))
+
+    def test_allow_is_refused(self):
+        r = self.run_cli("rcmd-server", "--protocol", "seed", "--insecure-no-auth",
+                         "--allow", "ls", "tcp://127.0.0.1:0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--allow", r.stderr)
+
     def test_max_output_closes(self):
         srv, address = self.start_seed_server("--max-output", "1000")
         r = self.run_cli("rcmd", "--protocol", "seed", address, "head -c 5000 /dev/zero")
@@ -132,6 +147,14 @@ class Native(sstest.TestCase):
         self.assertEqual(r.returncode, 127)
         self.assertIn(b"cannot run 'no-such-program-xyz'", r.stderr)
         self.assertEqual(self.rcmd(address, "sh", "-c", "kill -9 $$").returncode, 137)
+        # what the command left running in the background dies with it
+        r = self.rcmd(address, "sh", "-c", "(sleep 0.4; echo late-from-bg) & echo hi")
+        self.assertEqual((r.returncode, r.stdout), (0, b"hi\n"))
+        # started with stdin closed: the connection must not become fd 0
+        r = subprocess.run(["/bin/sh", "-c", 'exec "$0" rcmd --insecure-no-auth "$1" -- '
+                            'sh -c "sleep 0.2; echo done" <&-', sstest.SOCKSERVE, address],
+                           capture_output=True, timeout=20 * sstest.SLOW)
+        self.assertEqual((r.returncode, r.stdout), (0, b"done\n"), r.stderr)
         r = self.rcmd(address, "tr", "a-z", "A-Z", input=b"hello\n")
         self.assertEqual((r.returncode, r.stdout), (0, b"HELLO\n"))
         srv.wait_stderr(r'rcmd: audit peer=\S+ cmd="tr" "a-z" "A-Z" status=exit:0 '
