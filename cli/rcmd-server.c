@@ -168,10 +168,18 @@ static int run(int argc, char **argv)
                                         : "no key: give --key FILE (or --insecure-no-auth "
                                           "on a loopback address)");
     if (cfg.insecure) {
+        /* Checked as the server will bind it: passive (":PORT" is every
+         * interface, not localhost) and resolved (localhost is fine). */
         ss_addr addr;
         ss_error err = {0};
-        if (ss_addr_parse(&addr, address, SS_ADDR_NUMERIC, &err) != 0 ||
-            !ss_addr_is_loopback(&addr))
+        int prc = ss_addr_parse(&addr, address, SS_ADDR_PASSIVE, &err);
+        if (prc == SS_EBADADDR)
+            return cli_usage_error("rcmd-server", "%s", err.msg);
+        if (prc < 0) {
+            cli_error("rcmd-server", "%s", err.msg);
+            return CLI_RUNTIME;
+        }
+        if (!ss_addr_is_loopback(&addr))
             return cli_usage_error("rcmd-server",
                                    "--insecure-no-auth is only allowed on a loopback or unix "
                                    "address, not %s", address);

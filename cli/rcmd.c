@@ -130,7 +130,9 @@ static int parse_args(int argc, char **argv, opts *o)
 
     ss_addr addr;
     ss_error err = {0};
-    if (ss_addr_parse(&addr, o->address, SS_ADDR_NUMERIC, &err) == SS_EBADADDR)
+    /* resolved: a host name is a fine address (one that does not resolve is
+     * left to the connect, which fails with 255, as ssh) */
+    if (ss_addr_parse(&addr, o->address, 0, &err) == SS_EBADADDR)
         return cli_usage_error("rcmd", "%s", err.msg);
     if (!ss_addr_is_stream(addr.kind) && err.code == 0)
         return cli_usage_error("rcmd", "%s is not a stream address", o->address);

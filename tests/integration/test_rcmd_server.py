@@ -305,6 +305,14 @@ class Native(sstest.TestCase):
         r = self.rcmd(address, "sh", "-c", "sleep 0.6; echo done")
         self.assertEqual((r.returncode, r.stdout), (0, b"done\n"))
 
+    def test_host_names(self):
+        srv, address = self.server("rcmd-server", "--insecure-no-auth", "localhost:0")
+        port = sstest.split_inet(address)[1]
+        r = self.rcmd("localhost:%d" % port, "echo", "by name")
+        self.assertEqual((r.returncode, r.stdout), (0, b"by name\n"), r.stderr)
+        r = self.rcmd("nonexistent.invalid:%d" % port, "true")
+        self.assertEqual(r.returncode, 255, r.stderr)  # a connect failure, as ssh
+
     def test_unix_address_insecure(self):
         address = "unix:" + sstest.abstract_name("rcmdsrv")
         srv, bound = self.server("rcmd-server", "--insecure-no-auth", address)
@@ -464,6 +472,7 @@ class Flags(sstest.TestCase):
             (["tcp://127.0.0.1:0"], "no key"),
             (["--protocol", "seed", "tcp://127.0.0.1:0"], "cleartext"),
             (["--insecure-no-auth", "tcp://0.0.0.0:0"], "loopback"),
+            (["--insecure-no-auth", ":0"], "loopback"),  # a server's :PORT is every interface
             (["--protocol", "bogus", "--insecure-no-auth", "tcp://127.0.0.1:0"], "bogus"),
             (["--timeout", "x", "--insecure-no-auth"], "timeout"),
             (["--cert", "a.pem", "--insecure-no-auth"], "do not go together"),
