@@ -61,8 +61,8 @@ int cli_server_check(cli_server *c);
  * command's usage text. */
 #define CLI_SERVER_FLAGS_HELP \
     "server options (every server subcommand):\n" \
-    "  --model MODEL        serial, threading, forking, pool or prefork (default serial);\n" \
-    "                       or event (once the event engine is built in)\n" \
+    "  --model MODEL        serial, threading, forking, pool, prefork or event\n" \
+    "                       (default serial)\n" \
     "  --workers N          pool threads / prefork processes / forking: most children\n" \
     "                       at once (N >= 1; default: the model's own)\n" \
     "  --max-conns N        stream connections served at once (N >= 1; default: no limit)\n" \
