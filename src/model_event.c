@@ -59,7 +59,7 @@ static void on_open(ss_conn *c)
     event_state *st = state_of_loop(ss_conn_loop(c));
     atomic_fetch_add(&st->srv->counters.accepted, 1);
     ss__active_add(st->srv, 1);
-    log_peer(st->srv, SS_LOG_INFO, ss_conn_peer(c), "connected");
+    log_peer(st->srv, SS_LOG_DEBUG, ss_conn_peer(c), "connected"); /* -v: the close line */
     if (st->user->on_open != NULL)
         st->user->on_open(c);
 }

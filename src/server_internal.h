@@ -144,6 +144,8 @@ struct ss__req {
     bool registered;
     atomic_bool aborted; /* its connection was shut down by a drain */
     atomic_bool pending; /* counts in srv->pending until admitted or ended */
+    int64_t started_ms;  /* accept time, for the one log line at the end */
+    char end_note[80];   /* why it ended, when not by itself ("idle for 30s") */
     ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */
 };
 

@@ -105,7 +105,9 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
     registry_add(srv, req);
     if (over)
         evict_oldest_pending(srv);
-    ss_server_log(srv, SS_LOG_INFO, "%s connected", req->peer_text);
+    req->started_ms = ss__now_ms();
+    /* -v gives one line per connection, at its end; the opening is debug */
+    ss_server_log(srv, SS_LOG_DEBUG, "%s connected", req->peer_text);
     *out = req;
     return 0;
 }
@@ -148,13 +150,13 @@ static void report_error(ss_server *srv, ss__req *req, int code)
 {
     if (req->pub.stream != NULL && code == SS_ETIMEOUT &&
         srv->opts.idle_timeout > 0) {
-        ss_server_log(srv, SS_LOG_INFO, "%s idle for %gs, closing",
-                      req->peer_text, srv->opts.idle_timeout);
+        /* said in the closing line (ss__req_end) */
+        snprintf(req->end_note, sizeof req->end_note, "idle for %gs", srv->opts.idle_timeout);
         return;
     }
     if (atomic_load(&req->aborted)) {
-        ss_server_log(srv, SS_LOG_INFO, "%s cut off by shutdown (%s)",
-                      req->peer_text, ss_strerror(code));
+        snprintf(req->end_note, sizeof req->end_note, "cut off by shutdown (%s)",
+                 ss_strerror(code));
         return;
     }
     atomic_fetch_add(&srv->counters.errors, 1);
@@ -247,7 +249,9 @@ void ss__req_end(ss_server *srv, ss__req *req, bool detach)
             shutdown(req->conn.fd, SHUT_WR);
         ss_sock_close(&req->conn);
         if (!detach)
-            ss_server_log(srv, SS_LOG_INFO, "%s closed", req->peer_text);
+            ss_server_log(srv, SS_LOG_INFO, "%s closed after %.3fs%s%s", req->peer_text,
+                          (double)(ss__now_ms() - req->started_ms) / 1000.0,
+                          req->end_note[0] ? ", " : "", req->end_note);
     }
     free(req->packet_copy);
     free(req);
