@@ -42,14 +42,22 @@ typedef struct session {
     ss_transport t;
     rcmd_reader rd;
     char peer[256];
+    int64_t send_cap; /* while a command runs: its --timeout, or -1 */
     uint8_t out[RCMD_FRAME_MAX];
 } session;
 
+/* A write waits for a slow client at most WRITE_DEADLINE_MS, and never much
+ * past the running command's --timeout (send_cap): a client that stopped
+ * reading must not keep a command alive beyond it (the command is killed
+ * with the connection when the write gives up). */
 static int send_frame(session *s, const void *buf, ssize_t n)
 {
     if (n < 0)
         return (int)n;
-    return rcmd_transport_write_all(&s->t, buf, (size_t)n, rcmd_now_ms() + WRITE_DEADLINE_MS);
+    int64_t deadline = rcmd_now_ms() + WRITE_DEADLINE_MS;
+    if (s->send_cap >= 0 && s->send_cap < deadline)
+        deadline = s->send_cap;
+    return rcmd_transport_write_all(&s->t, buf, (size_t)n, deadline);
 }
 
 static int send_error(session *s, int code, const char *text)
@@ -226,6 +234,9 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
         return rc ? rc : send_frame(s, s->out, rcmd_exit_encode(s->out, sizeof s->out, 0, 255));
     }
     long long deadline = s->cfg->timeout > 0 ? start + (long long)(s->cfg->timeout * 1000) : -1;
+    /* past --timeout the group gets TERM, then KILL 2 s later; a client that
+     * reads has a further second to take the last output */
+    s->send_cap = deadline >= 0 ? deadline + KILL_GRACE_MS + 1000 : -1;
     long long drain_until = -1;
     long long probe_at = -1; /* while not reading the connection, see below */
     rc = 0;
@@ -349,6 +360,7 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
         }
     }
     free(r.pending);
+    s->send_cap = -1; /* the EXIT and ERROR frames below may wait the full time */
     if (rc != 0) { /* the connection is gone or broken: the command dies with it */
         rcmd_child_destroy(&r.c, NULL);
         audit(s, mode, argv, argc, &r, "signal:KILL", rcmd_runner_now_ms() - start);

@@ -169,6 +169,26 @@ class Native(sstest.TestCase):
         self.assertIn(b"timeout", r.stderr)
         self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)))
 
+    def test_timeout_holds_against_a_client_that_stops_reading(self):
+        """--timeout ends a command even while the server is blocked writing to
+        a client that takes no output (not after the 60 s write deadline)."""
+        marker = "1049.%d" % os.getpid()
+        srv, address = self.start_native("--timeout", "1")
+        with sstest.connect(address) as s:
+            frame = lambda t, p=b"": struct.pack(">BI", t, len(p)) + p
+            s.sendall(frame(1, b"RCMD\x01\x00test"))
+            hdr = s.recv(5, socket.MSG_WAITALL)
+            s.recv(struct.unpack(">I", hdr[1:])[0], socket.MSG_WAITALL)
+            # endless output, and we never read it
+            s.sendall(frame(2, b"\x01yes %s\x00" % marker.encode()))
+            self.assertTrue(sstest.wait_until(lambda: pgrep("yes " + marker)))
+            t0 = time.monotonic()
+            self.assertTrue(sstest.wait_until(lambda: not pgrep("yes " + marker),
+                                              timeout=20),
+                            "the command outlived --timeout")
+            self.assertLess(time.monotonic() - t0, 20 * sstest.SLOW)
+        srv.wait_stderr(r'cmd=sh:"yes %s" status=signal:KILL' % re.escape(marker))
+
     def test_disconnect_kills_the_command(self):
         marker = "sleep 1029.%d" % os.getpid()
         srv, address = self.start_native()
