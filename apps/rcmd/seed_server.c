@@ -8,7 +8,6 @@
 #include "runner.h"
 #include "escape.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -160,18 +159,51 @@ static int send_result(ss_request *req, int spool, uint64_t n)
     return 0;
 }
 
+/*
+ * Python's str.isspace() for the UTF-8 character starting at p (at most n
+ * bytes): its length in bytes when it is white space, else 0. The seed runs
+ * str(buf, 'utf-8').strip(), which takes more than C's isspace: the ASCII
+ * separators 0x1c-0x1f, and NEL, NBSP and the Unicode spaces.
+ */
+static size_t py_space_len(const unsigned char *p, size_t n)
+{
+    if (n >= 1 && (p[0] == ' ' || (p[0] >= 0x09 && p[0] <= 0x0d) ||
+                   (p[0] >= 0x1c && p[0] <= 0x1f)))
+        return 1;
+    if (n >= 2 && p[0] == 0xc2 && (p[1] == 0x85 || p[1] == 0xa0))
+        return 2; /* U+0085, U+00A0 */
+    if (n >= 3) {
+        unsigned cp = (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+        if ((p[0] & 0xf0) == 0xe0 && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
+            (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
+             cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000))
+            return 3;
+    }
+    return 0;
+}
+
+/* White space that ends exactly at `end` (not before `start`): its length. */
+static size_t py_space_len_before(const unsigned char *start, const unsigned char *end)
+{
+    for (size_t k = 1; k <= 3 && (size_t)(end - start) >= k; k++)
+        if (py_space_len(end - k, k) == k)
+            return k;
+    return 0;
+}
+
 static int serve_one(ss_request *req, const rcmd_server_cfg *cfg, char *raw, size_t len)
 {
-    /* the seed: cmd_res.decode().strip() — surrounding white space goes */
-    raw[len] = '\0';
-    char *line = raw;
-    while (*line && isspace((unsigned char)*line))
-        line++;
-    char *end = line + strlen(line);
-    while (end > line && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    if (strlen(line) != (size_t)(end - line))
+    if (memchr(raw, '\0', len) != NULL)
         return SS_EPROTO; /* a NUL inside: not a command line */
+    /* the seed: str(buf, 'utf-8').strip() — surrounding white space goes */
+    const unsigned char *b = (const unsigned char *)raw, *e = b + len;
+    size_t k;
+    while (b < e && (k = py_space_len(b, (size_t)(e - b))) > 0)
+        b += k;
+    while (e > b && (k = py_space_len_before(b, e)) > 0)
+        e -= k;
+    char *line = raw + (b - (const unsigned char *)raw);
+    line[e - b] = '\0';
 
     int spool = spool_open();
     if (spool < 0)

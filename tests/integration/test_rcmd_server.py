@@ -58,6 +58,18 @@ class SeedProtocol(sstest.TestCase):
                 self.assertTrue(chunk)
                 got += chunk
             self.assertEqual(got, b"12345\n")
+            # stripped as Python's str.strip(): ASCII separators, NBSP, U+3000
+            line = "\x1c\xa0echo 678\u3000\x1f"
+            self.assertEqual(line.strip(), "echo 678")
+            s.sendall(line.encode())
+            self.assertEqual(s.recv(100), b"CMD_RESULT_SIZE|4")
+            s.sendall(b"CMD_RESULT")
+            got = b""
+            while len(got) < 4:
+                chunk = s.recv(100)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"678\n")
             # an all-blank line runs `sh -c ''`: no output
             s.sendall(b"   ")
             self.assertEqual(s.recv(100), b"CMD_RESULT_SIZE|30")
