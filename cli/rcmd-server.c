@@ -189,7 +189,7 @@ static int run(int argc, char **argv)
     /* §6: connections between accept and a completed HELLO are capped; the
      * seed protocol has no handshake to wait for */
     if (!cfg.seed)
-        srv.opts.max_pending = (int)max_unauth;
+        srv.opts.max_unadmitted = (int)max_unauth;
 
     rcmd_key key;
     if (key_file != NULL) {

@@ -482,9 +482,9 @@ typedef struct ss_handler {
 
 /*
  * Declare a stream request admitted (authenticated, past its handshake...):
- * it stops counting against opts.max_pending. Idempotent; a request that
+ * it stops counting against opts.max_unadmitted. Idempotent; a request that
  * ends without it is released then. Any thread; a no-op without
- * max_pending.
+ * max_unadmitted.
  */
 void ss_request_admit(ss_request *req);
 
@@ -519,11 +519,41 @@ typedef struct ss_server_opts {
     size_t max_packet_size;  /* datagram servers: 8192, as Python */
 
     /* beyond socketserver */
-    int max_conns;           /* stream: connections served at once; 0 = no
-                                limit. At the cap the listener is not polled
-                                (clients wait in the backlog), never
-                                accept-and-close. */
+    int max_conns;           /* stream: connections served at once (holding
+                                a worker); 0 = no limit. At the cap ready
+                                connections wait in the acceptor (bounded
+                                by max_pending), never accept-and-close. */
     int max_pending;         /* stream: connections accepted but not yet
+                                given a worker -- waiting for their first
+                                byte, or ready and waiting for room (1024;
+                                0 = no limit). Past it the oldest waiting one
+                                is closed (stats.evicted), silent ones before
+                                ready ones: accepting never stops, so silent
+                                connections cannot lock real clients out. */
+    double handshake_timeout;/* stream: a connection that sends nothing for
+                                this long after accept is closed before any
+                                handler sees it (10 s; <= 0 = never) */
+    bool server_speaks_first;/* stream: false = a connection gets a worker
+                                (thread, child, pool slot...) only once it
+                                has sent its first byte, so silent peers
+                                cost no worker. true = at once, for
+                                protocols whose server talks first (a
+                                banner); the pending stage is skipped. */
+    int max_per_ip;          /* stream: connections at once from one client
+                                address (IPv4 /32, IPv6 /64; IPv4-mapped IPv6
+                                counts as IPv4), pending ones included;
+                                extra ones are closed at accept. 0 = none. */
+    unsigned reply_rate;     /* datagram: packets handled per second from one
+                                source address (token bucket, burst = rate);
+                                the rest are dropped (stats.dropped). 0 = no
+                                limit (the default; the CLI sets 1000). */
+    unsigned unix_mode;      /* unix path sockets: chmod to this mode between
+                                bind and listen (e.g. 0600); 0 = the umask's */
+    double write_timeout;    /* stream: a write that makes no progress for
+                                this long fails with SS_ETIMEOUT, so a peer
+                                that stops reading cannot pin a worker (60 s;
+                                <= 0 = wait forever) */
+    int max_unadmitted;        /* stream: connections accepted but not yet
                                 admitted by their handler (ss_request_admit:
                                 e.g. still in a TLS handshake) at once; 0 = no
                                 limit. Past the cap the *oldest* pending
@@ -649,11 +679,55 @@ typedef struct ss_server_stats {
     unsigned long long rejected; /* closed at once: the pool's queue was full */
     unsigned long long errors;   /* requests that went to handle_error */
     size_t active;               /* ss_server_active() */
-    size_t pending;              /* of those, not yet admitted (max_pending) */
+    size_t unadmitted;           /* of those, not yet admitted (max_unadmitted) */
     unsigned long long evicted;  /* cut while pending, to make room */
+    unsigned long long denied;   /* closed at accept (or packet dropped):
+                                    the access rules said no */
+    unsigned long long over_ip;  /* closed at accept: max_per_ip reached */
+    unsigned long long timed_out;/* closed silent: handshake_timeout */
+    unsigned long long dropped;  /* datagrams over reply_rate */
 } ss_server_stats;
 /* Any thread. */
 void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);
+
+/*
+ * Access rules (tcpserver's rules, HAProxy's ACLs): who may talk to a server.
+ * A rule set is a list of `allow CIDR` and `deny CIDR`; a client address is
+ * refused when any deny rule matches it, or when there is at least one allow
+ * rule and none matches. CIDR: `127.0.0.1`, `10.0.0.0/8`, `::1`,
+ * `2001:db8::/32`. An IPv4-mapped IPv6 client (::ffff:a.b.c.d) is matched as
+ * the IPv4 address. Peers without an IP address (unix sockets) are never
+ * refused by rules. A rule set is immutable once given to a server.
+ */
+typedef struct ss_access ss_access;
+
+/* An empty rule set (allows everyone). Returns 0 or -ENOMEM. */
+int ss_access_new(ss_access **out);
+void ss_access_free(ss_access *a); /* NULL is fine */
+/* Add one rule. SS_EUSAGE with err->msg "bad CIDR 'TEXT': why" when it does
+ * not parse (prefix too long, host bits... are fine: they are masked). */
+int ss_access_add(ss_access *a, bool allow, const char *cidr, ss_error *err);
+/*
+ * Add the rules of a file: one `allow CIDR` or `deny CIDR` a line, `#`
+ * starts a comment, blank lines are fine. The whole file must read and parse
+ * (at most 1 MiB): otherwise nothing is added and err->msg says
+ * "FILE:LINE: what is wrong" or "cannot read FILE: why" (a read that fails
+ * midway is an error, never a silent short rule set).
+ */
+int ss_access_load(ss_access *a, const char *path, ss_error *err);
+/* Would these rules serve `peer`? Any thread. */
+bool ss_access_allows(const ss_access *a, const ss_addr *peer);
+/* Does `peer` match `cidr`? (Both as above; false on a bad CIDR.) */
+bool ss_addr_in_cidr(const ss_addr *peer, const char *cidr);
+
+/*
+ * Give the server its rules (NULL = none): the server owns `rules` from
+ * here and frees the previous set once no accept uses it. Takes effect for
+ * the next connection or packet, under every model (forking: in the parent
+ * that accepts; prefork: the acceptor parent, and datagram workers are
+ * restarted to pick it up). Any thread but a signal handler.
+ */
+void ss_server_set_access(ss_server *srv, ss_access *rules);
 
 /* Log through opts.log (no-op without one). Any thread. */
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

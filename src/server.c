@@ -84,6 +84,9 @@ void ss_server_opts_init(ss_server_opts *o)
     o->max_children = 40;
     o->max_packet_size = 8192;
     o->drain_timeout = 5.0;
+    o->max_pending = 1024;
+    o->handshake_timeout = 10.0;
+    o->write_timeout = 60.0;
 }
 
 static int check_opts(const ss_server_opts *o, ss_error *err)
@@ -104,12 +107,12 @@ static int check_opts(const ss_server_opts *o, ss_error *err)
         return ss__fail(err, SS_EUSAGE, "max_packet_size must be 1..262144");
     if (o->idle_timeout < 0)
         return ss__fail(err, SS_EUSAGE, "idle_timeout must be >= 0");
-    if (o->max_pending < 0)
-        return ss__fail(err, SS_EUSAGE, "max_pending must be >= 0 (got %d)",
-                        o->max_pending);
-    if (o->max_pending > 0 && o->model == SS_MODEL_EVENT)
+    if (o->max_unadmitted < 0)
+        return ss__fail(err, SS_EUSAGE, "max_unadmitted must be >= 0 (got %d)",
+                        o->max_unadmitted);
+    if (o->max_unadmitted > 0 && o->model == SS_MODEL_EVENT)
         return ss__fail(err, SS_EUSAGE,
-                        "max_pending is not supported by the event model");
+                        "max_unadmitted is not supported by the event model");
     return 0;
 }
 
@@ -827,7 +830,7 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->rejected = atomic_load(&s->counters.rejected);
     out->errors = atomic_load(&s->counters.errors);
     out->active = atomic_load(&s->active);
-    out->pending = atomic_load(&s->pending);
+    out->unadmitted = atomic_load(&s->unadmitted);
     out->evicted = atomic_load(&s->counters.evicted);
 }
 

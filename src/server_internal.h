@@ -113,7 +113,7 @@ struct ss_server {
     bool closed;          /* server_close has run */
     ss__req *live;        /* registry of requests alive in this process */
     atomic_size_t active; /* requests being served (forking: children) */
-    atomic_size_t pending; /* of those, not yet admitted (opts.max_pending) */
+    atomic_size_t unadmitted; /* of those, not yet admitted (opts.max_unadmitted) */
 
     ss__counters counters;
 
@@ -143,7 +143,7 @@ struct ss__req {
     ss__req *prev, *next; /* the live registry */
     bool registered;
     atomic_bool aborted; /* its connection was shut down by a drain */
-    atomic_bool pending; /* counts in srv->pending until admitted or ended */
+    atomic_bool unadmitted; /* counts in srv->unadmitted until admitted or ended */
     int64_t started_ms;  /* accept time, for the one log line at the end */
     char end_note[80];   /* why it ended, when not by itself ("idle for 30s") */
     ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */

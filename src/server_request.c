@@ -97,9 +97,9 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
 
     atomic_fetch_add(&srv->counters.accepted, 1);
     bool over = false;
-    if (srv->opts.max_pending > 0) {
-        atomic_store(&req->pending, true);
-        over = atomic_fetch_add(&srv->pending, 1) >= (size_t)srv->opts.max_pending;
+    if (srv->opts.max_unadmitted > 0) {
+        atomic_store(&req->unadmitted, true);
+        over = atomic_fetch_add(&srv->unadmitted, 1) >= (size_t)srv->opts.max_unadmitted;
     }
     ss__active_add(srv, 1);
     registry_add(srv, req);
@@ -192,15 +192,15 @@ void ss__req_run(ss_server *srv, ss__req *req)
         report_error(srv, req, rc);
 }
 
-/* Give back the request's max_pending slot, once. */
+/* Give back the request's max_unadmitted slot, once. */
 static void release_pending(ss_server *srv, ss__req *req)
 {
-    if (atomic_exchange(&req->pending, false))
-        atomic_fetch_sub(&srv->pending, 1);
+    if (atomic_exchange(&req->unadmitted, false))
+        atomic_fetch_sub(&srv->unadmitted, 1);
 }
 
 /*
- * Past max_pending: shut down the oldest connection still pending. The
+ * Past max_unadmitted: shut down the oldest connection still pending. The
  * oldest is the likeliest to be stuck on purpose (a slowloris, a half-open
  * handshake); evicting it keeps accepting, so new clients always get their
  * chance, where pausing the listener would let a trickle of silent
@@ -212,18 +212,18 @@ static void evict_oldest_pending(ss_server *srv)
     pthread_mutex_lock(&srv->lock);
     ss__req *oldest = NULL;
     for (ss__req *r = srv->live; r != NULL; r = r->next)
-        if (atomic_load(&r->pending) && r->conn.fd >= 0)
+        if (atomic_load(&r->unadmitted) && r->conn.fd >= 0)
             oldest = r;
-    if (oldest != NULL && atomic_exchange(&oldest->pending, false)) {
-        atomic_fetch_sub(&srv->pending, 1);
+    if (oldest != NULL && atomic_exchange(&oldest->unadmitted, false)) {
+        atomic_fetch_sub(&srv->unadmitted, 1);
         atomic_fetch_add(&srv->counters.evicted, 1);
         shutdown(oldest->conn.fd, SHUT_RDWR);
         snprintf(peer, sizeof peer, "%s", oldest->peer_text);
     }
     pthread_mutex_unlock(&srv->lock);
     if (peer[0] != '\0')
-        ss_server_log(srv, SS_LOG_INFO, "%s: not admitted yet, cut to make room (max_pending %d)",
-                      peer, srv->opts.max_pending);
+        ss_server_log(srv, SS_LOG_INFO, "%s: not admitted yet, cut to make room (max_unadmitted %d)",
+                      peer, srv->opts.max_unadmitted);
 }
 
 void ss_request_admit(ss_request *req)

@@ -407,7 +407,7 @@ static int converse(session *s, int64_t auth_deadline)
     }
     rc = send_frame(s, s->out, rcmd_hello_encode(s->out, sizeof s->out, "sockserve"));
     /* authenticated and past HELLO: give back the unauthenticated slot
-     * (--max-unauth, the server core's max_pending) */
+     * (--max-unauth, the server core's max_unadmitted) */
     ss_request_admit(s->req);
     /* the server core's --idle-timeout, for a connection with no command */
     double idle = ss_server_options(s->req->server)->idle_timeout;
@@ -493,7 +493,7 @@ int rcmd_native_handle(ss_request *req)
             ss_server_log(req->server, SS_LOG_WARN, "rcmd: %s: authentication failed: %s",
                           s->peer, err.msg);
             /* Slow guessing down: hold the connection 1 s before closing.
-             * Not past an eviction (max_pending shuts the socket: POLLHUP),
+             * Not past an eviction (max_unadmitted shuts the socket: POLLHUP),
              * so a flood of failures cannot pile up sleeping threads. */
             struct pollfd hold = {.fd = s->t.fd, .events = 0};
             (void)poll(&hold, 1, FAILURE_HOLD_MS);

@@ -1,7 +1,7 @@
 /* test_server_core.c — socketserver semantics (ported from CPython's
  * test_socketserver and the BaseServer docs) and the production behaviour
  * beyond it: hooks, handle_request/timeout, shutdown, errors, bind failure,
- * idle timeout, max_conns, max_pending, pool overflow, drain, logs.
+ * idle timeout, max_conns, max_unadmitted, pool overflow, drain, logs.
  * ctest-labels: tsan */
 #include "server_test.h"
 
@@ -460,7 +460,7 @@ static bool closed_by_server(ss_sock *c)
     return ss_sock_recv(c, &b, 1, 0) <= 0; /* EOF, or a reset */
 }
 
-static void max_pending_evicts_the_oldest_unadmitted(void **state)
+static void max_unadmitted_evicts_the_oldest_unadmitted(void **state)
 {
     (void)state;
     tu_alarm(30);
@@ -468,7 +468,7 @@ static void max_pending_evicts_the_oldest_unadmitted(void **state)
     const ss_model models[] = {SS_MODEL_THREADING, SS_MODEL_POOL};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
         ss_server_opts o = opts_for(models[m], NULL);
-        o.max_pending = 2;
+        o.max_unadmitted = 2;
         o.workers = 8;
         st_server s;
         st_start(&s, "tcp://127.0.0.1:0", &login_echo, &o);
@@ -476,13 +476,13 @@ static void max_pending_evicts_the_oldest_unadmitted(void **state)
         ss_server_stats st;
         assert_int_equal(st_connect(s.addr, &admitted), 0);
         assert_int_equal(log_in(&admitted), 0);
-        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 0), 10);
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.unadmitted == 0), 10);
 
         /* two clients that never log in fill the pending slots */
         assert_int_equal(st_connect(s.addr, &silent1), 0);
-        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 1), 10);
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.unadmitted == 1), 10);
         assert_int_equal(st_connect(s.addr, &silent2), 0);
-        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 2), 10);
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.unadmitted == 2), 10);
 
         /* a third is accepted all the same; the oldest silent one is cut */
         assert_int_equal(st_connect(s.addr, &late), 0);
@@ -498,7 +498,7 @@ static void max_pending_evicts_the_oldest_unadmitted(void **state)
 
         /* logging in frees a slot: silent2 is safe now, and stays */
         assert_int_equal(log_in(&silent2), 0);
-        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.pending == 0), 10);
+        ST_ASSERT_EVENTUALLY((ss_server_stats_get(s.srv, &st), st.unadmitted == 0), 10);
         assert_int_equal(st_roundtrip(&silent2, "kept\n"), 0);
         ss_sock_close(&silent1);
         ss_sock_close(&silent2);
@@ -508,18 +508,18 @@ static void max_pending_evicts_the_oldest_unadmitted(void **state)
     }
 }
 
-static void max_pending_is_checked(void **state)
+static void max_unadmitted_is_checked(void **state)
 {
     (void)state;
     ss_server_opts o = opts_for(SS_MODEL_EVENT, NULL);
-    o.max_pending = 4;
+    o.max_unadmitted = 4;
     ss_server *srv;
     ss_error err = {0};
     assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &login_echo, &o, &err),
                      SS_EUSAGE);
-    assert_non_null(strstr(err.msg, "max_pending"));
+    assert_non_null(strstr(err.msg, "max_unadmitted"));
     o = opts_for(SS_MODEL_THREADING, NULL);
-    o.max_pending = -1;
+    o.max_unadmitted = -1;
     assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &login_echo, &o, &err),
                      SS_EUSAGE);
 }
@@ -573,8 +573,8 @@ int main(void)
         cmocka_unit_test(event_model_refuses_blocking_stream_handler),
         cmocka_unit_test(idle_timeout_frees_a_silent_client),
         cmocka_unit_test(max_conns_leaves_clients_in_the_backlog),
-        cmocka_unit_test(max_pending_evicts_the_oldest_unadmitted),
-        cmocka_unit_test(max_pending_is_checked),
+        cmocka_unit_test(max_unadmitted_evicts_the_oldest_unadmitted),
+        cmocka_unit_test(max_unadmitted_is_checked),
         cmocka_unit_test(pool_full_closes_new_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
