@@ -123,6 +123,16 @@ static int server_psk_cb(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SE
     return 1;
 }
 
+/* A PSK client trusts no certificate at all: a server that answers with one
+ * instead of using the key (any self-signed impostor) fails the handshake
+ * before we send a byte of application data. */
+static int refuse_any_certificate(int ok, X509_STORE_CTX *store)
+{
+    (void)ok;
+    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+}
+
 /* ---- socket BIO ----------------------------------------------------------
  * OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE on a
  * peer that has gone; ours sends with MSG_NOSIGNAL, so no caller has to
@@ -266,8 +276,10 @@ int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg
             rc = fail(err, SS_ETLS, "cannot set the TLS suites: %s", ssl_reason(r, sizeof r));
         if (server)
             SSL_CTX_set_psk_find_session_callback(x, server_psk_cb);
-        else
+        else {
             SSL_CTX_set_psk_use_session_callback(x, client_psk_cb);
+            SSL_CTX_set_verify(x, SSL_VERIFY_PEER, refuse_any_certificate);
+        }
     } else if (rc == 0) {
         rc = load_certs(c, cfg, err);
     }
@@ -419,6 +431,22 @@ int rcmd_tls_transport_new(ss_transport *t, rcmd_tls_ctx *ctx, int fd, ss_error 
     return 0;
 }
 
+/* In PSK mode a finished handshake counts only if the external PSK was the
+ * one used (OpenSSL marks that as a resumed session) and no certificate came
+ * with it: the peer proved the key, nothing else will do. */
+static int check_psk_used(SSL *ssl, ss_error *err)
+{
+    const rcmd_tls_ctx *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (!ctx->psk)
+        return 0;
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    bool reused = SSL_session_reused(ssl) == 1;
+    X509_free(cert);
+    if (!reused || cert != NULL)
+        return fail(err, SS_EAUTH, "the peer did not prove the key (no PSK in the handshake)");
+    return 0;
+}
+
 int rcmd_tls_handshake_step(ss_transport *t, ss_error *err)
 {
     tls_conn *c = t->impl;
@@ -427,7 +455,7 @@ int rcmd_tls_handshake_step(ss_transport *t, ss_error *err)
     c->want = 0;
     int ret = SSL_do_handshake(c->ssl);
     if (ret == 1)
-        return 0;
+        return check_psk_used(c->ssl, err);
     int e = SSL_get_error(c->ssl, ret);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return ssl_status(c, ret);

@@ -248,6 +248,78 @@ class RcmdClientTest(sstest.TestCase):
         self.assertIn(b"accessible by others", r.stderr)
 
 
+class ImpostorServer:
+    """A TLS server that ignores the client's PSK and presents a self-signed
+    certificate instead (finding: PSK client accepts any certificate). It
+    records every application byte it manages to read."""
+
+    def __init__(self, d):
+        import ssl
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", "imp.key",
+                            "-out", "imp.pem", "-days", "2", "-subj", "/CN=impostor"],
+                           cwd=d, capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.load_cert_chain(os.path.join(d, "imp.pem"), os.path.join(d, "imp.key"))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(10 * sstest.SLOW)
+        self.address = "tcp://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.received = b""
+        self.handshakes = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        conn.settimeout(5 * sstest.SLOW)
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                self.handshakes += 1
+                tls.sendall(frame(HELLO, b"RCMD\x01\x00impostor"))
+                while True:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    self.received += chunk
+                    if EXEC in self.received[:1] or len(self.received) > 11:
+                        tls.sendall(frame(STDOUT, b"forged\n") + frame(EXIT, b"\0\0"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.thread.join(15 * sstest.SLOW)
+        self.sock.close()
+
+
+class PskImpostorTest(sstest.TestCase):
+    def test_psk_client_refuses_certificate_impostor(self):
+        """Finding 1: in key mode the client accepts only a server that used
+        the PSK; one that presents a certificate gets no byte of the command
+        or of stdin, and the client exits 255."""
+        d = sstest.temp_dir()
+        key = os.path.join(d, "key")
+        self.assertEqual(self.run_cli("keygen", key).returncode, 0)
+        imp = ImpostorServer(d)
+        try:
+            r = self.run_cli("rcmd", "--key", key, imp.address, "--", "echo", "secret-cmd",
+                             input=b"secret-stdin\n")
+        finally:
+            imp.close()
+        self.assertEqual(r.returncode, 255, r.stderr)
+        self.assertEqual(r.stdout, b"")
+        self.assertEqual(imp.received, b"", "the impostor received application bytes")
+        self.assertIn(b"authentication failed", r.stderr)
+
+
 class SeedClientTest(sstest.TestCase):
     """`sockserve rcmd --protocol seed` against the seed's own server."""
 
