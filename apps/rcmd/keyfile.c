@@ -166,13 +166,17 @@ int rcmd_key_parse(rcmd_key *k, const char *text, size_t len, const char *name, 
     return 0;
 }
 
-/* The one permission rule for every secret file: a regular file with no
- * group or other bits. */
+/* The one permission rule for every secret file: a regular file owned by us
+ * (or root), with no group or other bits. Someone else's file is refused even
+ * at mode 0600, as OpenSSH refuses it: its owner can replace the key. */
 static int check_private_stat(const struct stat *st, const char *path, const char *what,
                               ss_error *err)
 {
     if (!S_ISREG(st->st_mode))
         return fail(err, -EINVAL, "%s '%s' is not a regular file", what, path);
+    if (st->st_uid != geteuid() && st->st_uid != 0)
+        return fail(err, -EPERM, "%s '%s' is owned by uid %u, not by us (uid %u) or root",
+                    what, path, (unsigned)st->st_uid, (unsigned)geteuid());
     if ((st->st_mode & 077) != 0)
         return fail(err, -EACCES, "%s '%s' is accessible by others (mode %04o); chmod 600 it",
                     what, path, (unsigned)(st->st_mode & 07777));

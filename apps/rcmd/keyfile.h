@@ -33,6 +33,7 @@ typedef struct rcmd_key {
  *   -EACCES   the file has a group/other permission bit (err->msg says
  *             "key file 'P' is accessible by others (mode 0644); chmod 600 it")
  *   -EINVAL   not a regular file
+ *   -EPERM    owned by another user than us or root (as OpenSSH refuses it)
  *   SS_EUSAGE malformed content (err->msg names the line)
  *   -errno    from open/read (err->msg names the file)
  * On failure *k is wiped.
@@ -60,7 +61,7 @@ int rcmd_key_generate(const char *path, ss_error *err);
 /*
  * Check that the secret at `path` (`what` names it in messages, e.g.
  * "private key") is a regular file nobody but its owner may read, as
- * rcmd_key_load checks key files: 0, -EACCES, -EINVAL or -errno.
+ * rcmd_key_load checks key files: 0, -EACCES, -EPERM, -EINVAL or -errno.
  */
 int rcmd_check_private_file(const char *path, const char *what, ss_error *err);
 

@@ -99,6 +99,31 @@ static void group_or_other_bits_are_refused(void **state)
     assert_int_equal(k.key[15], 0x0f);
 }
 
+/* Finding: a key file owned by another user was accepted. Refused as OpenSSH
+ * does (its owner could swap the key), whatever its mode; ours and root's are
+ * fine. Needs root to give a file away. */
+static void key_owned_by_another_user_is_refused(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: only root can make a file owned by another user\n");
+        skip();
+    }
+    char path[256];
+    tu_temp_path(path, sizeof path, "owner");
+    write_file(path, "key 000102030405060708090a0b0c0d0e0f\n", 0600);
+    rcmd_key k;
+    ss_error err = {0};
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(rcmd_key_load(&k, path, &err), -EPERM);
+    assert_non_null(strstr(err.msg, "owned by uid 65534"));
+    assert_non_null(strstr(err.msg, path));
+    assert_int_equal(rcmd_check_private_file(path, "private key", &err), -EPERM);
+    assert_int_equal(chown(path, 0, 0), 0);
+    assert_int_equal(rcmd_key_load(&k, path, &err), 0);
+    rcmd_key_wipe(&k);
+}
+
 static void not_a_regular_file(void **state)
 {
     (void)state;
@@ -178,6 +203,7 @@ int main(void)
         cmocka_unit_test(generate_then_load),
         cmocka_unit_test(generate_never_overwrites),
         cmocka_unit_test(group_or_other_bits_are_refused),
+        cmocka_unit_test(key_owned_by_another_user_is_refused),
         cmocka_unit_test(not_a_regular_file),
         cmocka_unit_test(parse_formats),
         cmocka_unit_test(too_large_file_is_refused),
