@@ -62,6 +62,15 @@ static int install_signals(void)
 
 /* ---- arguments ------------------------------------------------------------ */
 
+/* Every address the name gives (the client may dial any of them), not only
+ * the first. A name that does not resolve passes: the connect fails later. */
+static bool all_loopback(const char *address)
+{
+    ss_addr addrs[RCMD_DIAL_MAX];
+    int n = ss_addr_resolve(address, 0, addrs, RCMD_DIAL_MAX, NULL);
+    return n <= 0 || rcmd_addrs_all_loopback(addrs, (size_t)n);
+}
+
 static int parse_args(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -150,7 +159,7 @@ static int parse_args(int argc, char **argv, opts *o)
                                        "loopback address)");
     /* the seed protocol and --insecure-no-auth are cleartext: loopback only
      * (a name that does not resolve fails later, at connect) */
-    if ((o->seed || o->insecure) && err.code == 0 && !ss_addr_is_loopback(&addr))
+    if ((o->seed || o->insecure) && err.code == 0 && !all_loopback(o->address))
         return cli_usage_error("rcmd",
                                "%s is cleartext and only allowed on a loopback or "
                                "unix address, not %s",

@@ -117,21 +117,54 @@ static int hello(rcmd_client *c, int64_t deadline, ss_error *err)
     }
 }
 
+bool rcmd_addrs_all_loopback(const ss_addr *a, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!ss_addr_is_loopback(&a[i]))
+            return false;
+    return true;
+}
+
+int rcmd_dial(ss_sock *out, const char *address, bool cleartext, double timeout, ss_error *err)
+{
+    ss_addr addrs[RCMD_DIAL_MAX];
+    *out = (ss_sock)SS_SOCK_INIT;
+    int n = ss_addr_resolve(address, 0, addrs, RCMD_DIAL_MAX, err);
+    if (n < 0)
+        return n;
+    if (cleartext && !rcmd_addrs_all_loopback(addrs, (size_t)n))
+        return fail(err, SS_EUSAGE,
+                    "cleartext (--insecure-no-auth, --protocol seed) is only allowed on a "
+                    "loopback or unix address, and %s is not (or not only) one",
+                    address);
+    int rc = SS_ENORESOLVE;
+    char text[SS_ADDR_STRLEN] = "";
+    for (int i = 0; i < n; i++) {
+        ss_sock s = SS_SOCK_INIT;
+        rc = ss_sock_open_for(&s, &addrs[i]);
+        if (rc == 0)
+            rc = ss_sock_settimeout(&s, timeout);
+        if (rc == 0)
+            rc = ss_sock_connect_ex(&s, &addrs[i]);
+        if (rc == 0) {
+            *out = s;
+            return 0;
+        }
+        ss_sock_close(&s);
+        ss_addr_format(&addrs[i], text, sizeof text);
+    }
+    return fail(err, rc, "cannot connect to %s: %s", text[0] ? text : address, ss_strerror(rc));
+}
+
 int rcmd_client_connect(rcmd_client **out, const rcmd_client_opts *o, ss_error *err)
 {
     *out = NULL;
     const char *address = o->address ? o->address : RCMD_DEFAULT_ADDRESS;
     double timeout = o->connect_timeout > 0 ? o->connect_timeout : 10.0;
     int64_t deadline = deadline_after(timeout);
-    ss_addr a;
-    int rc = ss_addr_parse(&a, address, 0, err);
-    if (rc < 0)
-        return rc;
-    if (o->insecure && !ss_addr_is_loopback(&a))
-        return fail(err, SS_EUSAGE,
-                    "--insecure-no-auth is only allowed on a loopback or unix "
-                    "address, not %s",
-                    address);
+    int rc;
     if (!o->insecure && o->key == NULL && o->cert_file == NULL)
         return fail(err, SS_EUSAGE,
                     "no key: give --key FILE (or --insecure-no-auth on "
@@ -159,7 +192,7 @@ int rcmd_client_connect(rcmd_client **out, const rcmd_client_opts *o, ss_error *
         }
     }
     ss_sock s = SS_SOCK_INIT;
-    rc = ss_dial(&s, address, timeout, err);
+    rc = rcmd_dial(&s, address, o->insecure, timeout, err);
     if (rc < 0) {
         rcmd_client_close(c);
         return rc;

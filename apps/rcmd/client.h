@@ -67,6 +67,25 @@ bool rcmd_client_usable(const rcmd_client *c);
 /* Close the connection (sending TLS close_notify) and free. NULL is fine. */
 void rcmd_client_close(rcmd_client *c);
 
+/* ---- dialling ------------------------------------------------------------- */
+
+/* Most addresses a name may give that the client tries (as ss_dial). */
+#define RCMD_DIAL_MAX 16
+
+/* True when every one of a[0..n) is loopback or unix (n > 0): the test a
+ * cleartext connection must pass for *each* address it may dial, not only
+ * the first a name resolves to. */
+bool rcmd_addrs_all_loopback(const ss_addr *a, size_t n);
+
+/*
+ * Resolve `address` once (at most RCMD_DIAL_MAX results) and connect to the
+ * first that answers, `timeout` seconds each. With `cleartext`, every
+ * resolved address must be loopback or unix (else SS_EUSAGE, nothing
+ * dialled): the addresses checked are exactly the ones dialled. 0 or a
+ * negative code, err->msg naming the address.
+ */
+int rcmd_dial(ss_sock *out, const char *address, bool cleartext, double timeout, ss_error *err);
+
 /* ---- the seed's protocol (§10) ------------------------------------------ */
 
 /*

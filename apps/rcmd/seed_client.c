@@ -32,7 +32,7 @@ static int fail(ss_error *err, int code, const char *fmt, ...)
 int rcmd_seed_connect(ss_transport *t, const char *address, double timeout, ss_error *err)
 {
     ss_sock s = SS_SOCK_INIT;
-    int rc = ss_dial(&s, address, timeout, err);
+    int rc = rcmd_dial(&s, address, true, timeout, err); /* cleartext, always */
     if (rc < 0)
         return rc;
     rc = rcmd_plain_transport_init(t, s.fd);

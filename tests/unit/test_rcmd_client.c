@@ -315,6 +315,30 @@ static void insecure_refused_off_loopback(void **state)
     assert_int_equal(rcmd_client_connect(&c, &nokey, &err), SS_EUSAGE);
 }
 
+/* Finding: the cleartext check looked only at the first address a name gives,
+ * while the client dials up to 16. A list with one non-loopback address
+ * anywhere in it fails the check. */
+static void cleartext_check_covers_every_resolved_address(void **state)
+{
+    (void)state;
+    ss_addr a[4];
+    ss_error err = {0};
+    assert_int_equal(ss_addr_parse(&a[0], "tcp://127.0.0.1:1", 0, &err), 0);
+    assert_int_equal(ss_addr_parse(&a[1], "tcp://[::1]:1", 0, &err), 0);
+    assert_int_equal(ss_addr_parse(&a[2], "tcp://192.0.2.7:1", 0, &err), 0);
+    assert_int_equal(ss_addr_parse(&a[3], "unix:@x", 0, &err), 0);
+    assert_true(rcmd_addrs_all_loopback(a, 2));
+    assert_true(rcmd_addrs_all_loopback(&a[3], 1));
+    assert_false(rcmd_addrs_all_loopback(a, 3)); /* loopback first, then not */
+    assert_false(rcmd_addrs_all_loopback(&a[1], 2));
+    assert_false(rcmd_addrs_all_loopback(a, 0));
+    /* and the dialler refuses before connecting anywhere */
+    ss_sock s;
+    assert_int_equal(rcmd_dial(&s, "tcp://192.0.2.7:9", true, 0.2, &err), SS_EUSAGE);
+    assert_int_equal(s.fd, -1);
+    assert_non_null(strstr(err.msg, "loopback"));
+}
+
 static void wrong_key_is_an_authentication_failure(void **state)
 {
     (void)state;
@@ -459,6 +483,7 @@ int main(void)
         cmocka_unit_test(argv_stdout_stderr_stdin_and_exit_code),
         cmocka_unit_test(insecure_plain_works_on_loopback),
         cmocka_unit_test(insecure_refused_off_loopback),
+        cmocka_unit_test(cleartext_check_covers_every_resolved_address),
         cmocka_unit_test(wrong_key_is_an_authentication_failure),
         cmocka_unit_test(plain_client_against_tls_server_fails),
         cmocka_unit_test(death_by_signal_is_128_plus_n),
