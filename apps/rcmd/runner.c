@@ -14,12 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CLEAN_PATH "/usr/local/bin:/usr/bin:/bin"
+#define REAPER_GRACE_MS 5000 /* a sweep takes microseconds; this is the bound */
 
 long long rcmd_runner_now_ms(void)
 {
@@ -91,7 +95,8 @@ static void exec_lookup(char *const argv[], char *const envp[])
 
 static void child(bool shell, char *const argv[], char *const envp[], int fds[3])
 {
-    setpgid(0, 0);
+    /* in the reaper's process group (not a leader of its own): a signal
+     * the server sends the group reaches it and its background children */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -124,6 +129,161 @@ static void child(bool shell, char *const argv[], char *const envp[], int fds[3]
     _exit(e == ENOENT ? 127 : 126);
 }
 
+/* ---- the reaper: the command's parent, in the server's child -------------
+ *
+ * The server forks a small reaper (the "main process" the server sees: its
+ * pid is the process group id and the pidfd); the reaper is a child
+ * subreaper (PR_SET_CHILD_SUBREAPER) and forks the command. Whatever the
+ * command leaves behind, setsid or double fork included, stays below the
+ * reaper: orphans reparent to it, not to init. When the command has exited,
+ * or when the server asks (SWEEP_SIGNAL), the reaper kills every descendant
+ * it has, generation by generation, reaps them, and only then exits, with
+ * the command's own status. So once the server sees the main process end,
+ * nothing of the command is left, and no group is signalled after a reap.
+ * Only async-signal-safe calls here: the server is threaded. */
+
+#define SWEEP_SIGNAL SIGRTMAX /* not one a client may forward (§4 SIGNAL) */
+#define SWEEP_ROUNDS 100000   /* each round reaps at least one process */
+
+static void put_uint(char *p, unsigned v)
+{
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    *p = '\0';
+}
+
+/* The reaper's direct children (it is single-threaded: one task). -1 when
+ * /proc cannot tell (no procfs, or a kernel without the children file). */
+static int list_children(pid_t *out, int max)
+{
+    char path[64] = "/proc/self/task/";
+    put_uint(path + strlen(path), (unsigned)getpid());
+    memcpy(path + strlen(path), "/children", sizeof "/children");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[4096];
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof buf && (r = read(fd, buf + len, sizeof buf - len)) != 0) {
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    if (len == sizeof buf) /* the last number may be cut: take it next round */
+        while (len > 0 && buf[len - 1] != ' ')
+            len--;
+    int n = 0;
+    unsigned v = 0;
+    bool in_num = false;
+    for (size_t i = 0; i < len && n < max; i++) {
+        if (buf[i] >= '0' && buf[i] <= '9') {
+            v = v * 10 + (unsigned)(buf[i] - '0');
+            in_num = true;
+        } else if (in_num) {
+            out[n++] = (pid_t)v;
+            v = 0;
+            in_num = false;
+        }
+    }
+    if (in_num && n < max)
+        out[n++] = (pid_t)v;
+    return n;
+}
+
+/* Kill every descendant: SIGKILL to each direct child (only we reap those,
+ * so their pids cannot be reused meanwhile), reap, and again: the children
+ * of the dead reparent to us (we are their subreaper). */
+static void sweep(pid_t cmd, int *cmd_status, bool *cmd_done)
+{
+    for (int round = 0; round < SWEEP_ROUNDS; round++) {
+        pid_t kids[512];
+        int n = list_children(kids, 512);
+        if (n < 0)
+            return; /* cannot see them: leave what is left to the server */
+        for (int i = 0; i < n; i++)
+            kill(kids[i], SIGKILL);
+        int st;
+        pid_t p = waitpid(-1, &st, n > 0 ? 0 : WNOHANG);
+        if (p < 0 && errno == EINTR)
+            continue;
+        if (p < 0 || (p == 0 && n == 0))
+            return; /* ECHILD: nobody left */
+        do {
+            if (p == cmd) {
+                *cmd_status = st;
+                *cmd_done = true;
+            }
+        } while ((p = waitpid(-1, &st, WNOHANG)) > 0);
+    }
+}
+
+static void reaper(bool shell, char *const argv[], char *const envp[], int fds[3])
+{
+    setpgid(0, 0); /* the command's group; the server calls it too */
+    sigset_t wait_set;
+    sigemptyset(&wait_set);
+    sigaddset(&wait_set, SIGCHLD);
+    sigaddset(&wait_set, SWEEP_SIGNAL);
+    sigprocmask(SIG_SETMASK, &wait_set, NULL); /* before the fork: none lost */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    /* what the server (or the command) sends the group is for the command */
+    static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGPIPE};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        signal(forwarded[i], SIG_IGN);
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    pid_t cmd = fork();
+    if (cmd == 0)
+        child(shell, argv, envp, fds);
+    /* hold none of the pipes: their end of file is the command's */
+    if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0)
+        for (int fd = 0; fd < 1024; fd++)
+            close(fd);
+    if (cmd < 0)
+        _exit(255);
+    int status = 0;
+    bool done = false, asked = false;
+    while (!done && !asked) {
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+            if (p == cmd) {
+                status = st;
+                done = true;
+            }
+        if (done)
+            break;
+        siginfo_t si;
+        int sig = sigwaitinfo(&wait_set, &si);
+        if (sig == SWEEP_SIGNAL)
+            asked = true;
+    }
+    sweep(cmd, &status, &done);
+    if (done && WIFSIGNALED(status)) {
+        /* die of the same signal, so the server reports it; no core of ours */
+        int sig = WTERMSIG(status);
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        signal(sig, SIG_DFL);
+        sigset_t only;
+        sigemptyset(&only);
+        sigaddset(&only, sig);
+        sigprocmask(SIG_UNBLOCK, &only, NULL);
+        kill(getpid(), sig);
+    }
+    _exit(done && WIFEXITED(status) ? WEXITSTATUS(status) : 255);
+}
+
 int rcmd_spawn(rcmd_child *c, bool shell, char *const argv[], int pipes)
 {
     clean_env env;
@@ -151,10 +311,11 @@ int rcmd_spawn(rcmd_child *c, bool shell, char *const argv[], int pipes)
         goto fail;
     }
     if (pid == 0)
-        child(shell, argv, env.vec, fds);
+        reaper(shell, argv, env.vec, fds);
     setpgid(pid, pid); /* both sides call it: no race with an early kill */
     close(devnull);
     c->pid = pid;
+    c->reaped = false;
     /* A pidfd turns "has it exited?" into one more descriptor to poll: no
      * SIGCHLD (which belongs to no thread of a threaded server) and no
      * periodic waitpid. Always close-on-exec. */
@@ -183,48 +344,85 @@ fail:
 
 void rcmd_signal_group(const rcmd_child *c, int sig)
 {
-    if (c->pid > 0)
-        kill(-c->pid, sig);
+    if (c->pid <= 0 || c->reaped)
+        return; /* never a group whose leader we reaped: its id may be reused */
+    if (sig == SIGKILL) {
+        /* KILL to the group would kill the reaper before it sweeps what
+         * left the group (setsid): ask it to kill everything instead (and
+         * wake it, should the command have stopped the group) */
+        kill(c->pid, SWEEP_SIGNAL);
+        kill(c->pid, SIGCONT);
+        return;
+    }
+    kill(-c->pid, sig);
 }
 
 int rcmd_try_reap(rcmd_child *c, int *status)
 {
-    if (c->pid <= 0)
+    if (c->pid <= 0 || c->reaped)
         return 1;
     /* Has it ended? Ask without reaping: while the main process is an
-     * unreaped zombie its pid (= the group id) cannot be reused, so killing
-     * what is left of the group now hits only the command's own processes. */
+     * unreaped zombie its pid (= the group id) cannot be reused. Normally the
+     * reaper left nothing; if it was killed from outside, what is left of
+     * its group is killed now, still before the reap. */
     siginfo_t info;
     memset(&info, 0, sizeof info);
     if (waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
         info.si_pid == 0)
         return 0; /* still running */
-    kill(-c->pid, SIGKILL); /* background children die with it */
+    kill(-c->pid, SIGKILL);
     pid_t r;
     do
         r = waitpid(c->pid, status, WNOHANG);
     while (r < 0 && errno == EINTR);
-    if (r == c->pid) {
-        c->pid = -c->pid; /* reaped; keep the group id for a last kill */
+    if (r == c->pid || (r < 0 && errno == ECHILD)) {
+        c->reaped = true;
         return 1;
     }
     return 0;
 }
 
+/* Wait up to `ms` for the main process to end (its pidfd, or polling). */
+static bool wait_exit(rcmd_child *c, int ms)
+{
+    long long until = rcmd_runner_now_ms() + ms;
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            info.si_pid != 0)
+            return true;
+        long long left = until - rcmd_runner_now_ms();
+        if (left <= 0)
+            return false;
+        if (c->exit_fd >= 0) {
+            struct pollfd p = {.fd = c->exit_fd, .events = POLLIN};
+            (void)poll(&p, 1, (int)left);
+        } else {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 void rcmd_child_destroy(rcmd_child *c, int *status)
 {
-    int st = 0;
-    if (c->pid > 0) {
-        kill(-c->pid, SIGKILL);
+    if (c->pid > 0 && !c->reaped) {
+        int st = 0;
+        rcmd_signal_group(c, SIGKILL); /* the reaper sweeps, then exits */
+        if (!wait_exit(c, REAPER_GRACE_MS)) {
+            /* a reaper that cannot finish (stuck in the kernel): kill it and
+             * its group, at least, before the reap */
+            kill(c->pid, SIGKILL);
+            kill(-c->pid, SIGKILL);
+        }
+        kill(-c->pid, SIGKILL); /* before the reap: the zombie pins the id */
         while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
             ;
-        c->pid = 0;
-    } else if (c->pid < 0) {
-        kill(c->pid, SIGKILL); /* the group of a main process reaped before */
-        c->pid = 0;
+        c->reaped = true;
+        if (status != NULL)
+            *status = st;
     }
-    if (status != NULL)
-        *status = st;
     int *fds[4] = {&c->in_fd, &c->out_fd, &c->err_fd, &c->exit_fd};
     for (int i = 0; i < 4; i++)
         if (*fds[i] >= 0) {

@@ -11,7 +11,10 @@
 #include <sys/types.h>
 
 typedef struct rcmd_child {
-    pid_t pid;  /* also the process group id */
+    pid_t pid;  /* the command's reaper (its parent, a child subreaper, which
+                   exits with its status once every descendant is dead); also
+                   the process group id */
+    bool reaped;/* pid is reaped: never signalled again (it may be reused) */
     int in_fd;  /* write end of its stdin, or -1 (then /dev/null) */
     int out_fd; /* read end of its stdout, or -1 */
     int err_fd; /* read end of its stderr, or -1 (then /dev/null) */
@@ -31,17 +34,22 @@ enum { RCMD_RUN_STDIN = 1, RCMD_RUN_STDOUT = 2, RCMD_RUN_STDERR = 4 };
  */
 int rcmd_spawn(rcmd_child *c, bool shell, char *const argv[], int pipes);
 
-/* kill(-pgid, sig); harmless when the group is gone. */
+/* kill(-pgid, sig) (the reaper ignores it; the command and its group get
+ * it). SIGKILL instead asks the reaper to kill every descendant, in the
+ * group or not (setsid, double fork), and exit. Nothing once reaped. */
 void rcmd_signal_group(const rcmd_child *c, int sig);
 
-/* Non-blocking reap of the main process: 1 and *status when it has ended,
- * 0 while it runs. When it has ended, what is left of its process group is
- * killed (SIGKILL) *before* the reap, while the group id cannot be reused. */
+/* Non-blocking reap of the main process (the reaper): 1 and *status (the
+ * command's own: the reaper exits with it) when it has ended, 0 while it
+ * runs. By then no descendant of the command is left; should the reaper
+ * have been killed from outside, its group is killed *before* the reap,
+ * while the group id cannot be reused. Never signals anything after. */
 int rcmd_try_reap(rcmd_child *c, int *status);
 
-/* Kill the whole group with SIGKILL, reap the main process (blocking; it
- * cannot survive SIGKILL) and close every pipe end still open. *status may
- * be NULL. Safe to call twice. */
+/* Kill everything of the command (the reaper's sweep; SIGKILL to reaper
+ * and group if it does not finish in 5 s), reap the main process and close
+ * every pipe end still open. *status, when not NULL, gets the status of a
+ * process reaped here (untouched if it was reaped before). Safe twice. */
 void rcmd_child_destroy(rcmd_child *c, int *status);
 
 /* Wall clock in milliseconds (CLOCK_MONOTONIC). */

@@ -23,6 +23,7 @@
 #define SEED_ACK_MAX 50
 #define NO_OUTPUT "cmd execution has no output..."
 #define KILL_GRACE_MS 2000
+#define DRAIN_MS 1000 /* output still read after the exit */
 #define SEED_PEER_TIMEOUT_S 60.0
 
 static int spool_open(void)
@@ -61,7 +62,9 @@ typedef struct seed_run {
 
 /* Run `line` with /bin/sh -c, stdout into `spool`. `conn` is watched: the
  * seed's client says nothing while it waits, so a hang-up means it is gone,
- * and its command is killed. */
+ * and its command is killed. The end is the process's exit (its pidfd), not
+ * the end of its stdout: after the exit (when the reaper has killed whatever
+ * it left behind) the rest of the output is read for at most DRAIN_MS. */
 static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, int conn,
                         seed_run *r)
 {
@@ -74,24 +77,35 @@ static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, int c
     uint64_t limit = cfg->max_output ? cfg->max_output : RCMD_SEED_DEFAULT_MAX_OUTPUT;
     long long start = rcmd_runner_now_ms();
     long long deadline = cfg->timeout > 0 ? start + (long long)(cfg->timeout * 1000) : -1;
-    long long kill_at = -1;
+    long long kill_at = -1, drain_until = -1;
+    bool exited = false;
     char buf[65536];
-    while (c.out_fd >= 0) {
+    while (c.out_fd >= 0 || !exited) {
         long long now = rcmd_runner_now_ms();
-        if (deadline >= 0 && now >= deadline && !r->timed_out) {
+        if (!exited && rcmd_try_reap(&c, &r->status)) {
+            exited = true;
+            drain_until = now + DRAIN_MS;
+        }
+        if (exited && now >= drain_until)
+            break;
+        if (!exited && deadline >= 0 && now >= deadline && !r->timed_out) {
             r->timed_out = true;
             rcmd_signal_group(&c, SIGTERM);
             kill_at = now + KILL_GRACE_MS;
         }
-        if (kill_at >= 0 && now >= kill_at) {
+        if (!exited && kill_at >= 0 && now >= kill_at) {
             rcmd_signal_group(&c, SIGKILL);
             kill_at = -1;
         }
-        long long until = deadline >= 0 && !r->timed_out ? deadline : kill_at;
-        int wait = until < 0 ? 1000 : (int)(until - now > 0 ? until - now : 0);
-        struct pollfd p[2] = {{.fd = c.out_fd, .events = POLLIN},
-                              {.fd = conn, .events = POLLRDHUP}};
-        int n = poll(p, 2, wait);
+        long long until = exited ? drain_until
+                                 : deadline >= 0 && !r->timed_out ? deadline : kill_at;
+        if (!exited && c.exit_fd < 0 && (until < 0 || until > now + 100))
+            until = now + 100; /* no pidfd (old kernel): look for the exit */
+        int wait = until < 0 ? -1 : (int)(until - now > 0 ? until - now : 0);
+        struct pollfd p[3] = {{.fd = c.out_fd, .events = POLLIN},
+                              {.fd = conn, .events = POLLRDHUP},
+                              {.fd = exited ? -1 : c.exit_fd, .events = POLLIN}};
+        int n = poll(p, 3, wait);
         if (n <= 0)
             continue;
         if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
@@ -103,8 +117,11 @@ static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, int c
         ssize_t got = read(c.out_fd, buf, sizeof buf);
         if (got < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (got <= 0)
-            break;
+        if (got <= 0) { /* end of its output; the exit may still come */
+            close(c.out_fd);
+            c.out_fd = -1;
+            continue;
+        }
         if (r->out + (uint64_t)got > limit) {
             r->over_limit = true;
             break;
@@ -115,7 +132,7 @@ static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, int c
         }
         r->out += (uint64_t)got;
     }
-    rcmd_child_destroy(&c, &r->status);
+    rcmd_child_destroy(&c, exited ? NULL : &r->status);
 }
 
 static void audit(ss_request *req, const char *line, const seed_run *r, long long ms)

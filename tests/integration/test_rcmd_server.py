@@ -17,6 +17,24 @@ import time
 import sstest
 
 
+def alive(pid):
+    """True while `pid` runs (a zombie counts as gone: it runs nothing)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def reap_leftover(pid):
+    """A test's own leftover (the bug it looks for): end it, by its pid."""
+    if alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class SeedProtocol(sstest.TestCase):
     def start_seed_server(self, *extra):
         return self.server("rcmd-server", "--protocol", "seed", "--insecure-no-auth", "-v",
@@ -120,6 +138,23 @@ class SeedProtocol(sstest.TestCase):
         self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)), "command survived")
         srv.wait_stderr(r'cmd=sh:"%s" status=signal:KILL' % re.escape(marker))
 
+    def test_seed_background_child_does_not_hold_the_reply(self):
+        """Finding 7: the seed server waits for the command's exit, not for its
+        stdout to close: a background child does not keep the reply (or a
+        thread) for its whole life, and it dies with the command."""
+        srv, address = self.start_seed_server()
+        t0 = time.monotonic()
+        r = self.run_cli("rcmd", "--protocol", "seed", address, "sleep 300 & echo $!",
+                         timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pid = int(r.stdout)
+        try:
+            self.assertLess(time.monotonic() - t0, 4 * sstest.SLOW)
+            self.assertTrue(sstest.wait_until(lambda: not alive(pid), timeout=3),
+                            "the background child survived")
+        finally:
+            reap_leftover(pid)
+
     def test_allow_is_refused(self):
         r = self.run_cli("rcmd-server", "--protocol", "seed", "--insecure-no-auth",
                          "--allow", "ls", "tcp://127.0.0.1:0")
@@ -180,6 +215,38 @@ class Native(sstest.TestCase):
         self.assertEqual(r.returncode, 128 + 15, r.stderr)
         self.assertIn(b"timeout", r.stderr)
         self.assertTrue(sstest.wait_until(lambda: not pgrep(marker)))
+
+    def test_timeout_kills_setsid_descendants(self):
+        """Finding 3: after --timeout, a descendant that called setsid (out of
+        the command's process group) dies too."""
+        srv, address = self.start_native("--timeout", "1")
+        r = self.rcmd(address, "sh", "-c", "setsid sleep 300 & echo $!; sleep 300")
+        self.assertEqual(r.returncode, 128 + 15, r.stderr)
+        pid = int(r.stdout)
+        try:
+            self.assertTrue(sstest.wait_until(lambda: not alive(pid), timeout=3),
+                            "the setsid descendant survived the timeout")
+        finally:
+            reap_leftover(pid)
+
+    def test_disconnect_kills_setsid_descendants(self):
+        """Finding 3: a client that goes away takes every descendant of its
+        command with it, setsid or double fork included."""
+        srv, address = self.start_native()
+        frame = lambda t, p=b"": struct.pack(">BI", t, len(p)) + p
+        with sstest.connect(address) as s:
+            s.sendall(frame(1, b"RCMD\x01\x00test"))
+            hdr = s.recv(5, socket.MSG_WAITALL)
+            s.recv(struct.unpack(">I", hdr[1:])[0], socket.MSG_WAITALL)
+            s.sendall(frame(2, b"\x01(setsid sh -c 'sleep 300 & echo $!' &); sleep 300\x00"))
+            hdr = s.recv(5, socket.MSG_WAITALL)
+            self.assertEqual(hdr[0], 5)
+            pid = int(s.recv(struct.unpack(">I", hdr[1:])[0], socket.MSG_WAITALL))
+        try:
+            self.assertTrue(sstest.wait_until(lambda: not alive(pid), timeout=3),
+                            "the double-forked setsid descendant survived the disconnect")
+        finally:
+            reap_leftover(pid)
 
     def test_timeout_holds_against_a_client_that_stops_reading(self):
         """--timeout ends a command even while the server is blocked writing to
