@@ -12,6 +12,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +34,83 @@ static int parse_u64(const char *s, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+/* ---- --insecure-no-auth: who may connect (CLI.md "Privileges") ---------- */
+
+/* A hook the common flags may have set before ours (access rules). */
+static bool (*next_verify)(ss_server *, const ss_sock *, const ss_addr *);
+
+/* Without authentication, a unix socket is as private as its peer's uid:
+ * only our own (SO_PEERCRED, the kernel's word, taken at connect) is served.
+ * The effective uid is read at each call: --user may have changed it after
+ * bind. */
+static bool own_uid_only(ss_server *srv, const ss_sock *conn, const ss_addr *client)
+{
+    if (conn->kind == SS_ADDR_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(conn->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+            len != sizeof cred) {
+            ss_server_log(srv, SS_LOG_WARN, "rcmd: unix peer refused: cannot tell its uid: %s",
+                          strerror(errno));
+            return false;
+        }
+        if (cred.uid != geteuid()) {
+            ss_server_log(srv, SS_LOG_WARN,
+                          "rcmd: unix peer uid %u (pid %d) refused: --insecure-no-auth "
+                          "serves only uid %u",
+                          (unsigned)cred.uid, (int)cred.pid, (unsigned)geteuid());
+            return false;
+        }
+    }
+    return next_verify == NULL || next_verify(srv, conn, client);
+}
+
+static const char *user_we_run_as(const cli_server *srv, char *buf, size_t len)
+{
+    if (srv->user_name != NULL)
+        return srv->user_name;
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &res) == 0 && res != NULL)
+        snprintf(buf, len, "%s", res->pw_name);
+    else
+        snprintf(buf, len, "uid %u", (unsigned)geteuid());
+    return buf;
+}
+
+/* Start the server; a unix path socket is created mode 0600 whatever the
+ * umask (the umask narrowed around bind: no moment where others may
+ * connect; unix_mode says the same to the library). */
+static int start_insecure(cli_server *srv, const char *address, const ss_addr *addr,
+                          const ss_handler *handler, ss_server **out)
+{
+    bool path = addr->kind == SS_ADDR_UNIX && addr->u.un.sun_path[0] != '\0';
+    if (path)
+        srv->opts.unix_mode = 0600;
+    next_verify = srv->opts.verify_request;
+    srv->opts.verify_request = own_uid_only;
+    mode_t old_mask = path ? umask(0177) : 0;
+    int rc = cli_server_start(srv, address, handler, out);
+    if (path) {
+        umask(old_mask);
+        if (rc == CLI_OK && chmod(addr->u.un.sun_path, 0600) != 0) {
+            /* not freed: the signal watcher knows it; we exit at once */
+            cli_error("rcmd-server", "cannot chmod %s to 0600: %s", addr->u.un.sun_path,
+                      strerror(errno));
+            *out = NULL;
+            return CLI_RUNTIME;
+        }
+    }
+    if (rc == CLI_OK && addr->kind == SS_ADDR_TCP) {
+        char who[160];
+        cli_error("rcmd-server",
+                  "warning: --insecure-no-auth on TCP: every local user can run commands "
+                  "as %s",
+                  user_we_run_as(srv, who, sizeof who));
+    }
+    return rc;
 }
 
 static int run(int argc, char **argv)
@@ -167,10 +249,10 @@ static int run(int argc, char **argv)
                                           "--insecure-no-auth (loopback or unix only)"
                                         : "no key: give --key FILE (or --insecure-no-auth "
                                           "on a loopback address)");
+    ss_addr addr = {0};
     if (cfg.insecure) {
         /* Checked as the server will bind it: passive (":PORT" is every
          * interface, not localhost) and resolved (localhost is fine). */
-        ss_addr addr;
         ss_error err = {0};
         int prc = ss_addr_parse(&addr, address, SS_ADDR_PASSIVE, &err);
         if (prc == SS_EBADADDR)
@@ -183,6 +265,10 @@ static int run(int argc, char **argv)
             return cli_usage_error("rcmd-server",
                                    "--insecure-no-auth is only allowed on a loopback or unix "
                                    "address, not %s", address);
+        if (geteuid() == 0 && srv.user_name == NULL)
+            return cli_usage_error("rcmd-server",
+                                   "--insecure-no-auth as root would let every local user run "
+                                   "commands as root: give --user NAME");
     }
     if (srv.opts.model == SS_MODEL_EVENT)
         return cli_usage_error("rcmd-server", "--model event is not supported by rcmd-server");
@@ -217,7 +303,15 @@ static int run(int argc, char **argv)
     }
     ss_handler handler = {.handle = cfg.seed ? rcmd_seed_handle : rcmd_native_handle,
                           .data = &cfg};
-    int rc = cli_server_main(&srv, address, &handler);
+    int rc;
+    if (cfg.insecure) {
+        ss_server *server;
+        rc = start_insecure(&srv, address, &addr, &handler, &server);
+        if (rc == CLI_OK)
+            rc = cli_server_run(&srv, server);
+    } else {
+        rc = cli_server_main(&srv, address, &handler);
+    }
     if (tls != NULL)
         rcmd_tls_ctx_free(tls);
     return rc;
@@ -239,7 +333,8 @@ const cli_command cli_cmd_rcmd_server = {
         "  --max-unauth N        connections still authenticating at once (default "
         RCMD_DEFAULT_MAX_UNAUTH_TEXT ");\n"
         "                        past it, the oldest of them is cut\n"
-        "  --insecure-no-auth    no TLS, no key: loopback or unix addresses only\n"
+        "  --insecure-no-auth    no TLS, no key: loopback or unix addresses only; unix\n"
+        "                        peers of our own uid only; as root, needs --user\n"
         "  --protocol P          native (default) or seed (needs --insecure-no-auth)\n"
         "  --allow PROG          run only PROG (repeatable; argv only, never a shell)\n"
         "  --timeout SEC         kill a command after SEC seconds (TERM, then KILL)\n"

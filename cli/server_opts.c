@@ -114,6 +114,12 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
         c->opts.drain_timeout = sec;
         return CLI_FLAG_TAKEN;
     }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--user", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        c->user_name = v;
+        return CLI_FLAG_TAKEN;
+    }
     return CLI_FLAG_NOT_MINE;
 }
 

@@ -34,6 +34,7 @@ typedef struct cli_server {
     int verbosity;       /* CLI_LOG_QUIET, _NORMAL, _VERBOSE, or more (-vv: debug) */
     bool model_given;
     bool workers_given;
+    const char *user_name; /* --user NAME (NULL: not given); dropped to after bind */
 } cli_server;
 
 /* Return values of cli_server_flag() and cli_flag_value(). */

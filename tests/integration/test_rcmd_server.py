@@ -16,6 +16,10 @@ import time
 
 import sstest
 
+# CLI.md "Privileges": without authentication, root must name the user to
+# serve as (--user); the tests run as whoever they are.
+AS_USER = ["--user", "root"] if os.geteuid() == 0 else []
+
 
 def alive(pid):
     """True while `pid` runs (a zombie counts as gone: it runs nothing)."""
@@ -38,7 +42,7 @@ def reap_leftover(pid):
 class SeedProtocol(sstest.TestCase):
     def start_seed_server(self, *extra):
         return self.server("rcmd-server", "--protocol", "seed", "--insecure-no-auth", "-v",
-                           *extra, "tcp://127.0.0.1:0")
+                           *AS_USER, *extra, "tcp://127.0.0.1:0")
 
     def test_seed_python_client(self):
         srv, address = self.start_seed_server()
@@ -177,7 +181,7 @@ def pgrep(marker):
 
 class Native(sstest.TestCase):
     def start_native(self, *extra):
-        return self.server("rcmd-server", "--insecure-no-auth", "-v", *extra,
+        return self.server("rcmd-server", "--insecure-no-auth", "-v", *AS_USER, *extra,
                            "tcp://127.0.0.1:0")
 
     def rcmd(self, address, *cmd, input=b"", key=None):
@@ -405,7 +409,7 @@ class Native(sstest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (0, b"done\n"))
 
     def test_host_names(self):
-        srv, address = self.server("rcmd-server", "--insecure-no-auth", "localhost:0")
+        srv, address = self.server("rcmd-server", "--insecure-no-auth", *AS_USER, "localhost:0")
         port = sstest.split_inet(address)[1]
         r = self.rcmd("localhost:%d" % port, "echo", "by name")
         self.assertEqual((r.returncode, r.stdout), (0, b"by name\n"), r.stderr)
@@ -414,7 +418,7 @@ class Native(sstest.TestCase):
 
     def test_unix_address_insecure(self):
         address = "unix:" + sstest.abstract_name("rcmdsrv")
-        srv, bound = self.server("rcmd-server", "--insecure-no-auth", address)
+        srv, bound = self.server("rcmd-server", "--insecure-no-auth", *AS_USER, address)
         r = self.rcmd(bound, "echo", "over unix")
         self.assertEqual((r.returncode, r.stdout), (0, b"over unix\n"), r.stderr)
 
@@ -563,6 +567,85 @@ class Tls(sstest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(b"chmod 600", r.stderr)
         self.assertIn(p("server.key").encode(), r.stderr)
+
+
+def as_nobody():
+    """preexec_fn: become nobody (uid/gid 65534, no groups)."""
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+class Privileges(sstest.TestCase):
+    """Finding 2 (CLI.md "Privileges"): --insecure-no-auth must not hand every
+    local user the server's uid."""
+
+    def need_root(self):
+        if os.geteuid() != 0:
+            print("skipped: needs root (to be root, and to run a client as nobody)")
+            self.skipTest("needs root")
+
+    def test_insecure_as_root_needs_user(self):
+        self.need_root()
+        for args in (["--insecure-no-auth"], ["--protocol", "seed", "--insecure-no-auth"]):
+            for address in ("tcp://127.0.0.1:0", "unix:" + sstest.abstract_name("root")):
+                r = self.run_cli("rcmd-server", *args, address)
+                self.assertEqual(r.returncode, 2, (args, r.stderr))
+                lines = r.stderr.decode().strip().splitlines()
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertIn("--user", lines[0])
+        srv, address = self.server("rcmd-server", "--insecure-no-auth", "--user", "root",
+                                   "tcp://127.0.0.1:0")
+        # authenticated, root is fine
+        key = os.path.join(sstest.temp_dir(), "k")
+        self.assertEqual(self.run_cli("keygen", key).returncode, 0)
+        self.server("rcmd-server", "--key", key, "tcp://127.0.0.1:0")
+
+    def test_insecure_unix_path_socket_is_0600_under_umask_000(self):
+        path = os.path.join(sstest.temp_dir(), "rcmd.sock")
+        old = os.umask(0)
+        try:
+            srv, bound = self.server("rcmd-server", "--insecure-no-auth", *AS_USER,
+                                     "unix:" + path)
+        finally:
+            os.umask(old)
+        self.assertEqual(os.stat(path).st_mode & 0o7777, 0o600)
+        r = self.run_cli("rcmd", "--insecure-no-auth", bound, "--", "sh", "-c", "umask")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"0000\n")  # commands keep the server's umask
+
+    def test_insecure_unix_serves_only_its_own_uid(self):
+        self.need_root()
+        for address in ("unix:" + sstest.abstract_name("peercred"),
+                        "unix:" + os.path.join(sstest.temp_dir(), "s")):
+            srv, bound = self.server("rcmd-server", "--insecure-no-auth", "--user", "root",
+                                     address)
+            r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", bound, "--",
+                                "id", "-u"], capture_output=True, preexec_fn=as_nobody,
+                               timeout=20 * sstest.SLOW)
+            self.assertEqual((r.returncode, r.stdout), (255, b""), (address, r.stderr))
+            if "@" in address:  # a path socket (0600) does not even let nobody connect
+                srv.wait_stderr(r"unix peer uid 65534 \(pid \d+\) refused")
+            r = self.run_cli("rcmd", "--insecure-no-auth", bound, "--", "id", "-u")
+            self.assertEqual((r.returncode, r.stdout), (0, b"0\n"), r.stderr)
+
+    def test_insecure_loopback_tcp_warns_once(self):
+        srv, address = self.server("rcmd-server", "--insecure-no-auth", *AS_USER,
+                                   "tcp://127.0.0.1:0")
+        srv.wait_stderr(r"^sockserve: rcmd-server: warning: .*every local user can run "
+                        r"commands as \S+")
+        r = self.run_cli("rcmd", "--insecure-no-auth", address, "--", "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.signal(signal.SIGTERM)
+        self.assertEqual(srv.wait(), 0)
+        self.assertEqual(len([l for l in srv.err_lines if "every local user" in l]), 1,
+                         srv.err_lines)
+        # not on a unix socket: only our uid gets in there
+        srv, address = self.server("rcmd-server", "--insecure-no-auth", *AS_USER,
+                                   "unix:" + sstest.abstract_name("nowarn"))
+        srv.signal(signal.SIGTERM)
+        self.assertEqual(srv.wait(), 0)
+        self.assertFalse([l for l in srv.err_lines if "every local user" in l], srv.err_lines)
 
 
 class Flags(sstest.TestCase):
