@@ -374,6 +374,10 @@ typedef struct ss_stream_opts {
     size_t write_buffer; /* 0 = 16 KiB; writes larger than it go straight out */
     double timeout;      /* > 0: seconds each wait for the peer may take;
                             0 or negative: wait forever (the default) */
+    double write_timeout;/* > 0: waits for the peer to take our writes last
+                            at most this long, even when `timeout` (or a
+                            later ss_stream_settimeout) says forever; 0 = no
+                            extra bound */
 } ss_stream_opts;
 
 /* New stream over `t` (which must outlive it). `opts` may be NULL. */

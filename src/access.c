@@ -411,8 +411,8 @@ int ss_access_load(ss_access *a, const char *path, ss_error *err)
         int rc = -errno;
         return ss__fail(err, rc, "cannot read %s: %s", qpath, ss_strerror(rc));
     }
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     int rc = read_all(fd, &buf, &len);
     close(fd);
     if (rc == -EFBIG)

@@ -350,3 +350,7 @@ ss_loop *ss__engine_loop(ss__engine *e, int index)
 {
     return e->w[index].loop;
 }
+ss_dgram *ss__engine_dgram(ss__engine *e, int index)
+{
+    return e->w[index].dgram;
+}

@@ -51,5 +51,8 @@ int ss__engine_workers(const ss__engine *e);
 /* opts.user of the engine running `loop` (from any of its callbacks). */
 void *ss__engine_user_of(ss_loop *loop);
 ss_loop *ss__engine_loop(ss__engine *e, int index);
+/* The datagram socket of loop `index` (NULL for stream engines); use it on
+ * that loop only. */
+ss_dgram *ss__engine_dgram(ss__engine *e, int index);
 
 #endif

@@ -5,8 +5,14 @@
  * Stream servers run the callbacks of opts.event. Datagram servers run
  * opts.event->on_packet, or without opts.event the blocking handler, one
  * packet per handle() call, on the loop that received it. A stream server
- * without opts.event is refused (SS_EUNSUPPORTED): a blocking handle() would
- * stall every connection of its loop; the coroutine model is future work.
+ * without opts.event never gets here: a blocking handle() would stall every
+ * connection of its loop, so server.c gives it the core's acceptor (an
+ * epoll set, connections wait there for their first byte) and a thread per
+ * request, as SS_MODEL_THREADING; the coroutine model will run such
+ * handlers on the loops.
+ *
+ * Admission (server_admit.c) runs on the loops: access rules, max_per_ip
+ * and verify_request at accept, access rules and reply_rate per datagram.
  *
  * Lifetime, mapped onto socketserver's:
  *   ss_server_new      start: the loops run, the socket registered but held
@@ -69,6 +75,9 @@ static void on_close(ss_conn *c, int reason)
     event_state *st = state_of_loop(ss_conn_loop(c));
     if (st->user->on_close != NULL)
         st->user->on_close(c, reason);
+    ss__peer_key key; /* taken in verify() for every connection opened */
+    if (st->srv->per_ip != NULL && ss__peer_key_of(ss_conn_peer(c), &key))
+        ss__admit_release(st->srv, &key);
     const char *what = reason == 0              ? "closed"
                        : reason == SS_ETIMEOUT  ? "idle, closed"
                        : reason == SS_ESHUTDOWN ? "cut off by shutdown"
@@ -92,15 +101,26 @@ static void on_packet_blocking(ss_dgram *d, const void *data, size_t len, const 
     ss__req_end(st->srv, req, false);
 }
 
+/* A datagram passes the admission checks before either kind of handler. */
+static void on_packet_admitted(ss_dgram *d, const void *data, size_t len, const ss_addr *from)
+{
+    event_state *st = state_of_loop(ss_dgram_loop(d));
+    if (!ss__admit_packet(st->srv, from))
+        return;
+    if (st->user->on_packet != NULL)
+        st->user->on_packet(d, data, len, from);
+    else
+        on_packet_blocking(d, data, len, from);
+}
+
+/* At accept, on the loop: access rules, max_per_ip (released by on_close),
+ * verify_request. */
 static bool verify(void *arg, int fd, const ss_addr *peer)
 {
     ss_server *srv = arg;
-    ss_sock conn = {fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
-    if (srv->opts.verify_request(srv, &conn, peer))
-        return true;
-    atomic_fetch_add(&srv->counters.refused, 1);
-    log_peer(srv, SS_LOG_INFO, peer, "refused");
-    return false;
+    ss__peer_key key;
+    bool holds;
+    return ss__admit_conn(srv, fd, peer, &key, &holds) == 0;
 }
 
 static int event_start(ss_server *srv, ss_error *err)
@@ -126,8 +146,9 @@ static int event_start(ss_server *srv, ss_error *err)
     } else {
         static const struct ss_event_handler none = {0};
         st->user = &none;
-        st->h.on_packet = on_packet_blocking;
     }
+    if (!srv->stream)
+        st->h.on_packet = on_packet_admitted;
     if (srv->stream) {
         st->h.on_open = on_open;
         st->h.on_close = on_close;
@@ -139,7 +160,7 @@ static int event_start(ss_server *srv, ss_error *err)
         .max_conns = srv->opts.max_conns,
         .idle_timeout = srv->opts.idle_timeout,
         .max_packet = srv->opts.max_packet_size,
-        .verify = srv->opts.verify_request != NULL && srv->stream ? verify : NULL,
+        .verify = srv->stream ? verify : NULL,
         .verify_arg = srv,
         .held = true,
         .user = st,
@@ -162,9 +183,12 @@ static int event_serve(ss_server *srv)
                 continue;
             }
         }
+        if (ss__refusal_due(srv) && (ms < 0 || ms > 1000))
+            ms = 1000; /* the loops note refusals; the summary is written here */
         struct pollfd p = {.fd = srv->wake_fd, .events = POLLIN};
         if (poll(&p, 1, ms) > 0)
             ss__wake_consume(srv);
+        ss__refusal_flush(srv, false);
     }
     /* From here no loop touches the socket: server_close may close it. */
     ss__engine_stop_accepting(st->engine);
@@ -186,20 +210,53 @@ static void adopt_run(ss_loop *loop, void *arg)
     free(j);
 }
 
+/* handle_request's packet for the callbacks: on_packet must run on a loop
+ * (it replies through that loop's ss_dgram), so it goes to the first one. */
+typedef struct packet_job {
+    event_state *st;
+    ss_addr from;
+    size_t len;
+    unsigned char data[];
+} packet_job;
+
+static void packet_run(ss_loop *loop, void *arg)
+{
+    packet_job *j = arg;
+    ss_dgram *d = ss__engine_dgram(j->st->engine, 0);
+    if (d != NULL)
+        j->st->user->on_packet(d, j->data, j->len, &j->from);
+    (void)loop;
+    free(j);
+}
+
+static void post_packet(ss_server *srv, event_state *st, const ss__req *req)
+{
+    packet_job *j = malloc(sizeof *j + (req->pub.packet_len ? req->pub.packet_len : 1));
+    if (j == NULL) {
+        ss_server_log(srv, SS_LOG_ERROR, "%s: packet dropped: out of memory", srv->addr_text);
+        return;
+    }
+    j->st = st;
+    j->from = req->pub.client_address;
+    j->len = req->pub.packet_len;
+    memcpy(j->data, req->pub.packet, req->pub.packet_len);
+    if (ss_loop_post(ss__engine_loop(st->engine, 0), packet_run, j) < 0)
+        free(j);
+}
+
 static void event_dispatch(ss_server *srv, ss__req *req)
 {
     event_state *st = srv->model_state;
     if (!srv->stream) {
-        if (st->user->on_packet != NULL) {
-            ss_server_log(srv, SS_LOG_WARN,
-                          "%s: handle_request with event callbacks: packet dropped",
-                          srv->addr_text);
-        } else {
+        if (st->user->on_packet != NULL)
+            post_packet(srv, st, req);
+        else
             ss__req_run(srv, req);
-        }
         ss__req_end(srv, req, false);
         return;
     }
+    /* the loop's connection releases the max_per_ip slot when it closes */
+    req->holds_key = false;
     adopt_job *j = malloc(sizeof *j);
     int fd = j != NULL ? fcntl(req->conn.fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (fd >= 0) {

@@ -25,6 +25,8 @@ static int forking_start(ss_server *srv, ss_error *err)
 static void child_exited(void *arg, const ss__child *child, int status)
 {
     ss_server *srv = arg;
+    if (child->holds_key)
+        ss__admit_release(srv, &child->key);
     if (WIFSIGNALED(status))
         ss_server_log(srv, SS_LOG_WARN, "%s: child %ld killed by signal %d",
                       srv->addr_text, (long)child->pid, WTERMSIG(status));
@@ -50,7 +52,12 @@ static void forking_dispatch(ss_server *srv, ss__req *req)
         _exit(0);
     }
     ss__active_add(srv, 1); /* the child counts as the request from now on */
-    ss__children_add(c, pid, 0);
+    ss__child *kid = ss__children_add(c, pid, 0);
+    if (kid != NULL && req->holds_key) { /* its max_per_ip slot goes with it */
+        kid->key = req->key;
+        kid->holds_key = true;
+        req->holds_key = false;
+    }
     ss__req_end(srv, req, true);
 }
 

@@ -1,8 +1,9 @@
-/* model_pool.c — a fixed pool of threads fed by a bounded queue. The loop
- * accepts; a connection that finds every worker busy and the queue full is
- * closed at once and counted (stats.rejected, logged at WARN): a bounded
- * server answers an overload quickly instead of letting latency grow without
- * end. Use max_conns to make clients wait in the backlog instead. */
+/* model_pool.c — a fixed pool of threads fed by a bounded queue. While
+ * every worker is busy and the queue is full the loop gives out nothing:
+ * connections that have spoken wait in the acceptor (bounded by
+ * max_pending, oldest cut first), so a burst of clients is served as
+ * workers free up instead of being refused. A datagram that finds no room
+ * waits in the socket's receive queue. */
 #include "server_internal.h"
 
 #include <errno.h>
@@ -44,9 +45,12 @@ static void *pool_worker(void *arg)
             return NULL;
         }
         ss__req *req = st->queue[st->head];
+        bool was_full = st->count == st->cap;
         st->head = (st->head + 1) % st->cap;
         st->count--;
         pthread_mutex_unlock(&st->lock);
+        if (was_full)
+            ss__wake(srv); /* the loop may give out the next one */
         ss__req_run(srv, req);
         ss__req_end(srv, req, false);
     }
@@ -123,6 +127,15 @@ static void pool_dispatch(ss_server *srv, ss__req *req)
     }
 }
 
+static bool pool_has_room(ss_server *srv)
+{
+    pool_state *st = srv->model_state;
+    pthread_mutex_lock(&st->lock);
+    bool room = st->count < st->cap;
+    pthread_mutex_unlock(&st->lock);
+    return room;
+}
+
 static void pool_abort(ss_server *srv)
 {
     pool_state *st = srv->model_state;
@@ -152,6 +165,7 @@ const ss__model_ops ss__model_pool = {
     .name = "pool",
     .start = pool_start,
     .dispatch = pool_dispatch,
+    .has_room = pool_has_room,
     .drain = ss__drain_threads,
     .abort = pool_abort,
     .destroy = pool_destroy,

@@ -13,15 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Connections accepted per wake-up before the loop looks at its other
- * descriptors again (bounded work per turn, HAProxy's maxaccept). */
-#define ACCEPT_BATCH 16
-/* Python's serve_forever poll_interval: only used to keep calling
- * service_actions when one is set; shutdown never waits for it. */
-#define SERVICE_TICK_MS 500
-/* Back-off after accept fails for lack of descriptors or memory. */
-#define ACCEPT_BACKOFF_MIN_MS 50
-#define ACCEPT_BACKOFF_MAX_MS 1000
 
 /* ---- models -------------------------------------------------------------- */
 
@@ -78,7 +69,7 @@ void ss_server_opts_init(ss_server_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->model = SS_MODEL_SERIAL;
-    o->request_queue_size = 128;
+    o->request_queue_size = 0; /* the system's maximum */
     o->timeout = SS_TIMEOUT_NONE;
     o->block_on_close = true;
     o->max_children = 40;
@@ -110,9 +101,14 @@ static int check_opts(const ss_server_opts *o, ss_error *err)
     if (o->max_unadmitted < 0)
         return ss__fail(err, SS_EUSAGE, "max_unadmitted must be >= 0 (got %d)",
                         o->max_unadmitted);
-    if (o->max_unadmitted > 0 && o->model == SS_MODEL_EVENT)
-        return ss__fail(err, SS_EUSAGE,
-                        "max_unadmitted is not supported by the event model");
+    if (o->max_pending < 0)
+        return ss__fail(err, SS_EUSAGE, "max_pending must be >= 0 (got %d)",
+                        o->max_pending);
+    if (o->max_per_ip < 0)
+        return ss__fail(err, SS_EUSAGE, "max_per_ip must be >= 0 (got %d)",
+                        o->max_per_ip);
+    if (o->unix_mode > 0777)
+        return ss__fail(err, SS_EUSAGE, "unix_mode must be a permission mode (0-0777)");
     return 0;
 }
 
@@ -172,6 +168,7 @@ bool ss__drain_threads(ss_server *srv, int64_t deadline)
 void ss__enter_child(ss_server *srv)
 {
     atomic_store(&srv->in_child, true);
+    ss__acceptor_forget(srv);
     /* Only the forking thread lives on in the child; a lock another thread
      * held at fork() would never be released, so start from fresh ones. */
     pthread_mutex_init(&srv->lock, NULL);
@@ -202,9 +199,12 @@ static int default_bind(ss_server *srv, ss_sock *sock, const ss_addr *a,
 
 static int default_activate(ss_server *srv, ss_sock *sock, ss_error *err)
 {
+    /* 0 = the system's maximum: the kernel clamps any larger backlog to
+     * net.core.somaxconn, and a short one drops handshakes under a burst
+     * (clients then stall for a SYN retransmission, 1 s or more) */
     int rc = ss_sock_listen(sock, srv->opts.request_queue_size > 0
                                       ? srv->opts.request_queue_size
-                                      : 128);
+                                      : 65535);
     if (rc < 0)
         return ss__fail(err, rc, "cannot listen on %s: %s", srv->addr_text,
                         ss_strerror(rc));
@@ -286,6 +286,12 @@ static int open_socket(ss_server *srv, const ss_addr *a, ss_error *err)
     srv->addr.kind = a->kind;
     ss_addr_format(&srv->addr, srv->addr_text, sizeof srv->addr_text);
     remember_unix_file(srv);
+    /* before listen(): until then nobody can connect, so no peer slips in
+     * under the umask's mode */
+    if (srv->opts.unix_mode != 0 && srv->unix_path[0] != '\0' &&
+        chmod(srv->unix_path, (mode_t)srv->opts.unix_mode) < 0)
+        return ss__fail(err, -errno, "cannot set the mode of %s: %s", srv->addr_text,
+                        strerror(errno));
 
     if (srv->stream) {
         local.msg[0] = '\0';
@@ -313,6 +319,8 @@ static void destroy(ss_server *srv)
 {
     if (srv->model != NULL && srv->model->destroy != NULL)
         srv->model->destroy(srv);
+    ss__acceptor_free(srv);
+    ss__admit_free(srv);
     remove_unix_file(srv);
     ss_sock_close(&srv->sock);
     if (srv->wake_fd >= 0)
@@ -372,6 +380,16 @@ int ss_server_new(ss_server **out, const char *address,
     pthread_cond_init(&srv->cond, &ca);
     pthread_condattr_destroy(&ca);
 
+    /* before anything can fail: destroy() undoes these two whatever
+     * state the rest is in */
+    srv->acceptor.epfd = -1;
+    rc = ss__admit_init(srv);
+    if (rc == 0)
+        rc = ss__acceptor_init(srv);
+    if (rc < 0) {
+        rc = ss__fail(err, rc, "cannot set up the acceptor: %s", ss_strerror(rc));
+        goto fail;
+    }
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->wake_fd < 0) {
         rc = ss__fail(err, -errno, "cannot create an eventfd: %s",
@@ -388,6 +406,12 @@ int ss_server_new(ss_server **out, const char *address,
             goto fail;
         }
     }
+    /* A blocking stream handler under the event model: its handle() would
+     * stall every connection of a loop, so connections wait in the core's
+     * acceptor (epoll) for their first byte and each then runs on a thread
+     * of its own. */
+    if (o.model == SS_MODEL_EVENT && srv->stream && o.event == NULL)
+        model = &ss__model_threading;
     srv->model = model;
     if (model->start != NULL && (rc = model->start(srv, err)) < 0)
         goto fail;
@@ -396,350 +420,6 @@ int ss_server_new(ss_server **out, const char *address,
 fail:
     destroy(srv);
     return rc;
-}
-
-/* ---- the loop ---------------------------------------------------------------- */
-
-static bool has_room(ss_server *srv)
-{
-    if (srv->stream && srv->opts.max_conns > 0 &&
-        atomic_load(&srv->active) >= (size_t)srv->opts.max_conns)
-        return false;
-    return srv->model->has_room == NULL || srv->model->has_room(srv);
-}
-
-static int accept_failed(ss_server *srv, int e)
-{
-    switch (e) {
-    case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-    case EWOULDBLOCK:
-#endif
-    case EINTR:
-    case ECONNABORTED:
-    case EPROTO: /* Linux passes pending network errors to accept */
-    case ENETDOWN:
-    case ENOPROTOOPT:
-    case EHOSTDOWN:
-    case ENONET:
-    case EHOSTUNREACH:
-    case EOPNOTSUPP:
-    case ENETUNREACH:
-    case EPERM: /* firewall rules */
-        return 0;
-    case EMFILE:
-    case ENFILE:
-    case ENOBUFS:
-    case ENOMEM:
-        /* The connection stays in the backlog and the listener stays
-         * readable: polling it again at once would spin. Stop polling it
-         * for a while instead, longer each time, and say so once. */
-        srv->accept_backoff_ms =
-            srv->accept_backoff_ms == 0
-                ? ACCEPT_BACKOFF_MIN_MS
-                : (srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
-                       ? ACCEPT_BACKOFF_MAX_MS
-                       : srv->accept_backoff_ms * 2);
-        srv->accept_resume_at = ss__now_ms() + srv->accept_backoff_ms;
-        if (!srv->accept_fail_logged) {
-            srv->accept_fail_logged = true;
-            ss_server_log(srv, SS_LOG_ERROR,
-                          "%s: cannot accept: %s; pausing accept",
-                          srv->addr_text, strerror(e));
-        }
-        return 0;
-    default:
-        return -e;
-    }
-}
-
-/* Accept one connection or receive one packet. Returns 1 when one was
- * taken (*out NULL if verify_request refused it), 0 when there was nothing
- * to take, or a fatal code. */
-static int take_one(ss_server *srv, bool copy_packet, ss__req **out)
-{
-    *out = NULL;
-    struct sockaddr_storage from;
-    socklen_t len = sizeof from;
-    ss_addr peer;
-    memset(&peer, 0, sizeof peer);
-    peer.kind = srv->addr.kind;
-
-    if (srv->stream) {
-        int fd = accept4(srv->sock.fd, (struct sockaddr *)&from, &len,
-                         SOCK_CLOEXEC);
-        if (fd < 0)
-            return accept_failed(srv, errno);
-        if (srv->accept_backoff_ms != 0) {
-            srv->accept_backoff_ms = 0;
-            srv->accept_fail_logged = false;
-            ss_server_log(srv, SS_LOG_WARN, "%s: accepting again",
-                          srv->addr_text);
-        }
-        if (ss_addr_from_sockaddr(&peer, srv->addr.kind,
-                                  (struct sockaddr *)&from, len) < 0) {
-            peer.len = sizeof(sa_family_t);
-            peer.u.sa.sa_family = (sa_family_t)ss_addr_family(&srv->addr);
-        }
-        ss_sock conn = {fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
-        if (srv->opts.verify_request != NULL &&
-            !srv->opts.verify_request(srv, &conn, &peer)) {
-            atomic_fetch_add(&srv->counters.refused, 1);
-            char text[SS_ADDR_STRLEN];
-            ss_addr_format(&peer, text, sizeof text);
-            ss_server_log(srv, SS_LOG_INFO, "%s refused", text);
-            shutdown(fd, SHUT_WR);
-            close(fd);
-            return 1;
-        }
-        int rc = ss__req_from_conn(srv, &conn, &peer, out);
-        if (rc < 0) {
-            ss_server_log(srv, SS_LOG_ERROR, "%s: cannot start a request: %s",
-                          srv->addr_text, ss_strerror(rc));
-            return 1;
-        }
-        return 1;
-    }
-
-    ssize_t n = recvfrom(srv->sock.fd, srv->dgram_buf, srv->opts.max_packet_size,
-                         MSG_DONTWAIT, (struct sockaddr *)&from, &len);
-    if (n < 0) {
-        int e = errno;
-        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR ||
-            e == ECONNREFUSED) /* an ICMP error about an earlier reply */
-            return 0;
-        if (e == ENOMEM || e == ENOBUFS)
-            return 0;
-        return -e;
-    }
-    if (ss_addr_from_sockaddr(&peer, srv->addr.kind, (struct sockaddr *)&from,
-                              len) < 0) {
-        memset(&peer, 0, sizeof peer);
-        peer.kind = srv->addr.kind;
-        peer.len = len;
-        memcpy(&peer.u, &from, len <= sizeof peer.u ? len : sizeof peer.u);
-    }
-    if (srv->opts.verify_request != NULL &&
-        !srv->opts.verify_request(srv, &srv->sock, &peer)) {
-        atomic_fetch_add(&srv->counters.refused, 1);
-        return 1;
-    }
-    int rc = ss__req_from_packet(srv, srv->dgram_buf, (size_t)n, &peer,
-                                 copy_packet, out);
-    if (rc < 0)
-        ss_server_log(srv, SS_LOG_ERROR, "%s: cannot start a request: %s",
-                      srv->addr_text, ss_strerror(rc));
-    return 1;
-}
-
-static int min_timeout(int a, int b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
-
-static int grow_pollset(ss_server *srv, int want)
-{
-    if (want <= srv->pfd_cap)
-        return 0;
-    struct pollfd *p = realloc(srv->pfd, (size_t)want * sizeof *p);
-    if (p == NULL)
-        return -ENOMEM;
-    srv->pfd = p;
-    srv->pfd_cap = want;
-    return 0;
-}
-
-/*
- * One turn of the loop: wait until something happens or `deadline` passes,
- * then take at most `budget` requests. Returns how many were taken (> 0),
- * 0 when woken with nothing taken, SS_ETIMEOUT, SS_ESHUTDOWN, or a fatal
- * code.
- */
-static int serve_turn(ss_server *srv, int64_t deadline, int budget)
-{
-    if (ss__shutdown_requested(srv))
-        return SS_ESHUTDOWN;
-    if (srv->model->reap != NULL)
-        srv->model->reap(srv);
-    int rc = grow_pollset(srv, 2 + srv->model_nfds);
-    if (rc < 0)
-        return rc;
-
-    struct pollfd *pfd = srv->pfd;
-    int n = 0, listen_at = -1, timeout = -1;
-    pfd[n++] = (struct pollfd){.fd = srv->wake_fd, .events = POLLIN};
-    int64_t now = ss__now_ms();
-    bool paused = srv->accept_resume_at > now;
-    if (paused)
-        timeout = (int)(srv->accept_resume_at - now);
-    else if (has_room(srv)) {
-        listen_at = n;
-        pfd[n++] = (struct pollfd){.fd = srv->sock.fd, .events = POLLIN};
-    }
-    int first_model = n, tick = -1;
-    if (srv->model->pollfds != NULL)
-        n += srv->model->pollfds(srv, pfd + n, srv->pfd_cap - n, &tick);
-    timeout = min_timeout(timeout, tick > 0 ? tick : -1);
-    timeout = min_timeout(timeout, ss__remaining_ms(deadline));
-    if (srv->opts.service_actions != NULL)
-        timeout = min_timeout(timeout, SERVICE_TICK_MS);
-
-    int ready = poll(pfd, (nfds_t)n, timeout);
-    if (ready < 0)
-        return errno == EINTR ? 0 : -errno;
-    if (pfd[0].revents != 0)
-        ss__wake_consume(srv);
-    if (ss__shutdown_requested(srv))
-        return SS_ESHUTDOWN;
-    for (int i = first_model; i < n && srv->model->reap != NULL; i++) {
-        if (pfd[i].revents != 0) {
-            srv->model->reap(srv);
-            break;
-        }
-    }
-    int taken = 0;
-    if (listen_at >= 0 && pfd[listen_at].revents != 0) {
-        bool copy = srv->model != &ss__model_serial;
-        while (taken < budget && !ss__shutdown_requested(srv) && has_room(srv)) {
-            ss__req *req;
-            rc = take_one(srv, copy, &req);
-            if (rc < 0)
-                return rc;
-            if (rc == 0)
-                break;
-            taken++;
-            if (req != NULL)
-                srv->model->dispatch(srv, req);
-        }
-    }
-    if (taken > 0)
-        return taken;
-    if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
-        return SS_ETIMEOUT;
-    return 0;
-}
-
-int ss__serve_one_inline(ss_server *srv, int stop_fd)
-{
-    struct pollfd pfd[2];
-    int n = 0, listen_at = -1, timeout = -1;
-    pfd[n++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
-    int64_t now = ss__now_ms();
-    if (srv->accept_resume_at > now)
-        timeout = (int)(srv->accept_resume_at - now);
-    else {
-        listen_at = n;
-        pfd[n++] = (struct pollfd){.fd = srv->sock.fd, .events = POLLIN};
-    }
-    if (srv->opts.service_actions != NULL)
-        timeout = min_timeout(timeout, SERVICE_TICK_MS);
-    int ready = poll(pfd, (nfds_t)n, timeout);
-    if (ready < 0)
-        return errno == EINTR ? 0 : -errno;
-    if (pfd[0].revents != 0)
-        return SS_ESHUTDOWN;
-    if (listen_at >= 0 && pfd[listen_at].revents != 0) {
-        ss__req *req;
-        int rc = take_one(srv, false, &req);
-        if (rc < 0)
-            return rc;
-        if (req != NULL) {
-            ss__req_run(srv, req);
-            ss__req_end(srv, req, false);
-        }
-    }
-    if (srv->opts.service_actions != NULL)
-        srv->opts.service_actions(srv);
-    return 0;
-}
-
-static int begin_serving(ss_server *srv)
-{
-    pthread_mutex_lock(&srv->lock);
-    int rc = srv->closed ? SS_ECLOSED : srv->serving ? SS_EBUSY : 0;
-    if (rc == 0) {
-        srv->serving = true;
-        srv->serving_thread = pthread_self();
-    }
-    pthread_mutex_unlock(&srv->lock);
-    return rc;
-}
-
-static void end_serving(ss_server *srv)
-{
-    pthread_mutex_lock(&srv->lock);
-    /* a shutdown request is consumed by the loop that honoured it */
-    atomic_store(&srv->shutdown_req, 0);
-    srv->serving = false;
-    pthread_cond_broadcast(&srv->cond);
-    pthread_mutex_unlock(&srv->lock);
-}
-
-int ss_server_serve_forever(ss_server *srv)
-{
-    int rc = begin_serving(srv);
-    if (rc < 0)
-        return rc;
-    if (srv->model->serve != NULL) {
-        rc = srv->model->serve(srv);
-    } else {
-        for (;;) {
-            rc = serve_turn(srv, -1, ACCEPT_BATCH);
-            if (rc == SS_ESHUTDOWN) {
-                rc = 0;
-                break;
-            }
-            if (rc < 0 && rc != SS_ETIMEOUT) {
-                ss_server_log(srv, SS_LOG_ERROR, "%s: cannot go on serving: %s",
-                              srv->addr_text, ss_strerror(rc));
-                break;
-            }
-            if (srv->opts.service_actions != NULL)
-                srv->opts.service_actions(srv);
-        }
-    }
-    end_serving(srv);
-    return rc;
-}
-
-int ss_server_handle_request(ss_server *srv)
-{
-    int rc = begin_serving(srv);
-    if (rc < 0)
-        return rc;
-    int64_t deadline = ss__deadline(srv->opts.timeout);
-    do
-        rc = serve_turn(srv, deadline, 1);
-    while (rc == 0);
-    end_serving(srv);
-    if (rc == SS_ETIMEOUT && srv->opts.handle_timeout != NULL)
-        srv->opts.handle_timeout(srv);
-    return rc > 0 ? 0 : rc;
-}
-
-void ss_server_shutdown_nowait(ss_server *srv)
-{
-    atomic_store_explicit(&srv->shutdown_req, 1, memory_order_relaxed);
-    ss__wake(srv);
-}
-
-void ss_server_abort(ss_server *srv)
-{
-    ss__shutdown_live(srv);
-}
-
-void ss_server_shutdown(ss_server *srv)
-{
-    ss_server_shutdown_nowait(srv);
-    pthread_mutex_lock(&srv->lock);
-    if (!(srv->serving && pthread_equal(srv->serving_thread, pthread_self())))
-        while (srv->serving)
-            pthread_cond_wait(&srv->cond, &srv->lock);
-    pthread_mutex_unlock(&srv->lock);
 }
 
 /* ---- close and free ------------------------------------------------------------ */
@@ -789,6 +469,9 @@ void ss_server_close(ss_server *srv)
     if (srv->stream) {
         remove_unix_file(srv);
         ss_sock_close(&srv->sock);
+        /* connections that never became requests are not drained */
+        if (!atomic_load(&srv->in_child))
+            ss__acceptor_free(srv);
     }
     if (requests_may_wait(srv))
         finish_requests(srv);
@@ -832,6 +515,10 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->active = atomic_load(&s->active);
     out->unadmitted = atomic_load(&s->unadmitted);
     out->evicted = atomic_load(&s->counters.evicted);
+    out->denied = atomic_load(&s->counters.denied);
+    out->over_ip = atomic_load(&s->counters.over_ip);
+    out->timed_out = atomic_load(&s->counters.timed_out);
+    out->dropped = atomic_load(&s->counters.dropped);
 }
 
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,16 +34,17 @@ void ss__children_free(ss__children *c)
     c->n = c->cap = 0;
 }
 
-int ss__children_add(ss__children *c, pid_t pid, int slot)
+ss__child *ss__children_add(ss__children *c, pid_t pid, int slot)
 {
     if (c->n >= c->cap)
-        return -ENOSPC;
+        return NULL;
     ss__child *k = &c->kids[c->n++];
+    memset(k, 0, sizeof *k);
     k->pid = pid;
     k->slot = slot;
     k->started_ms = ss__now_ms();
     k->pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* always close-on-exec */
-    return 0;
+    return k;
 }
 
 int ss__children_pollfds(const ss__children *c, struct pollfd *p, int max,

@@ -10,6 +10,8 @@ typedef struct ss__child {
     int pidfd; /* -1 when the kernel has no pidfd_open */
     int slot;  /* the model's own index (prefork: worker number) */
     int64_t started_ms;
+    ss__peer_key key; /* forking: the request's max_per_ip slot */
+    bool holds_key;
 } ss__child;
 
 typedef struct ss__children {
@@ -22,8 +24,8 @@ typedef void (*ss__child_exited)(void *arg, const ss__child *child,
 
 int ss__children_init(ss__children *c, int cap);
 void ss__children_free(ss__children *c);
-/* Track `pid` (-ENOSPC when full). */
-int ss__children_add(ss__children *c, pid_t pid, int slot);
+/* Track `pid`: its record, or NULL when full. */
+ss__child *ss__children_add(ss__children *c, pid_t pid, int slot);
 /* pidfds to poll (POLLIN = exited); *tick_ms set when some have none. */
 int ss__children_pollfds(const ss__children *c, struct pollfd *p, int max,
                          int *tick_ms);

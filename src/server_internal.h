@@ -5,6 +5,7 @@
 #define SS_SERVER_INTERNAL_H
 
 #include "internal.h"
+#include "peer_limits.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -13,23 +14,53 @@
 #include <sys/types.h>
 
 typedef struct ss__req ss__req;
+typedef struct ss__pending ss__pending;
+
+/* The acceptor (server_accept.c): connections accepted and admitted but
+ * not yet requests. `waiting` have sent nothing yet (registered in epfd,
+ * oldest first); `ready` have, and wait for a worker (oldest first). */
+typedef struct ss__acceptor {
+    int epfd; /* -1 for datagram servers and server_speaks_first */
+    ss__pending *waiting, *waiting_tail;
+    ss__pending *ready, *ready_tail;
+    int nwaiting, nready;
+} ss__acceptor;
+
+/* What the acceptor knows of a connection, handed to its request. */
+typedef struct ss__conn_info {
+    ss_addr peer;
+    int64_t accepted_ms;
+    ss__peer_key key;
+    bool holds_key; /* counted in max_per_ip: released when it ends */
+} ss__conn_info;
+
+/* Why a peer was turned away (server_admit.c's summary line). */
+typedef enum ss__refusal {
+    SS__REFUSED_DENIED = 1, /* 0 is "admitted" in ss__admit_conn's return */
+    SS__REFUSED_OVER_IP,
+    SS__REFUSED_VERIFY,
+    SS__REFUSED_EVICTED,
+    SS__REFUSED_SILENT,
+    SS__REFUSED_RATE,
+    SS__REFUSED_KINDS
+} ss__refusal;
 
 /*
  * The model operations table: how a concurrency model runs requests.
  *
  * The core owns the listening (or datagram) socket, the wake-up eventfd, the
  * registry of live requests and the generic loop behind serve_forever and
- * handle_request. The loop polls the wake fd, the listener (only while the
- * model has room and max_conns is not reached) and whatever descriptors the
- * model adds; it accepts a bounded batch, checks verify_request, builds an
- * ss__req and gives it to the model's `dispatch`. A model that needs a loop
- * of its own (prefork's supervisor, the event model's epoll loops) sets
- * `serve` and the core calls it from serve_forever instead.
+ * handle_request. The loop polls the wake fd, the listener, the acceptor
+ * (connections admitted but silent so far) and whatever descriptors the
+ * model adds. It accepts a bounded batch into the acceptor (server_accept.c:
+ * get_request and verify_request); a connection that has sent its first
+ * byte becomes an ss__req and goes to the model's `dispatch` (process_request)
+ * only while the model has room and max_conns is not reached. A model that
+ * needs a loop of its own (prefork's datagram supervisor, the event model's
+ * epoll loops) sets `serve` and the core calls it from serve_forever.
  *
- * Adding a model (e.g. src/model_event.c) means one new file defining one
- * `const ss__model_ops ss__model_NAME`; server.c finds SS_MODEL_EVENT's table
- * through a weak reference (see ss__model_ops_for), so until model_event.c is
- * linked in, ss_server_new reports SS_EUNSUPPORTED.
+ * Adding a model means one new file defining one `const ss__model_ops
+ * ss__model_NAME` and a line in ss__model_ops_for (server.c).
  *
  * Every member but `name` and `dispatch` may be NULL (= nothing to do).
  * All are called on the thread that calls the public entry point (the main
@@ -46,8 +77,9 @@ typedef struct ss__model_ops {
     /* Run one request (ownership passes: the model must end it with
      * ss__req_run + ss__req_end, or ss__req_end alone to drop it). */
     void (*dispatch)(ss_server *srv, ss__req *req);
-    /* May the loop take another request now? (forking: max_children.) When
-     * false the listener is not polled this turn. */
+    /* May the loop give out another request now? (forking: max_children;
+     * pool: queue room; prefork: an idle worker.) When false, ready
+     * connections wait in the acceptor. */
     bool (*has_room)(ss_server *srv);
     /* Descriptors to watch beside the listener (forking: child pidfds).
      * Writes at most `max` entries, returns how many; a positive *tick_ms asks
@@ -81,6 +113,7 @@ const ss__model_ops *ss__model_ops_for(ss_model m);
 /* Counters behind ss_server_stats(). */
 typedef struct ss__counters {
     atomic_ullong accepted, refused, rejected, errors, evicted;
+    atomic_ullong denied, over_ip, timed_out, dropped;
 } ss__counters;
 
 struct ss_server {
@@ -117,6 +150,19 @@ struct ss_server {
 
     ss__counters counters;
 
+    /* admission (server_admit.c): any thread */
+    pthread_mutex_t admit_lock; /* guards access and the note clock */
+    ss_access *access;          /* NULL = no rules */
+    atomic_uint access_generation; /* bumped by ss_server_set_access */
+    ss__peer_count *per_ip;     /* max_per_ip > 0 */
+    ss__rate *rate;             /* datagram, reply_rate > 0 */
+    atomic_ullong notes[SS__REFUSED_KINDS]; /* refusals not yet logged */
+    atomic_int notes_pending;
+    int64_t note_last_ms;
+
+    /* the acceptor (server_accept.c): the loop's thread only */
+    ss__acceptor acceptor;
+
     /* accept back-off after EMFILE/ENFILE/ENOMEM (never spin) */
     int64_t accept_resume_at;
     int accept_backoff_ms;
@@ -145,6 +191,8 @@ struct ss__req {
     atomic_bool aborted; /* its connection was shut down by a drain */
     atomic_bool unadmitted; /* counts in srv->unadmitted until admitted or ended */
     int64_t started_ms;  /* accept time, for the one log line at the end */
+    ss__peer_key key;    /* max_per_ip: released at the end while holds_key */
+    bool holds_key;
     char end_note[80];   /* why it ended, when not by itself ("idle for 30s") */
     ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */
 };
@@ -170,17 +218,67 @@ void ss__enter_child(ss_server *srv);
 bool ss__drain_threads(ss_server *srv, int64_t deadline);
 void ss__shutdown_live(ss_server *srv);
 
-/* One serial request cycle on the listener or datagram socket: used by
- * prefork workers. Waits for the listener or `stop_fd` (POLLIN/HUP = stop)
- * and serves one request inline. Returns 0, or SS_ESHUTDOWN when stop_fd
+/* One serial request cycle on the datagram socket: used by prefork's
+ * datagram workers. Waits for the socket or `stop_fd` (POLLIN/HUP = stop)
+ * and serves one packet inline. Returns 0, or SS_ESHUTDOWN when stop_fd
  * fired, or a fatal code. */
 int ss__serve_one_inline(ss_server *srv, int stop_fd);
 
+/* The generic loop (server.c) with the model's hooks: what serve_forever
+ * runs unless the model has a loop of its own; prefork's `serve` calls it
+ * for stream sockets. */
+int ss__serve_generic(ss_server *srv);
+
+/* ---- server_accept.c: get_request ----------------------------------------- */
+
+int ss__acceptor_init(ss_server *srv);
+/* Close every connection still in the acceptor (the server ends). */
+void ss__acceptor_free(ss_server *srv);
+/* In a forked child: close our copies, touch nothing of the parent's. */
+void ss__acceptor_forget(ss_server *srv);
+size_t ss__acceptor_count(const ss_server *srv);
+/* Accept up to `budget` connections into the acceptor. Returns how many
+ * the listener gave, or a fatal code. */
+int ss__acceptor_accept(ss_server *srv, int budget);
+/* Move connections that have spoken from waiting to ready. */
+void ss__acceptor_collect(ss_server *srv);
+/* Close waiting connections older than handshake_timeout. */
+void ss__acceptor_expire(ss_server *srv, int64_t now);
+/* ms until the next expiry (-1: none). */
+int ss__acceptor_timeout(const ss_server *srv, int64_t now);
+bool ss__acceptor_has_ready(const ss_server *srv);
+/* The oldest ready connection as a request: 1 (*out may be NULL if it could
+ * not be made), 0 when none is ready. */
+int ss__acceptor_take(ss_server *srv, ss__req **out);
+/* Receive one datagram and make it a request if admitted: 1 when one was
+ * received (*out NULL if refused), 0 when none, or a fatal code. */
+int ss__receive_packet(ss_server *srv, bool copy_packet, ss__req **out);
+
+/* ---- server_admit.c: may this peer be served? ---------------------------- */
+
+int ss__admit_init(ss_server *srv);
+void ss__admit_free(ss_server *srv);
+/* Access rules, max_per_ip, verify_request for an accepted connection.
+ * 0 = admitted (*holds_key: a max_per_ip slot was taken for *key), else the
+ * ss__refusal, already counted and noted. Any thread. */
+int ss__admit_conn(ss_server *srv, int fd, const ss_addr *peer, ss__peer_key *key,
+                   bool *holds_key);
+void ss__admit_release(ss_server *srv, const ss__peer_key *key);
+/* Access rules and reply_rate for a datagram (counted, noted). */
+bool ss__admit_packet(ss_server *srv, const ss_addr *from);
+/* Count a refusal for the once-a-second summary line. Any thread. */
+void ss__refusal_note(ss_server *srv, ss__refusal kind);
+/* Log the summary if a second has passed since the last (or `force`). */
+void ss__refusal_flush(ss_server *srv, bool force);
+/* Are refusals waiting to be summarised? (the loop then wakes within 1 s) */
+bool ss__refusal_due(const ss_server *srv);
+
 /* ---- server_request.c --------------------------------------------------- */
 
-/* A request for an accepted connection (takes ownership of `conn`, closing
- * it on failure). Registers it as live, counts it, logs "connected". */
-int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
+/* A request for an accepted connection (takes ownership of `conn` and of
+ * info's max_per_ip slot, giving both back on failure). Registers it as
+ * live, counts it, logs "connected". */
+int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss__conn_info *info,
                       ss__req **out);
 /* A request for a received packet; `copy` makes it own a copy. */
 int ss__req_from_packet(ss_server *srv, const void *buf, size_t len,

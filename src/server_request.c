@@ -64,17 +64,22 @@ static void peer_text(ss_server *srv, ss__req *req, const ss_addr *peer)
 
 static void evict_oldest_pending(ss_server *srv);
 
-int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
+int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss__conn_info *info,
                       ss__req **out)
 {
     *out = NULL;
+    const ss_addr *peer = &info->peer;
     ss__req *req = calloc(1, sizeof *req);
     if (req == NULL) {
+        if (info->holds_key)
+            ss__admit_release(srv, &info->key);
         ss_sock_close(conn);
         return -ENOMEM;
     }
     req->conn = *conn;
     conn->fd = -1;
+    req->key = info->key;
+    req->holds_key = info->holds_key;
     peer_text(srv, req, peer);
 
     int rc = ss_transport_fd_init(&req->transport, req->conn.fd);
@@ -84,9 +89,13 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
         ss_stream_opts so = {0};
         so.timeout = srv->opts.idle_timeout > 0 ? srv->opts.idle_timeout
                                                 : SS_TIMEOUT_NONE;
+        so.write_timeout = srv->opts.write_timeout > 0 ? srv->opts.write_timeout
+                                                       : SS_TIMEOUT_NONE;
         rc = ss_stream_new(&req->pub.stream, &req->transport, &so);
     }
     if (rc < 0) {
+        if (req->holds_key)
+            ss__admit_release(srv, &req->key);
         ss_sock_close(&req->conn);
         free(req);
         return rc;
@@ -105,7 +114,7 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss_addr *peer,
     registry_add(srv, req);
     if (over)
         evict_oldest_pending(srv);
-    req->started_ms = ss__now_ms();
+    req->started_ms = info->accepted_ms != 0 ? info->accepted_ms : ss__now_ms();
     /* -v gives one line per connection, at its end; the opening is debug */
     ss_server_log(srv, SS_LOG_DEBUG, "%s connected", req->peer_text);
     *out = req;
@@ -237,6 +246,8 @@ void ss_request_admit(ss_request *req)
 void ss__req_end(ss_server *srv, ss__req *req, bool detach)
 {
     release_pending(srv, req);
+    if (req->holds_key) /* a model that hands the connection on moved it */
+        ss__admit_release(srv, &req->key);
     registry_remove(srv, req);
     bool stream = req->pub.stream != NULL;
     if (stream) {

@@ -23,6 +23,7 @@
 struct ss_stream {
     ss_transport *t;
     double timeout; /* SS_TIMEOUT_NONE, 0 (never wait: -EAGAIN) or > 0 */
+    double write_timeout; /* > 0: a bound on write waits on top of timeout */
 
     unsigned char *rbuf; /* unread bytes are rbuf[rpos, rlen) */
     size_t rcap, rpos, rlen;
@@ -42,6 +43,7 @@ int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o)
     s->wcap = o != NULL && o->write_buffer > 0 ? o->write_buffer : DEFAULT_BUFFER;
     /* zero-initialised options mean "defaults", so a 0 timeout there is none */
     s->timeout = o != NULL && o->timeout > 0 ? o->timeout : SS_TIMEOUT_NONE;
+    s->write_timeout = o != NULL && o->write_timeout > 0 ? o->write_timeout : 0;
     s->rbuf = malloc(s->rcap);
     s->wbuf = malloc(s->wcap);
     if (s->rbuf == NULL || s->wbuf == NULL) {
@@ -82,7 +84,12 @@ static int wait_transport(ss_stream *s, short wanted)
     if (s->timeout == 0)
         return -EAGAIN;
     short events = s->t->ops->wait_events(s->t, wanted);
-    return ss__wait_fd(s->t->fd, events, ss__deadline(s->timeout));
+    double t = s->timeout;
+    /* a peer that stops reading must not hold the writer forever, whatever
+     * the read timeout says (the server sets write_timeout by default) */
+    if (wanted == POLLOUT && s->write_timeout > 0 && (t < 0 || s->write_timeout < t))
+        t = s->write_timeout;
+    return ss__wait_fd(s->t->fd, events, ss__deadline(t));
 }
 
 /* One successful transport read into `buf`, waiting if need be. Returns

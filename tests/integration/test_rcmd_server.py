@@ -477,7 +477,7 @@ class Tls(sstest.TestCase):
         self.assertFalse([l for l in srv.err_lines if "audit" in l], srv.err_lines)
 
     def test_unauthenticated_flood_is_capped(self):
-        """--max-unauth: a flood of silent connections keeps at most N of them
+        """--max-unauth: a flood of stalled handshakes keeps at most N of them
         (the oldest are cut); an authenticated session goes on, and a new
         client with the key gets in while the flood is still there."""
         import select
@@ -491,7 +491,12 @@ class Tls(sstest.TestCase):
         flood = []
         try:
             for _ in range(12):
-                flood.append(socket.create_connection((host, port), timeout=5))
+                f = socket.create_connection((host, port), timeout=5)
+                # one byte of a TLS record: a silent connection never gets a
+                # worker (it waits in the acceptor), this one is a
+                # handshake that never finishes
+                f.sendall(b"\x16")
+                flood.append(f)
             def cut():  # closed by the server: readable (end of file or reset)
                 r, _, _ = select.select(flood, [], [], 0)
                 return set(r)

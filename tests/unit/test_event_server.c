@@ -205,22 +205,6 @@ static void blocking_datagram_handler_runs_on_the_loop(void **state)
     stop(&r);
 }
 
-static void blocking_stream_handler_is_refused(void **state)
-{
-    (void)state;
-    ss_server_opts o;
-    ss_server_opts_init(&o);
-    o.model = SS_MODEL_EVENT;
-    ss_handler h = {.handle = upper_handle};
-    ss_server *srv = NULL;
-    ss_error err = {0};
-    int before = tu_count_fds();
-    assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &h, &o, &err), SS_EUNSUPPORTED);
-    assert_null(srv);
-    assert_non_null(strstr(err.msg, "opts.event"));
-    assert_int_equal(tu_count_fds(), before);
-}
-
 /* server_close: connections get drain_timeout to finish, then are closed;
  * a client that leaves in time is not cut off. */
 static void close_drains_then_cuts_off(void **state)
@@ -265,7 +249,6 @@ int main(void)
         cmocka_unit_test_setup(echo_udp, reset),
         cmocka_unit_test_setup(echo_unixgram, reset),
         cmocka_unit_test_setup(blocking_datagram_handler_runs_on_the_loop, reset),
-        cmocka_unit_test_setup(blocking_stream_handler_is_refused, reset),
         cmocka_unit_test_setup(close_drains_then_cuts_off, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
