@@ -270,8 +270,6 @@ static int run(int argc, char **argv)
                                    "--insecure-no-auth as root would let every local user run "
                                    "commands as root: give --user NAME");
     }
-    if (srv.opts.model == SS_MODEL_EVENT)
-        return cli_usage_error("rcmd-server", "--model event is not supported by rcmd-server");
     /* §6: connections between accept and a completed HELLO are capped; the
      * seed protocol has no handshake to wait for */
     if (!cfg.seed)

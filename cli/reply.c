@@ -21,6 +21,32 @@
 
 #define REPLY_CHUNK 65536
 
+/* What the handlers share: the rules, and who may say the stop word. */
+typedef struct reply_cfg {
+    reply_rules rules;
+    ss_access *stop_from; /* --stop-from CIDRs; NULL: loopback and unix peers */
+} reply_cfg;
+
+/*
+ * May this peer stop the server? A UDP source address is whatever the
+ * sender wrote in the packet, so by default only peers that are on this
+ * machine (loopback, unix sockets) may; --stop-from names the networks
+ * instead (and then only those: unix peers are not in any CIDR).
+ */
+static bool may_stop(const reply_cfg *cfg, const ss_addr *peer)
+{
+    if (cfg->stop_from == NULL)
+        return peer->u.sa.sa_family == AF_UNIX || ss_addr_is_loopback(peer);
+    if (peer->u.sa.sa_family != AF_INET && peer->u.sa.sa_family != AF_INET6)
+        return false;
+    return ss_access_allows(cfg->stop_from, peer);
+}
+
+static bool is_stop(const reply_cfg *cfg, const ss_addr *peer, const void *msg, size_t len)
+{
+    return reply_rules_is_stop(&cfg->rules, msg, len) && may_stop(cfg, peer);
+}
+
 /* Send the reply for one message, or nothing (no rule, no default). */
 static int answer(const reply_rules *rules, ss_request *req, const unsigned char *msg,
                   size_t len)
@@ -44,9 +70,10 @@ static int answer(const reply_rules *rules, ss_request *req, const unsigned char
 
 static int handle(ss_request *req)
 {
-    const reply_rules *rules = ss_server_handler_data(req->server);
+    const reply_cfg *cfg = ss_server_handler_data(req->server);
+    const reply_rules *rules = &cfg->rules;
     if (req->stream == NULL) {
-        if (reply_rules_is_stop(rules, req->packet, req->packet_len)) {
+        if (is_stop(cfg, &req->client_address, req->packet, req->packet_len)) {
             cli_server_stop(req->server);
             return 0;
         }
@@ -62,7 +89,7 @@ static int handle(ss_request *req)
             rc = n == 0 || n == SS_EEOF ? 0 : (int)n;
             break;
         }
-        if (reply_rules_is_stop(rules, buf, (size_t)n)) {
+        if (is_stop(cfg, &req->client_address, buf, (size_t)n)) {
             cli_server_stop(req->server);
             break;
         }
@@ -78,10 +105,11 @@ static int handle(ss_request *req)
  * raises SIGTERM, whose handler drains the server as Ctrl-C would. */
 static void on_data(ss_conn *c, const void *data, size_t len)
 {
-    const reply_rules *rules = ss_conn_handler_data(c);
+    const reply_cfg *cfg = ss_conn_handler_data(c);
+    const reply_rules *rules = &cfg->rules;
     const char *text;
     size_t text_len;
-    if (reply_rules_is_stop(rules, data, len)) {
+    if (is_stop(cfg, ss_conn_peer(c), data, len)) {
         kill(getpid(), SIGTERM);
         ss_conn_close(c);
         return;
@@ -96,10 +124,11 @@ static void on_data(ss_conn *c, const void *data, size_t len)
 
 static void on_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *from)
 {
-    const reply_rules *rules = ss_dgram_handler_data(d);
+    const reply_cfg *cfg = ss_dgram_handler_data(d);
+    const reply_rules *rules = &cfg->rules;
     const char *text;
     size_t text_len;
-    if (reply_rules_is_stop(rules, data, len)) {
+    if (is_stop(cfg, from, data, len)) {
         kill(getpid(), SIGTERM);
         return;
     }
@@ -120,8 +149,9 @@ static void on_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *
 }
 
 /* Parse the command line into `rules`; returns -1 to go on, or an exit code. */
-static int parse(int argc, char **argv, cli_server *srv, reply_rules *rules, const char **addr)
+static int parse(int argc, char **argv, cli_server *srv, reply_cfg *cfg, const char **addr)
 {
+    reply_rules *rules = &cfg->rules;
     bool options_done = false;
     char why[512];
     for (int i = 1; i < argc; i++) {
@@ -177,6 +207,17 @@ static int parse(int argc, char **argv, cli_server *srv, reply_rules *rules, con
                 goto nomem;
             continue;
         }
+        if ((rc = cli_flag_value("reply", argc, argv, &i, "--stop-from", &v)) !=
+            CLI_FLAG_NOT_MINE) {
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            if (cfg->stop_from == NULL && ss_access_new(&cfg->stop_from) < 0)
+                goto nomem;
+            ss_error err = {0};
+            if (ss_access_add(cfg->stop_from, true, v, &err) < 0)
+                return cli_usage_error("reply", "--stop-from: %s", err.msg);
+            continue;
+        }
         rc = cli_server_flag(srv, argc, argv, &i);
         if (rc == CLI_FLAG_BAD)
             return CLI_USAGE;
@@ -198,21 +239,22 @@ static int run(int argc, char **argv)
 {
     cli_server srv;
     cli_server_init(&srv, "reply");
-    reply_rules rules;
-    reply_rules_init(&rules);
+    reply_cfg cfg = {0};
+    reply_rules_init(&cfg.rules);
     const char *address = NULL;
 
-    int rc = parse(argc, argv, &srv, &rules, &address);
+    int rc = parse(argc, argv, &srv, &cfg, &address);
     if (rc < 0) {
         srv.opts.max_packet_size = REPLY_CHUNK;
-        ss_handler handler = {.handle = handle, .data = &rules};
+        ss_handler handler = {.handle = handle, .data = &cfg};
         struct ss_event_handler events = {
-            .on_data = on_data, .on_packet = on_packet, .data = &rules};
+            .on_data = on_data, .on_packet = on_packet, .data = &cfg};
         if (srv.opts.model == SS_MODEL_EVENT)
             srv.opts.event = &events;
         rc = cli_server_main(&srv, address, &handler);
     }
-    reply_rules_free(&rules);
+    reply_rules_free(&cfg.rules);
+    ss_access_free(cfg.stop_from);
     return rc;
 }
 
@@ -236,6 +278,8 @@ const cli_command cli_cmd_reply = {
         "  --default TEXT      the reply when no rule matches\n"
         "  --stop-word WORD    a message equal to WORD (a trailing \"\\n\" or \"\\r\\n\" is\n"
         "                      ignored) stops the server: no reply, drain, exit 0\n"
+        "  --stop-from CIDR    who may say the stop word (repeatable; default: loopback\n"
+        "                      and unix peers); from anyone else it is a message\n"
         "  -h, --help          this text\n"
         "\n"
         "A rules file that cannot be read or has a bad line is a usage error (exit 2):\n"

@@ -2,11 +2,15 @@
 #include "server_opts.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +22,7 @@
  * hence atomic.
  */
 static ss_server *running_server; /* under running_lock: never freed while used */
+static cli_server *running_cli;   /* its flags, for SIGHUP's reload */
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int stop_signals;
 static pid_t main_pid;
@@ -105,6 +110,77 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
         c->opts.idle_timeout = sec;
         return CLI_FLAG_TAKEN;
     }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-pending", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_int(v, 1, 10000000, &n))
+            return bad_value(c, "--max-pending", v, "expected a positive integer");
+        c->opts.max_pending = (int)n;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--handshake-timeout", &v)) !=
+        CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_seconds(v, &sec) || sec <= 0)
+            return bad_value(c, "--handshake-timeout", v, "expected seconds > 0");
+        c->opts.handshake_timeout = sec;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-per-ip", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_int(v, 1, 10000000, &n))
+            return bad_value(c, "--max-per-ip", v, "expected a positive integer");
+        c->opts.max_per_ip = (int)n;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--reply-rate", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_int(v, 0, 100000000, &n))
+            return bad_value(c, "--reply-rate", v, "expected an integer >= 0 (0 = no limit)");
+        c->opts.reply_rate = (unsigned)n;
+        return CLI_FLAG_TAKEN;
+    }
+    bool allow = strncmp(arg, "--allow-from", 12) == 0;
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, allow ? "--allow-from" : "--deny-from",
+                             &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        const char *flag = allow ? "--allow-from" : "--deny-from";
+        ss_access *probe;
+        ss_error err = {0};
+        if (ss_access_new(&probe) < 0) {
+            cli_error(c->cmd, "out of memory");
+            return CLI_FLAG_BAD;
+        }
+        int bad = ss_access_add(probe, allow, v, &err);
+        ss_access_free(probe);
+        if (bad < 0)
+            return bad_value(c, flag, v, "expected an address or CIDR (10.0.0.0/8, ::1, 2001:db8::/32)");
+        if (c->nrules >= CLI_MAX_RULES) {
+            cli_usage_error(c->cmd, "too many %s rules (at most %d; use --access-file)", flag,
+                            CLI_MAX_RULES);
+            return CLI_FLAG_BAD;
+        }
+        c->rules[c->nrules++] = (cli_rule){allow, v};
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--access-file", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        c->access_file = v;
+        return CLI_FLAG_TAKEN;
+    }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--user", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (getpwnam(v) == NULL)
+            return bad_value(c, "--user", v, "no such user");
+        c->user_name = v;
+        return CLI_FLAG_TAKEN;
+    }
     if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--drain-timeout", &v)) !=
         CLI_FLAG_NOT_MINE) {
         if (rc == CLI_FLAG_BAD)
@@ -112,12 +188,6 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
         if (!cli_parse_seconds(v, &sec))
             return bad_value(c, "--drain-timeout", v, "expected seconds >= 0");
         c->opts.drain_timeout = sec;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--user", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        c->user_name = v;
         return CLI_FLAG_TAKEN;
     }
     return CLI_FLAG_NOT_MINE;
@@ -128,6 +198,39 @@ int cli_server_check(cli_server *c)
     /* ForkingMixIn's max_children is the forking model's worker count. */
     if (c->opts.model == SS_MODEL_FORKING && c->workers_given)
         c->opts.max_children = c->opts.workers;
+    if (c->nrules > 0 || c->access_file != NULL) {
+        ss_error err = {0};
+        ss_access_free(c->access);
+        c->access = NULL;
+        if (cli_server_build_access(c, &c->access, &err) < 0)
+            return cli_usage_error(c->cmd, "%s", err.msg);
+    }
+    return 0;
+}
+
+int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
+{
+    *out = NULL;
+    ss_access *a;
+    if (ss_access_new(&a) < 0) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -ENOMEM;
+    }
+    for (int i = 0; i < c->nrules; i++) {
+        int rc = ss_access_add(a, c->rules[i].allow, c->rules[i].cidr, err);
+        if (rc < 0) {
+            ss_access_free(a);
+            return rc;
+        }
+    }
+    if (c->access_file != NULL) {
+        int rc = ss_access_load(a, c->access_file, err);
+        if (rc < 0) {
+            ss_access_free(a);
+            return rc;
+        }
+    }
+    *out = a;
     return 0;
 }
 
@@ -191,6 +294,9 @@ void cli_server_init(cli_server *c, const char *cmd)
     c->opts.request_queue_size = 1024;
     /* a restarted server must not wait out TIME_WAIT (as HTTPServer does) */
     c->opts.allow_reuse_address = true;
+    /* the CLI's datagram servers answer anyone: bound what a spoofed
+     * source can make them send (the library's default is no limit) */
+    c->opts.reply_rate = 1000;
     c->opts.log = log_line;
     c->opts.log_data = c;
     c->opts.handle_error = handle_error;
@@ -240,6 +346,26 @@ static double drain_seconds(void)
     return d;
 }
 
+/* SIGHUP: build the rules anew from the flags and --access-file; a file
+ * that does not load keeps the old rules, and says where it is wrong. */
+static void reload_access(void)
+{
+    pthread_mutex_lock(&running_lock);
+    if (running_server != NULL && running_cli != NULL && running_cli->access_file != NULL) {
+        ss_access *fresh;
+        ss_error err = {0};
+        if (cli_server_build_access(running_cli, &fresh, &err) == 0) {
+            ss_server_set_access(running_server, fresh);
+            ss_server_log(running_server, SS_LOG_WARN, "SIGHUP: access rules re-read from %s",
+                          running_cli->access_file);
+        } else {
+            ss_server_log(running_server, SS_LOG_ERROR, "SIGHUP: %s; keeping the old rules",
+                          err.msg);
+        }
+    }
+    pthread_mutex_unlock(&running_lock);
+}
+
 static void *watch_stop_signals(void *unused)
 {
     (void)unused;
@@ -247,6 +373,10 @@ static void *watch_stop_signals(void *unused)
         int sig = sigwaitinfo(&stop_set, NULL);
         if (sig <= 0)
             continue;
+        if (sig == SIGHUP) {
+            reload_access();
+            continue;
+        }
         on_stop_signal(sig);
         /* draining: wait for a second signal, or for the deadline */
         double d = drain_seconds();
@@ -271,7 +401,9 @@ static void *watch_stop_signals(void *unused)
             struct timespec left = {.tv_sec = (time_t)(left_ns / 1000000000LL),
                                     .tv_nsec = (long)(left_ns % 1000000000LL)};
             sig = sigtimedwait(&stop_set, NULL, &left);
-            if (sig > 0)
+            if (sig == SIGHUP)
+                reload_access();
+            else if (sig > 0)
                 on_stop_signal(sig); /* a second SIGINT exits; SIGTERM drains on */
         }
     }
@@ -303,6 +435,7 @@ static int install_stop_watcher(void)
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGHUP);
     int rc = pthread_sigmask(SIG_BLOCK, &stop_set, &mask_before);
     pthread_t watcher;
     if (rc == 0)
@@ -317,6 +450,48 @@ static int install_stop_watcher(void)
     return 0;
 }
 
+/* A server holds a descriptor per connection: the soft limit (often 1024)
+ * is what a flood reaches first, so take all the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* --user: after binding, become NAME for good (groups, gid, then uid: the
+ * order in which each step is still allowed). A unix socket file we made
+ * becomes NAME's, so the server can still remove it at exit. */
+static int drop_privileges(cli_server *c, ss_server *srv)
+{
+    struct passwd *pw = getpwnam(c->user_name);
+    if (pw == NULL) {
+        cli_error(c->cmd, "--user %s: no such user", c->user_name);
+        return CLI_USAGE;
+    }
+    const ss_addr *a = ss_server_address(srv);
+    if (a->u.sa.sa_family == AF_UNIX && a->len > sizeof(sa_family_t) &&
+        a->u.un.sun_path[0] != '\0' && chown(a->u.un.sun_path, pw->pw_uid, pw->pw_gid) < 0) {
+        cli_error(c->cmd, "--user %s: cannot give %s to it: %s", c->user_name,
+                  a->u.un.sun_path, strerror(errno));
+        return CLI_RUNTIME;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        cli_error(c->cmd, "--user %s: cannot become it: %s", c->user_name, strerror(errno));
+        return CLI_RUNTIME;
+    }
+    /* and there is no way back */
+    if (pw->pw_uid != 0 && (setuid(0) == 0 || geteuid() == 0)) {
+        cli_error(c->cmd, "--user %s: root privileges could be regained; stopping",
+                  c->user_name);
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
+}
+
 int cli_server_start(cli_server *c, const char *address, const ss_handler *handler,
                      ss_server **out)
 {
@@ -327,6 +502,7 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
         cli_error(c->cmd, "cannot start the signal watcher: %s", strerror(-wrc));
         return CLI_RUNTIME;
     }
+    raise_fd_limit();
     int rc = ss_server_new(out, address, handler, &c->opts, &err);
     if (rc < 0) {
         *out = NULL;
@@ -340,8 +516,21 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
             cli_error(c->cmd, "cannot serve on %s: %s", address, ss_strerror(rc));
         return rc == SS_EBADADDR || rc == SS_EUSAGE ? CLI_USAGE : CLI_RUNTIME;
     }
+    if (c->access != NULL) {
+        ss_server_set_access(*out, c->access); /* the server owns it now */
+        c->access = NULL;
+    }
+    if (c->user_name != NULL) {
+        int drc = drop_privileges(c, *out);
+        if (drc != CLI_OK) {
+            ss_server_free(*out);
+            *out = NULL;
+            return drc;
+        }
+    }
     pthread_mutex_lock(&running_lock);
     running_server = *out;
+    running_cli = c;
     pthread_mutex_unlock(&running_lock);
     char bound[SS_ADDR_STRLEN];
     if (ss_addr_format(ss_server_address(*out), bound, sizeof bound) < 0)
@@ -361,6 +550,7 @@ int cli_server_run(cli_server *c, ss_server *srv)
     ss_server_close(srv); /* drains for up to --drain-timeout */
     pthread_mutex_lock(&running_lock);
     running_server = NULL;
+    running_cli = NULL;
     pthread_mutex_unlock(&running_lock);
     ss_server_free(srv);
     return rc < 0 ? CLI_RUNTIME : CLI_OK;

@@ -28,13 +28,25 @@
 
 #include <stdbool.h>
 
+/* One --allow-from / --deny-from, in the order given. */
+typedef struct cli_rule {
+    bool allow;
+    const char *cidr;
+} cli_rule;
+
+#define CLI_MAX_RULES 256
+
 typedef struct cli_server {
     const char *cmd;     /* subcommand name, for messages */
     ss_server_opts opts; /* filled by the flags; the caller may adjust more */
     int verbosity;       /* CLI_LOG_QUIET, _NORMAL, _VERBOSE, or more (-vv: debug) */
     bool model_given;
     bool workers_given;
-    const char *user_name; /* --user NAME (NULL: not given); dropped to after bind */
+    const char *user_name;   /* --user: drop to this user after binding */
+    const char *access_file; /* --access-file: re-read on SIGHUP */
+    cli_rule rules[CLI_MAX_RULES]; /* --allow-from / --deny-from */
+    int nrules;
+    ss_access *access; /* built by cli_server_check; given to the server */
 } cli_server;
 
 /* Return values of cli_server_flag() and cli_flag_value(). */
@@ -58,6 +70,10 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i);
  */
 int cli_server_check(cli_server *c);
 
+/* The access rules of the flags (--allow-from, --deny-from, --access-file,
+ * read now). Returns 0, or a code with err->msg naming the file:line. */
+int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err);
+
 /* The --help lines of the common flags, a string literal to append to a
  * command's usage text. */
 #define CLI_SERVER_FLAGS_HELP \
@@ -69,11 +85,25 @@ int cli_server_check(cli_server *c);
     "  --max-conns N        stream connections served at once (N >= 1; default: no limit)\n" \
     "  --idle-timeout SEC   close a connection silent for SEC seconds (default 0: never)\n" \
     "  --drain-timeout SEC  on SIGINT/SIGTERM, let requests finish for up to SEC (default 5)\n" \
+    "  --user NAME          after binding, run as NAME (its uid, gid and groups)\n" \
+    "\n" \
+    "limits and access (checked at accept or per datagram, before a worker is given):\n" \
+    "  --max-pending N      stream connections waiting for their first byte or a worker\n" \
+    "                       (default 1024; past it the oldest silent one is closed)\n" \
+    "  --handshake-timeout SEC  close a connection that sends nothing for SEC (default 10)\n" \
+    "  --max-per-ip N       stream connections at once from one address (IPv4 /32,\n" \
+    "                       IPv6 /64; default: no limit)\n" \
+    "  --allow-from CIDR    serve only matching clients (repeatable)\n" \
+    "  --deny-from CIDR     never serve matching clients; wins over allow (repeatable)\n" \
+    "  --access-file FILE   'allow CIDR' / 'deny CIDR' lines, re-read on SIGHUP\n" \
+    "  --reply-rate N       datagrams answered per second per source (default 1000;\n" \
+    "                       0 = no limit)\n" \
     "  -q, --quiet          no per-connection logs (errors and the listening line stay)\n" \
     "  -v, --verbose        one log line per connection (-vv: debug)\n" \
     "\n" \
     "When ready it prints 'sockserve: listening on ADDRESS' on stderr. SIGINT or\n" \
     "SIGTERM: stop accepting, drain, exit 0 (a second SIGINT exits at once).\n" \
+    "SIGHUP: re-read --access-file (a bad file keeps the old rules).\n" \
     "Exit status: 0 stopped cleanly, 1 runtime error, 2 usage error.\n"
 
 /*
