@@ -3,14 +3,21 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all build run test deps test-asan test-tsan ci format lint bench bench-rcmd clean
+.PHONY: all build install run test deps test-asan test-tsan ci format lint bench bench-rcmd clean
 
 all: build
 
 build:
 	@cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# Installs into $(DESTDIR)$(PREFIX): bin/sockserve, the libraries, the header,
+# sockserve.pc and the CMake package (make install PREFIX=$$HOME/.local).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # The main job: the echo server on its default address (tcp://127.0.0.1:9999).
 run: build

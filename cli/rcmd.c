@@ -9,7 +9,9 @@
 #include "rcmd/keyfile.h"
 #include "rcmd/tls.h"
 
+#ifdef SS_HAVE_LIBEDIT
 #include <editline/readline.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -201,11 +203,18 @@ static char *next_line(line_reader *lr)
 {
     free(lr->buf);
     lr->buf = NULL;
+#ifdef SS_HAVE_LIBEDIT
     if (lr->tty) {
         lr->buf = readline("cmd : ");
         if (lr->buf == NULL)
             return NULL;
-    } else {
+    } else
+#endif
+    {
+        if (lr->tty) { /* built without libedit: a prompt, then a plain line */
+            fputs("cmd : ", stdout);
+            fflush(stdout);
+        }
         lr->cap = 0;
         ssize_t n = getline(&lr->buf, &lr->cap, stdin);
         if (n < 0)
@@ -217,8 +226,10 @@ static char *next_line(line_reader *lr)
     size_t n = strlen(s);
     while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
         s[--n] = '\0';
+#ifdef SS_HAVE_LIBEDIT
     if (lr->tty && n > 0)
         add_history(s);
+#endif
     return s;
 }
 
