@@ -124,8 +124,12 @@ int reply_rules_load(reply_rules *r, const char *path, char *why, size_t why_len
             break;
         }
     }
-    if (rc == 0 && ferror(f)) {
-        snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+    /* getline() also ends with -1 when it cannot grow its buffer (a file
+     * like /dev/zero under a memory limit): only a real end of file is the
+     * end of the rules */
+    if (rc == 0 && (ferror(f) || !feof(f))) {
+        snprintf(why, why_len, "cannot read %s: %s", path,
+                 errno != 0 ? strerror(errno) : "read failed");
         rc = -1;
     }
     free(line);

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import signal
+import shutil
 import socket
 import struct
 import subprocess
@@ -619,14 +620,25 @@ class Privileges(sstest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, b"0000\n")  # commands keep the server's umask
 
+    def binary_for_nobody(self):
+        """A copy of sockserve that another uid can run: the build tree may
+        sit under a directory only we can enter (a mktemp -d clone)."""
+        d = sstest.temp_dir()
+        os.chmod(d, 0o755)
+        copy = os.path.join(d, "sockserve")
+        shutil.copy(sstest.SOCKSERVE, copy)
+        os.chmod(copy, 0o755)
+        return copy
+
     def test_insecure_unix_serves_only_its_own_uid(self):
         self.need_root()
         for address in ("unix:" + sstest.abstract_name("peercred"),
                         "unix:" + os.path.join(sstest.temp_dir(), "s")):
             srv, bound = self.server("rcmd-server", "--insecure-no-auth", "--user", "root",
                                      address)
-            r = subprocess.run([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", bound, "--",
-                                "id", "-u"], capture_output=True, preexec_fn=as_nobody,
+            r = subprocess.run([self.binary_for_nobody(), "rcmd", "--insecure-no-auth",
+                                bound, "--", "id", "-u"], capture_output=True,
+                               preexec_fn=as_nobody,
                                timeout=20 * sstest.SLOW)
             self.assertEqual((r.returncode, r.stdout), (255, b""), (address, r.stderr))
             if "@" in address:  # a path socket (0600) does not even let nobody connect
