@@ -16,6 +16,9 @@ int ss__fail(ss_error *err, int code, const char *fmt, ...)
 
 /* Monotonic clock in milliseconds. */
 int64_t ss__now_ms(void);
+/* An accept() error about the connection at hand (it went away, or Linux
+ * passed on a network error), not about the listener: try the next one. */
+bool ss__accept_retryable(int e);
 
 /* A deadline `seconds` from now, or -1 for SS_TIMEOUT_NONE (any negative). */
 int64_t ss__deadline(double seconds);

@@ -172,25 +172,19 @@ static void accept_failed(ss_server *srv, int e)
     }
 }
 
-/* Errors of accept() that say nothing about the listener: the connection
- * at hand went away, or the kernel passed on a network error (Linux does). */
+/* Errors of accept() that leave the listener usable: those of the
+ * connection at hand (ss__accept_retryable), an empty backlog, a firewall
+ * refusal, and the shortages the loop answers by pausing accept. */
 static bool accept_error_is_transient(int e)
 {
+    if (ss__accept_retryable(e))
+        return true;
     switch (e) {
     case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
     case EWOULDBLOCK:
 #endif
-    case EINTR:
-    case ECONNABORTED:
-    case EPROTO:
-    case ENETDOWN:
-    case ENOPROTOOPT:
-    case EHOSTDOWN:
-    case ENONET:
-    case EHOSTUNREACH:
     case EOPNOTSUPP:
-    case ENETUNREACH:
     case EPERM: /* firewall rules */
     case EMFILE:
     case ENFILE:

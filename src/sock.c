@@ -248,7 +248,7 @@ int ss_sock_listen(ss_sock *s, int backlog)
 
 /* Errors accept() reports for a connection that died in the queue, or
  * (Linux, see accept(2)) a pending network error: the next one may be fine. */
-static bool accept_retryable(int e)
+bool ss__accept_retryable(int e)
 {
     switch (e) {
     case EINTR:
@@ -278,7 +278,7 @@ int ss_sock_accept(ss_sock *listener, ss_sock *conn, ss_addr *peer)
         if (fd >= 0)
             break;
         int e = errno;
-        if (accept_retryable(e))
+        if (ss__accept_retryable(e))
             continue;
         if (!would_block(e))
             return -e;
