@@ -132,6 +132,9 @@ static int event_start(ss_server *srv, ss_error *err)
                         "(opts.event); a blocking handler needs the threading, pool, "
                         "forking or prefork model",
                         srv->addr_text);
+    if (srv->stream && srv->opts.tls != NULL)
+        return ss__fail(err, SS_EUNSUPPORTED,
+                        "%s: TLS with event callbacks is not available yet", srv->addr_text);
     if (!srv->stream && user != NULL && user->on_packet == NULL)
         return ss__fail(err, SS_EUSAGE, "%s: opts.event has no on_packet for a datagram socket",
                         srv->addr_text);
