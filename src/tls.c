@@ -171,11 +171,30 @@ static int client_new_session(SSL *ssl, SSL_SESSION *sess)
     return 1; /* we keep the reference OpenSSL gave us */
 }
 
+/* OpenSSL says "system lib" for a missing file: say which file and why. */
+static int check_readable(const char *what, const char *path, ss_error *err)
+{
+    if (path == NULL)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ss__fail(err, SS_ETLS, "cannot read %s '%s': %s", what, path, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
 /* Build an SSL_CTX from the files named in `c`. */
 static int build(ss_tls_ctx *c, SSL_CTX **out, ss_error *err)
 {
     char r[256];
     *out = NULL;
+    int prc = check_readable("certificate", c->cert_file, err);
+    if (prc == 0)
+        prc = check_readable("private key", c->key_file, err);
+    if (prc == 0)
+        prc = check_readable("CA file", c->ca_file, err);
+    if (prc < 0)
+        return prc;
     SSL_CTX *x = SSL_CTX_new(c->server ? TLS_server_method() : TLS_client_method());
     if (x == NULL)
         return ss__fail(err, SS_ETLS, "cannot make a TLS context: %s", ssl_reason(r, sizeof r));
