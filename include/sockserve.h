@@ -1023,6 +1023,16 @@ typedef struct ss_listener_opts {
        before on_open (e.g. the server's verify_request). May be NULL. */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    /* A verified connection that closed before on_open (its TLS handshake
+       failed or timed out): undo what verify took. `why` is one line. May
+       be NULL. Called with verify_arg, on the loop thread. */
+    void (*unopened)(void *arg, const ss_addr *peer, int reason, const char *why);
+    /* Serve TLS with this server context (borrowed; it must outlive the
+       listener): the handshake runs on the loop, non-blocking, and on_open
+       comes after it; on_data sees plaintext, ss_conn_write encrypts.
+       NULL = plain. */
+    ss_tls_ctx *tls;
+    double handshake_timeout; /* TLS: seconds the handshake may take (0 = 10) */
 } ss_listener_opts;
 
 /*
@@ -1075,6 +1085,9 @@ int ss_conn_fd(const ss_conn *c);
 /* The peer's address as accept() gave it (empty unix addresses stay
  * empty). */
 const ss_addr *ss_conn_peer(const ss_conn *c);
+/* The TLS transport of a connection served with ss_listener_opts.tls (for
+ * ss_tls_info_get), or NULL for a plain one. Loop thread. */
+const ss_transport *ss_conn_tls(const ss_conn *c);
 
 /*
  * Serve the datagram socket `fd` on `loop` with h->on_packet: received in

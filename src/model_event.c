@@ -123,6 +123,24 @@ static bool verify(void *arg, int fd, const ss_addr *peer)
     return ss__admit_conn(srv, fd, peer, &key, &holds) == 0;
 }
 
+/* A connection verify() admitted closed before on_open (its TLS handshake
+ * failed or timed out): give back its max_per_ip slot, count, say why. */
+static void unopened(void *arg, const ss_addr *peer, int reason, const char *why)
+{
+    ss_server *srv = arg;
+    ss__peer_key key;
+    if (srv->per_ip != NULL && ss__peer_key_of(peer, &key))
+        ss__admit_release(srv, &key);
+    if (srv->opts.tls != NULL && reason != SS_ESHUTDOWN)
+        atomic_fetch_add(&srv->counters.tls_failed, 1);
+    char text[SS_ADDR_STRLEN];
+    if (srv->opts.log != NULL) {
+        if (ss_addr_format(peer, text, sizeof text) < 0)
+            strcpy(text, "(unnamed)");
+        ss_server_log(srv, SS_LOG_INFO, "%s closed, %s", text, why);
+    }
+}
+
 static int event_start(ss_server *srv, ss_error *err)
 {
     const struct ss_event_handler *user = srv->opts.event;
@@ -132,9 +150,6 @@ static int event_start(ss_server *srv, ss_error *err)
                         "(opts.event); a blocking handler needs the threading, pool, "
                         "forking or prefork model",
                         srv->addr_text);
-    if (srv->stream && srv->opts.tls != NULL)
-        return ss__fail(err, SS_EUNSUPPORTED,
-                        "%s: TLS with event callbacks is not available yet", srv->addr_text);
     if (!srv->stream && user != NULL && user->on_packet == NULL)
         return ss__fail(err, SS_EUSAGE, "%s: opts.event has no on_packet for a datagram socket",
                         srv->addr_text);
@@ -165,6 +180,9 @@ static int event_start(ss_server *srv, ss_error *err)
         .max_packet = srv->opts.max_packet_size,
         .verify = srv->stream ? verify : NULL,
         .verify_arg = srv,
+        .unopened = srv->stream ? unopened : NULL,
+        .tls = srv->stream ? srv->opts.tls : NULL,
+        .handshake_timeout = srv->opts.handshake_timeout,
         .held = true,
         .user = st,
     };
