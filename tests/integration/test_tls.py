@@ -148,6 +148,25 @@ class TestTlsModels(TlsCase):
                 p.kill()
 
 
+class TestTlsExample(TlsCase):
+    def test_examples_tls_echo_serve_and_send(self):
+        exe = os.path.join(sstest.BUILD_DIR, "examples", "tls_echo")
+        p = self.start([exe, "serve", "tcp://127.0.0.1:0", self.path("server.pem"),
+                        self.path("server.key")])
+        out = p.wait_out(b"...\n")
+        addr = out.split(b"server is running on ")[1].split(b"...")[0].decode()
+        r = subprocess.run([exe, "send", addr, self.path("ca.pem"), "hello example"],
+                           capture_output=True, timeout=20 * SLOW)
+        self.assertEqual((r.returncode, r.stdout), (0, b"hello example\n"), r.stderr)
+        p.wait_out(b" over TLSv1.3")
+        got, _ = self.tls_echo(addr, self.client_ctx(), payload=b"from python\n")
+        self.assertEqual(got, b"from python\n")
+        r = subprocess.run([exe, "send", addr, self.path("otherca.pem"), "x"],
+                           capture_output=True, timeout=20 * SLOW)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"certificate verify failed", r.stderr)
+
+
 class TestTlsRefusals(TlsCase):
     def canary(self, addr):
         got, _ = self.tls_echo(addr, self.client_ctx(), payload=b"canary\n")
