@@ -16,6 +16,7 @@
  * --timeout passes, close.
  */
 #include "cli.h"
+#include "server_opts.h" /* cli_flag_value */
 
 #include <errno.h>
 #include <poll.h>
@@ -42,6 +43,8 @@ typedef struct options {
     bool reconnect;
     bool no_newline;
     double timeout;
+    bool tls; /* --tls, or implied by --ca / --cert */
+    const char *ca_file, *server_name, *cert_file, *cert_key_file;
 } options;
 
 /* What is read from stdin and not yet sent: data[start, start + len). */
@@ -57,6 +60,8 @@ typedef struct client {
     bool datagram; /* udp, unixgram: no connection, replies one a line */
     bool message;  /* udp, unixgram, seqpacket: one send per line */
     ss_sock sock;
+    ss_tls_ctx *tls;     /* --tls: the client context, made once */
+    ss_transport tport;  /* --tls: the connection, over sock.fd */
     inbuf in;
     char *rbuf;
 } client;
@@ -194,7 +199,9 @@ static int in_next_line(client *c, size_t *send_len, size_t *consume)
  * conversation is over (END_PEER_CLOSED, or END_ERROR already printed). */
 static int receive(client *c, int *end)
 {
-    ssize_t n = ss_sock_recv(&c->sock, c->rbuf, RECV_BUFFER, c->datagram ? MSG_TRUNC : 0);
+    ssize_t n = c->tls != NULL
+                    ? c->tport.ops->read(&c->tport, c->rbuf, RECV_BUFFER)
+                    : ss_sock_recv(&c->sock, c->rbuf, RECV_BUFFER, c->datagram ? MSG_TRUNC : 0);
     if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR)
         return 0;
     if (n == -ECONNRESET || n == -EPIPE) {
@@ -241,7 +248,8 @@ static int receive(client *c, int *end)
  */
 static int transmit(client *c, const char *p, size_t len, size_t *sent, int *end)
 {
-    ssize_t n = ss_sock_send(&c->sock, p, len, 0);
+    ssize_t n = c->tls != NULL ? c->tport.ops->write(&c->tport, p, len)
+                               : ss_sock_send(&c->sock, p, len, 0);
     if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR || n == -ENOBUFS)
         return 0;
     if (n == -EPIPE || n == -ECONNRESET) {
@@ -316,7 +324,9 @@ static int converse(client *c, const char *line, size_t line_len)
         if (!have_out && src_eof && !shut) {
             /* Everything is sent: tell a connected peer, then give it
              * --timeout seconds of silence before we stop listening. */
-            if (!c->datagram)
+            if (c->tls != NULL)
+                (void)c->tport.ops->shutdown_write(&c->tport); /* close_notify too */
+            else if (!c->datagram)
                 ss_sock_shutdown(&c->sock, SHUT_WR);
             shut = true;
             deadline = deadline_after(c->opt.timeout);
@@ -326,6 +336,8 @@ static int converse(client *c, const char *line, size_t line_len)
             {.fd = need_stdin ? STDIN_FILENO : -1, .events = POLLIN},
             {.fd = c->sock.fd, .events = POLLIN | (have_out ? POLLOUT : 0)},
         };
+        if (c->tls != NULL) /* TLS may need to write to read, or read to write */
+            pfd[1].events |= c->tport.ops->wait_events(&c->tport, 0);
         int rc = poll(pfd, 2, shut ? ms_until(deadline) : -1);
         if (rc < 0 && errno == EINTR)
             continue;
@@ -387,6 +399,18 @@ static int dial(client *c)
     ss_error err = {0};
     /* --timeout 0 means "do not wait for data", not "do not wait to connect". */
     double t = c->opt.timeout > 0 ? c->opt.timeout : SS_TIMEOUT_NONE;
+    if (c->tls != NULL) {
+        /* A failed verification is one line saying why (expired, unknown
+         * CA, name mismatch): exit 1, nothing was sent. */
+        int rc = ss_tls_dial(&c->tport, c->opt.address, c->tls, c->opt.server_name, t, &err);
+        if (rc < 0) {
+            cli_error(CMD, "%s", err.msg[0] ? err.msg : ss_strerror(rc));
+            return rc == SS_EBADADDR ? CLI_USAGE : CLI_RUNTIME;
+        }
+        c->sock.fd = c->tport.fd; /* for poll; the transport owns it */
+        c->sock.kind = c->kind;
+        return CLI_OK;
+    }
     int rc = ss_dial(&c->sock, c->opt.address, t, &err);
     if (rc < 0) {
         if (err.msg[0])
@@ -406,13 +430,25 @@ static int dial(client *c)
     return CLI_OK;
 }
 
+/* Close the connection: through the transport when it is TLS (it owns the
+ * descriptor), else the socket. */
+static void hang_up(client *c)
+{
+    if (c->tls != NULL && c->tport.ops != NULL) {
+        c->tport.ops->close(&c->tport);
+        c->tport.ops = NULL;
+        c->sock.fd = -1;
+    }
+    ss_sock_close(&c->sock);
+}
+
 static int run_session(client *c)
 {
     int rc = dial(c);
     if (rc != CLI_OK)
         return rc;
     int end = converse(c, NULL, 0);
-    ss_sock_close(&c->sock);
+    hang_up(c);
     if (end == END_PEER_CLOSED) {
         cli_error(CMD, "server closed the connection");
         return CLI_OK;
@@ -438,7 +474,7 @@ static int run_reconnect(client *c)
         if (rc != CLI_OK)
             return rc;
         int end = converse(c, c->in.data + c->in.start, send_len);
-        ss_sock_close(&c->sock);
+        hang_up(c);
         if (end == END_ERROR)
             return CLI_RUNTIME;
         if (end == END_PEER_CLOSED)
@@ -483,6 +519,10 @@ static const char usage[] =
     "  --no-newline    send lines without their newline\n"
     "  --timeout SEC   how long to wait for a connection, and for data after\n"
     "                  everything is sent (default 2)\n"
+    "  --tls           TLS: verify the server against the system CAs\n"
+    "  --ca FILE       verify the server against the CAs in FILE (implies --tls)\n"
+    "  --server-name NAME  the name sent (SNI) and verified (default: the host)\n"
+    "  --cert FILE, --cert-key FILE  present this client certificate (implies --tls)\n"
     "  -h, --help      this text\n"
     "\n"
     "exit: 0 done, 1 connection or I/O failure, 2 bad flag or address\n";
@@ -490,6 +530,7 @@ static const char usage[] =
 static int parse_args(int argc, char **argv, options *o, bool *help)
 {
     bool options_done = false;
+    int rc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options_done || a[0] != '-' || a[1] == '\0') {
@@ -510,6 +551,19 @@ static int parse_args(int argc, char **argv, options *o, bool *help)
                 return cli_usage_error(CMD, "--timeout needs a value (seconds)");
             if (!cli_parse_seconds(v, &o->timeout))
                 return cli_usage_error(CMD, "bad --timeout '%s': want seconds >= 0", v);
+        } else if (strcmp(a, "--tls") == 0) {
+            o->tls = true;
+        } else if ((rc = cli_flag_value(CMD, argc, argv, &i, "--ca", &o->ca_file)) !=
+                       CLI_FLAG_NOT_MINE ||
+                   (rc = cli_flag_value(CMD, argc, argv, &i, "--server-name", &o->server_name)) !=
+                       CLI_FLAG_NOT_MINE ||
+                   (rc = cli_flag_value(CMD, argc, argv, &i, "--cert-key", &o->cert_key_file)) !=
+                       CLI_FLAG_NOT_MINE ||
+                   (rc = cli_flag_value(CMD, argc, argv, &i, "--cert", &o->cert_file)) !=
+                       CLI_FLAG_NOT_MINE) {
+            if (rc == CLI_FLAG_BAD)
+                return CLI_USAGE;
+            o->tls = true;
         } else {
             return cli_usage_error(CMD, "unknown flag '%s'", a);
         }
@@ -547,13 +601,25 @@ static int run(int argc, char **argv)
                                "seqpacket), not %s",
                                c.opt.address);
 
+    if (c.opt.tls) {
+        if (c.datagram || c.kind == SS_ADDR_SEQPACKET)
+            return cli_usage_error(CMD, "--tls needs a tcp or unix address, not %s",
+                                   c.opt.address);
+        ss_tls_opts to = {.ca_file = c.opt.ca_file,
+                          .cert_file = c.opt.cert_file,
+                          .key_file = c.opt.cert_key_file};
+        rc = ss_tls_ctx_new(&c.tls, false, &to, &err);
+        if (rc < 0)
+            return cli_usage_error(CMD, "%s", err.msg);
+    }
     c.rbuf = malloc(RECV_BUFFER);
     if (c.rbuf == NULL) {
         cli_error(CMD, "out of memory");
         return CLI_RUNTIME;
     }
     rc = c.opt.reconnect ? run_reconnect(&c) : run_session(&c);
-    ss_sock_close(&c.sock);
+    hang_up(&c);
+    ss_tls_ctx_free(c.tls);
     free(c.rbuf);
     free(c.in.data);
     return rc;

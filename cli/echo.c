@@ -133,6 +133,7 @@ static int run(int argc, char **argv)
 {
     cli_server srv;
     cli_server_init(&srv, "echo");
+    srv.tls_flags = true;
     echo_cfg cfg = {.prefix = ""};
     const char *address = NULL;
     bool options_done = false;
@@ -206,6 +207,6 @@ const cli_command cli_cmd_echo = {
         "The seed's servers:\n"
         "  sockserve echo --prefix 'your input is ' --once --model serial tcp://127.0.0.1:PORT\n"
         "  sockserve echo --upper --model threading tcp://127.0.0.1:PORT\n"
-        "\n" CLI_SERVER_FLAGS_HELP,
+        "\n" CLI_SERVER_TLS_HELP CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

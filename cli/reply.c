@@ -239,6 +239,7 @@ static int run(int argc, char **argv)
 {
     cli_server srv;
     cli_server_init(&srv, "reply");
+    srv.tls_flags = true;
     reply_cfg cfg = {0};
     reply_rules_init(&cfg.rules);
     const char *address = NULL;
@@ -288,6 +289,6 @@ const cli_command cli_cmd_reply = {
         "The seed's UDP server:\n"
         "  sockserve reply udp://127.0.0.1:PORT --rule 'nihao=hello,baby,nihao' \\\n"
         "      --rule 'sb=sb,to you' --default 'input exit to exit' --stop-word exit\n"
-        "\n" CLI_SERVER_FLAGS_HELP,
+        "\n" CLI_SERVER_TLS_HELP CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

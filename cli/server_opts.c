@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -56,8 +57,36 @@ static int bad_value(const cli_server *c, const char *flag, const char *value, c
     return CLI_FLAG_BAD;
 }
 
+/* --cert, --cert-key, --ca: taken only by subcommands that serve TLS. */
+static int tls_flag(cli_server *c, int argc, char **argv, int *i)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } flags[] = {
+        {"--cert-key", offsetof(cli_server, cert_key_file)},
+        {"--cert", offsetof(cli_server, cert_file)},
+        {"--ca", offsetof(cli_server, ca_file)},
+    };
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        const char *v;
+        int rc = cli_flag_value(c->cmd, argc, argv, i, flags[k].name, &v);
+        if (rc == CLI_FLAG_NOT_MINE)
+            continue;
+        if (rc == CLI_FLAG_TAKEN)
+            *(const char **)(void *)((char *)c + flags[k].offset) = v;
+        return rc;
+    }
+    return CLI_FLAG_NOT_MINE;
+}
+
 int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
 {
+    if (c->tls_flags) {
+        int trc = tls_flag(c, argc, argv, i);
+        if (trc != CLI_FLAG_NOT_MINE)
+            return trc;
+    }
     const char *arg = argv[*i];
     const char *v;
     int rc;
@@ -198,12 +227,27 @@ int cli_server_check(cli_server *c)
     /* ForkingMixIn's max_children is the forking model's worker count. */
     if (c->opts.model == SS_MODEL_FORKING && c->workers_given)
         c->opts.max_children = c->opts.workers;
+    if (c->cert_file != NULL || c->cert_key_file != NULL || c->ca_file != NULL) {
+        if (c->cert_file == NULL || c->cert_key_file == NULL)
+            return cli_usage_error(c->cmd, "TLS needs both --cert and --cert-key");
+        ss_tls_opts to = {
+            .cert_file = c->cert_file, .key_file = c->cert_key_file, .ca_file = c->ca_file};
+        ss_error err = {0};
+        ss_tls_ctx_free(c->tls);
+        c->tls = NULL;
+        if (ss_tls_ctx_new(&c->tls, true, &to, &err) < 0)
+            return cli_usage_error(c->cmd, "%s", err.msg);
+        c->opts.tls = c->tls;
+    }
     if (c->nrules > 0 || c->access_file != NULL) {
         ss_error err = {0};
         ss_access_free(c->access);
         c->access = NULL;
-        if (cli_server_build_access(c, &c->access, &err) < 0)
+        if (cli_server_build_access(c, &c->access, &err) < 0) {
+            ss_tls_ctx_free(c->tls);
+            c->tls = c->opts.tls = NULL;
             return cli_usage_error(c->cmd, "%s", err.msg);
+        }
     }
     return 0;
 }
@@ -366,6 +410,28 @@ static void reload_access(void)
     pthread_mutex_unlock(&running_lock);
 }
 
+/* SIGHUP: certificate renewal without a restart. */
+static void reload_tls(void)
+{
+    pthread_mutex_lock(&running_lock);
+    if (running_server != NULL && running_cli != NULL && running_cli->tls != NULL) {
+        ss_error err = {0};
+        if (ss_tls_ctx_reload(running_cli->tls, &err) == 0)
+            ss_server_log(running_server, SS_LOG_WARN,
+                          "SIGHUP: certificate re-read from %s", running_cli->cert_file);
+        else
+            ss_server_log(running_server, SS_LOG_ERROR, "SIGHUP: %s; keeping the old certificate",
+                          err.msg);
+    }
+    pthread_mutex_unlock(&running_lock);
+}
+
+static void reload(void)
+{
+    reload_access();
+    reload_tls();
+}
+
 static void *watch_stop_signals(void *unused)
 {
     (void)unused;
@@ -374,7 +440,7 @@ static void *watch_stop_signals(void *unused)
         if (sig <= 0)
             continue;
         if (sig == SIGHUP) {
-            reload_access();
+            reload();
             continue;
         }
         on_stop_signal(sig);
@@ -402,7 +468,7 @@ static void *watch_stop_signals(void *unused)
                                     .tv_nsec = (long)(left_ns % 1000000000LL)};
             sig = sigtimedwait(&stop_set, NULL, &left);
             if (sig == SIGHUP)
-                reload_access();
+                reload();
             else if (sig > 0)
                 on_stop_signal(sig); /* a second SIGINT exits; SIGTERM drains on */
         }
@@ -553,6 +619,8 @@ int cli_server_run(cli_server *c, ss_server *srv)
     running_cli = NULL;
     pthread_mutex_unlock(&running_lock);
     ss_server_free(srv);
+    ss_tls_ctx_free(c->tls); /* after the server: its connections used it */
+    c->tls = NULL;
     return rc < 0 ? CLI_RUNTIME : CLI_OK;
 }
 

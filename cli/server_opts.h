@@ -47,6 +47,9 @@ typedef struct cli_server {
     cli_rule rules[CLI_MAX_RULES]; /* --allow-from / --deny-from */
     int nrules;
     ss_access *access; /* built by cli_server_check; given to the server */
+    bool tls_flags;       /* set by the subcommand: it takes --cert/--cert-key/--ca */
+    const char *cert_file, *cert_key_file, *ca_file;
+    ss_tls_ctx *tls;      /* built by cli_server_check from them; SIGHUP reloads */
 } cli_server;
 
 /* Return values of cli_server_flag() and cli_flag_value(). */
@@ -73,6 +76,16 @@ int cli_server_check(cli_server *c);
 /* The access rules of the flags (--allow-from, --deny-from, --access-file,
  * read now). Returns 0, or a code with err->msg naming the file:line. */
 int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err);
+
+/* The --help lines of the TLS flags, for subcommands that set tls_flags. */
+#define CLI_SERVER_TLS_HELP \
+    "TLS (stream addresses, every model):\n" \
+    "  --cert FILE          PEM certificate chain: serve TLS (1.2 minimum, 1.3 preferred)\n" \
+    "  --cert-key FILE      its private key (PEM)\n" \
+    "  --ca FILE            require client certificates signed by a CA in FILE\n" \
+    "  SIGHUP re-reads the certificate and key for new connections (a file that\n" \
+    "  fails to load keeps the old one).\n" \
+    "\n"
 
 /* The --help lines of the common flags, a string literal to append to a
  * command's usage text. */

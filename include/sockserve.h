@@ -7,7 +7,8 @@
  *   errors     codes, names, ss_strerror(), the optional ss_error detail struct
  *   addr       one address syntax everywhere (tcp://, udp://, unix:, ...)
  *   sock       Python's socket semantics: timeouts, sendall, connect_ex ...
- *   transport  the operations table a stream runs over (plain fd; TLS later)
+ *   transport  the operations table a stream runs over (plain fd, TLS)
+ *   tls        TLS contexts and transports (OpenSSL 3), server and client
  *   stream     buffered request I/O (Python's rfile/wfile)
  *   server     the socketserver core and its concurrency models
  *   loop       the event engine and its callback API
@@ -363,6 +364,144 @@ struct ss_transport {
 int ss_transport_fd_init(ss_transport *t, int fd);
 
 /* ========================================================================
+ * tls — TLS (OpenSSL 3) as a transport, for servers and clients
+ * ======================================================================== */
+
+/*
+ * A context holds what every connection of one side shares: certificates,
+ * the CA to verify the peer with, the protocol floor, the session cache.
+ * Make it once (main thread), give it to a server (ss_server_opts.tls) or
+ * to ss_tls_dial, and free it after everything that uses it. Connections
+ * may be made from it on any thread at once; ss_tls_ctx_reload may run
+ * meanwhile (certificate renewal without a restart).
+ */
+typedef struct ss_tls_ctx ss_tls_ctx;
+
+#define SS_TLS_1_2 0x0303
+#define SS_TLS_1_3 0x0304
+
+typedef struct ss_tls_opts {
+    const char *cert_file; /* PEM certificate chain. Server: required.
+                              Client: optional (a client certificate). */
+    const char *key_file;  /* its private key (PEM); with cert_file */
+    const char *ca_file;   /* server: clients must present a certificate
+                              signed by a CA in this file (mutual TLS).
+                              Client: verify the server against this file
+                              instead of the system's CAs. */
+    bool insecure_no_verify; /* client: accept any server certificate (for
+                                tests against self-signed peers only) */
+    int min_version;       /* SS_TLS_1_2 (0 = this default) or SS_TLS_1_3;
+                              older protocols are always refused */
+    bool no_resumption;    /* server: no session tickets or cache; client:
+                              never resume. Default: resumption on (server:
+                              stateless tickets, so it works across the
+                              processes of forking/prefork; client: the
+                              context keeps its latest session) */
+} ss_tls_opts;
+
+/*
+ * A server or client context from `opts` (which may be NULL for a client
+ * that verifies against the system CAs). The files are read now; their
+ * names are kept for ss_tls_ctx_reload. Returns 0, SS_EUSAGE (a server
+ * without a certificate, a certificate without its key), or SS_ETLS with
+ * err->msg naming the file and OpenSSL's reason:
+ *   "cannot load certificate 'x.pem': no start line"
+ *   "private key 'k.pem' does not match certificate 'x.pem'"
+ */
+int ss_tls_ctx_new(ss_tls_ctx **out, bool server, const ss_tls_opts *opts, ss_error *err);
+
+/*
+ * A context around an SSL_CTX the caller configured itself (e.g. for an
+ * external PSK): the library takes a reference (the caller may free its
+ * own) and adds nothing but its socket BIO. Such a context cannot reload.
+ */
+int ss_tls_ctx_adopt(ss_tls_ctx **out, bool server, void *ssl_ctx, ss_error *err);
+
+/*
+ * Re-read the certificate, key and CA files for the connections made from
+ * now on; existing connections keep what they started with. On failure the
+ * context is unchanged and err->msg names the file. Session tickets issued
+ * before stay valid. Under the forking and prefork models, processes forked
+ * earlier re-read the files themselves at their next connection (so the
+ * files must stay readable after --user). Any thread.
+ */
+int ss_tls_ctx_reload(ss_tls_ctx *ctx, ss_error *err);
+
+/* Free the context (NULL is fine). Connections made from it keep working. */
+void ss_tls_ctx_free(ss_tls_ctx *ctx);
+
+/* The SSL_CTX connections are made from now (borrowed), to configure what
+ * this API does not: ciphers, ALPN, callbacks. */
+void *ss_tls_ctx_ssl_ctx(ss_tls_ctx *ctx);
+
+/*
+ * Make `t` a TLS transport over the connected socket `fd` (made
+ * non-blocking). A client context sends `server_name` as SNI and verifies
+ * the certificate against it (a host name or an IP literal); NULL sends no
+ * name and verifies only the chain. No I/O happens here: the handshake
+ * runs in ss_tls_handshake(_step), or on the first read or write. On
+ * success the transport owns fd (t->ops->close frees both); on failure fd
+ * is left open. Returns 0, SS_ETLS or -ENOMEM.
+ */
+int ss_tls_transport_new(ss_transport *t, ss_tls_ctx *ctx, int fd, const char *server_name,
+                         ss_error *err);
+
+/*
+ * One non-blocking handshake step: 0 when complete, -EAGAIN when it must
+ * wait (poll t->fd for t->ops->wait_events(t, POLLIN)), SS_EAUTH when the
+ * peer failed verification (err->msg says why: "certificate has expired",
+ * "unable to get local issuer certificate", "hostname mismatch", "peer did
+ * not return a certificate"), SS_ETLS for any other TLS failure (a
+ * plaintext peer, a protocol version below the floor), SS_ECLOSED when the
+ * peer closed first, or a negative errno.
+ */
+int ss_tls_handshake_step(ss_transport *t, ss_error *err);
+
+/* The whole handshake, waiting at most `timeout` seconds in all
+ * (SS_TIMEOUT_NONE: no bound). The returns of the step form, plus
+ * SS_ETIMEOUT. */
+int ss_tls_handshake(ss_transport *t, double timeout, ss_error *err);
+
+/*
+ * Free the TLS state of `t` without a byte on the wire and without closing
+ * the descriptor, which the caller keeps (the forking model's parent drops
+ * its copy of a connection its child serves). `t` is left a plain transport
+ * that is no longer usable.
+ */
+void ss_tls_transport_release(ss_transport *t);
+
+/* True if `t` was made by ss_tls_transport_new. */
+bool ss_transport_is_tls(const ss_transport *t);
+
+/* The SSL of a TLS transport (borrowed), or NULL. */
+void *ss_tls_ssl(const ss_transport *t);
+
+/* What a finished handshake agreed on. Strings are NUL-terminated and
+ * empty when not known. */
+typedef struct ss_tls_info {
+    char version[16];       /* "TLSv1.3" */
+    char cipher[64];        /* "TLS_AES_256_GCM_SHA384" */
+    char server_name[256];  /* server side: the SNI the client sent */
+    char peer_subject[256]; /* the peer certificate's subject, one line */
+    bool peer_verified;     /* a peer certificate was presented and verified */
+    bool resumed;           /* the session was resumed (no full handshake) */
+} ss_tls_info;
+
+/* Fill `out` for a TLS transport; SS_EUSAGE for any other. */
+int ss_tls_info_get(const ss_transport *t, ss_tls_info *out);
+
+/*
+ * Client side in one call: ss_dial `address`, wrap it in TLS from `ctx`
+ * (a client context) and handshake, each wait bounded by `timeout`.
+ * `server_name` NULL = the address's host (a name or an IP literal). On
+ * success `t` owns the socket; on failure nothing is left open. err->msg
+ * reads e.g. "tls://127.0.0.1:4433: certificate verify failed: certificate
+ * has expired".
+ */
+int ss_tls_dial(ss_transport *t, const char *address, ss_tls_ctx *ctx, const char *server_name,
+                double timeout, ss_error *err);
+
+/* ========================================================================
  * stream — buffered reader and writer (Python's rfile / wfile)
  * ======================================================================== */
 
@@ -579,6 +718,18 @@ typedef struct ss_server_opts {
                                 go on (5 s); then their connections are shut
                                 down so handlers return; < 0 = forever */
 
+    ss_tls_ctx *tls;         /* stream: serve TLS with this server context
+                                (borrowed: it must outlive the server).
+                                The handshake runs when the connection gets
+                                its worker (after its first byte), bounded
+                                by handshake_timeout; a connection that fails
+                                it is closed before setup() (stats.tls_failed,
+                                logged at INFO) and one that finishes it is
+                                admitted (max_unadmitted). req->stream reads
+                                and writes plaintext; ss_tls_info_get on
+                                ss_stream_transport(req->stream) tells the
+                                peer's certificate. NULL = plain. */
+
     /* hooks (NULL = socketserver's default behaviour) */
     bool (*verify_request)(ss_server *srv, const ss_sock *conn,
                            const ss_addr *client); /* false: close, no handler */
@@ -690,6 +841,8 @@ typedef struct ss_server_stats {
     unsigned long long over_ip;  /* closed at accept: max_per_ip reached */
     unsigned long long timed_out;/* closed silent: handshake_timeout */
     unsigned long long dropped;  /* datagrams over reply_rate */
+    unsigned long long tls_failed; /* closed: the TLS handshake failed or
+                                      timed out (opts.tls) */
 } ss_server_stats;
 /* Any thread. */
 void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);
@@ -870,6 +1023,16 @@ typedef struct ss_listener_opts {
        before on_open (e.g. the server's verify_request). May be NULL. */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    /* A verified connection that closed before on_open (its TLS handshake
+       failed or timed out): undo what verify took. `why` is one line. May
+       be NULL. Called with verify_arg, on the loop thread. */
+    void (*unopened)(void *arg, const ss_addr *peer, int reason, const char *why);
+    /* Serve TLS with this server context (borrowed; it must outlive the
+       listener): the handshake runs on the loop, non-blocking, and on_open
+       comes after it; on_data sees plaintext, ss_conn_write encrypts.
+       NULL = plain. */
+    ss_tls_ctx *tls;
+    double handshake_timeout; /* TLS: seconds the handshake may take (0 = 10) */
 } ss_listener_opts;
 
 /*
@@ -922,6 +1085,9 @@ int ss_conn_fd(const ss_conn *c);
 /* The peer's address as accept() gave it (empty unix addresses stay
  * empty). */
 const ss_addr *ss_conn_peer(const ss_conn *c);
+/* The TLS transport of a connection served with ss_listener_opts.tls (for
+ * ss_tls_info_get), or NULL for a plain one. Loop thread. */
+const ss_transport *ss_conn_tls(const ss_conn *c);
 
 /*
  * Serve the datagram socket `fd` on `loop` with h->on_packet: received in

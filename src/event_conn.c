@@ -11,12 +11,21 @@
  * Idle timeouts cost O(1) per read: each listener keeps its connections in
  * a list ordered by last activity (touched ones move to the tail) and one
  * timer that fires when the head would expire.
+ *
+ * TLS (a listener with opts.tls): the connection's reads and writes go
+ * through its ss_transport instead of recv/send; the handshake runs first,
+ * non-blocking on the loop with a timer of its own, and on_open follows it,
+ * so a handler only ever sees connections that finished their handshake. A
+ * connection that fails it closes without on_open/on_close; the listener's
+ * `unopened` hook hears of it (the server gives back its max_per_ip slot).
  */
 #include "event_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -27,6 +36,7 @@
 #define EMFILE_PAUSE_MS 100   /* listener rest when descriptors run out */
 #define CHUNK_MIN (16 * 1024) /* output queue grows by at least this */
 #define WRITEV_MAX 16
+#define HANDSHAKE_DEFAULT_MS 10000
 
 enum {
     F_OPENED = 1 << 0,       /* on_open ran: on_close is due */
@@ -41,6 +51,15 @@ enum {
     F_SEQPACKET = 1 << 9,    /* keep message boundaries in the queue */
     F_INET = 1 << 10,
 };
+
+/* A TLS connection's state, allocated only for TLS connections. */
+typedef struct conn_tls {
+    ss_transport t;
+    ss_timer deadline; /* the handshake's */
+    bool handshaking;
+    bool read_wants_write; /* the last read needs the socket writable */
+    char why[160];         /* why the handshake failed */
+} conn_tls;
 
 typedef struct chunk {
     struct chunk *next;
@@ -65,6 +84,9 @@ struct ss_listener {
     ss_timer retry_timer;
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    void (*unopened)(void *arg, const ss_addr *peer, int reason, const char *why);
+    ss_tls_ctx *tls;
+    uint64_t handshake_ms;
     ss_listener *(*pick)(void *arg, ss_listener *self);
     void (*unpick)(void *arg, ss_listener *l);
     void *pick_arg;
@@ -87,6 +109,7 @@ struct ss_conn {
     int close_reason;
     ss__deferred deferred;
     ss_addr peer;
+    conn_tls *tls; /* NULL: plain */
 };
 
 static void conn_io(ss_loop *loop, ss__io *io, uint32_t events);
@@ -105,9 +128,15 @@ static void update_interest(ss_conn *c)
     if (c->flags & F_CLOSED)
         return;
     uint32_t want = 0;
+    if (c->tls != NULL && c->tls->handshaking) {
+        short ev = c->tls->t.ops->wait_events(&c->tls->t, POLLIN);
+        want = (ev & POLLOUT) ? EPOLLOUT : EPOLLIN;
+        (void)ss__io_set(c->loop, &c->io, want);
+        return;
+    }
     if (reading(c))
         want |= EPOLLIN;
-    if (c->queued > 0)
+    if (c->queued > 0 || (c->tls != NULL && c->tls->read_wants_write && reading(c)))
         want |= EPOLLOUT;
     (void)ss__io_set(c->loop, &c->io, want); /* cannot fail for a live fd */
 }
@@ -141,6 +170,10 @@ static void conn_deferred_free(ss__deferred *d)
     ss_listener *l = c->listener;
     if ((c->flags & F_OPENED) && c->h->on_close != NULL)
         c->h->on_close(c, c->close_reason);
+    else if (!(c->flags & F_OPENED) && l != NULL && l->unopened != NULL)
+        l->unopened(l->verify_arg, &c->peer, c->close_reason,
+                    c->tls != NULL && c->tls->why[0] ? c->tls->why : ss_strerror(c->close_reason));
+    free(c->tls);
     free(c);
     if (l != NULL && --l->refs == 0 && l->closed && l->pick == NULL)
         listener_free(l);
@@ -157,6 +190,13 @@ static void conn_finish(ss_conn *c, int reason, bool reset)
     if (reset) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         (void)setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    if (c->tls != NULL) {
+        ss_timer_stop(&c->tls->deadline);
+        /* close_notify on a clean close (one try, never waits) */
+        if (!reset && reason == 0 && !c->tls->handshaking && !(c->flags & F_SHUT_DONE))
+            (void)c->tls->t.ops->shutdown_write(&c->tls->t);
+        ss_tls_transport_release(&c->tls->t); /* frees the SSL; the fd is ours */
     }
     /* close() drops the epoll registration; events already fetched for this
      * connection in the current batch are skipped because events == 0. */
@@ -204,6 +244,12 @@ void ss_conn_shutdown(ss_conn *c)
         return;
     }
     c->flags |= F_SHUT_DONE;
+    if (c->tls != NULL) { /* close_notify, then the socket's half-close */
+        int rc = c->tls->t.ops->shutdown_write(&c->tls->t);
+        if (rc < 0 && rc != -EAGAIN && rc != -ENOTCONN)
+            conn_fail(c, rc);
+        return;
+    }
     if (shutdown(c->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
         conn_fail(c, -errno);
 }
@@ -241,7 +287,17 @@ static int flush_queue(ss_conn *c)
 {
     while (c->qhead != NULL) {
         ssize_t n;
-        if (c->flags & F_SEQPACKET) {
+        if (c->tls != NULL) {
+            /* one record's worth at a time: TLS has no writev */
+            chunk *k = c->qhead;
+            n = c->tls->t.ops->write(&c->tls->t, k->data + k->start, k->end - k->start);
+            if (n == -EAGAIN)
+                break;
+            if (n < 0) {
+                conn_fail(c, (int)n);
+                return (int)n;
+            }
+        } else if (c->flags & F_SEQPACKET) {
             chunk *k = c->qhead;
             n = send(c->io.fd, k->data + k->start, k->end - k->start, MSG_NOSIGNAL);
         } else {
@@ -255,7 +311,7 @@ static int flush_queue(ss_conn *c)
             struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
             n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
         }
-        if (n < 0) {
+        if (n < 0 && c->tls == NULL) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 break;
             int rc = -errno;
@@ -312,7 +368,22 @@ int ss_conn_write(ss_conn *c, const void *buf, size_t len)
     const unsigned char *p = buf;
     if (c->queued == 0) {
         /* The fast path: straight to the socket, nothing copied. */
-        ssize_t n = send(c->io.fd, p, len, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->tls != NULL) {
+            n = 0;
+            while ((size_t)n < len) { /* a record at a time */
+                ssize_t w = c->tls->t.ops->write(&c->tls->t, p + n, len - (size_t)n);
+                if (w == -EAGAIN)
+                    break;
+                if (w < 0) {
+                    conn_fail(c, (int)w);
+                    return (int)w;
+                }
+                n += w;
+            }
+        } else {
+            n = send(c->io.fd, p, len, MSG_NOSIGNAL);
+        }
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 int rc = -errno;
@@ -345,7 +416,24 @@ int ss_conn_write(ss_conn *c, const void *buf, size_t len)
 
 static void conn_read(ss_conn *c)
 {
-    ssize_t n = recv(c->io.fd, c->loop->rbuf, SS__LOOP_READ_BUFFER, 0);
+    ssize_t n;
+    if (c->tls != NULL) {
+        n = c->tls->t.ops->read(&c->tls->t, c->loop->rbuf, SS__LOOP_READ_BUFFER);
+        bool wants_write = n == -EAGAIN && (c->tls->t.ops->wait_events(&c->tls->t, POLLIN) &
+                                            POLLOUT);
+        if (wants_write != c->tls->read_wants_write) {
+            c->tls->read_wants_write = wants_write;
+            update_interest(c);
+        }
+        if (n == -EAGAIN)
+            return;
+        if (n < 0) {
+            conn_fail(c, (int)n);
+            return;
+        }
+    } else {
+        n = recv(c->io.fd, c->loop->rbuf, SS__LOOP_READ_BUFFER, 0);
+    }
     if (n > 0) {
         touch(c);
         if (c->h->on_data != NULL)
@@ -366,14 +454,75 @@ static void conn_read(ss_conn *c)
     conn_fail(c, -errno);
 }
 
+static void conn_opened(ss_conn *c);
+
+/* One handshake step on readiness; on_open once it is done. */
+static void tls_handshake_step(ss_conn *c)
+{
+    conn_tls *t = c->tls;
+    ss_error err = {0};
+    int rc = ss_tls_handshake_step(&t->t, &err);
+    if (rc == -EAGAIN) {
+        update_interest(c);
+        return;
+    }
+    if (rc < 0) {
+        snprintf(t->why, sizeof t->why, "%.150s", err.msg[0] ? err.msg : ss_strerror(rc));
+        conn_fail(c, rc);
+        return;
+    }
+    ss_timer_stop(&t->deadline);
+    t->handshaking = false;
+    touch(c);
+    update_interest(c);
+    conn_opened(c);
+    /* data may have come with the client's Finished: it is in the SSL's
+     * buffer or the socket, and epoll only says so for the socket */
+    if (!(c->flags & F_CLOSED) && reading(c))
+        conn_read(c);
+}
+
+static void on_handshake_timeout(ss_timer *timer)
+{
+    ss_conn *c = timer->data;
+    snprintf(c->tls->why, sizeof c->tls->why, "TLS handshake timed out");
+    conn_fail(c, SS_ETIMEOUT);
+}
+
+/* Start TLS on an accepted connection of a TLS listener. */
+static int tls_begin(ss_conn *c, ss_listener *l)
+{
+    conn_tls *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return -ENOMEM;
+    int rc = ss_tls_transport_new(&t->t, l->tls, c->io.fd, NULL, NULL);
+    if (rc < 0) {
+        free(t);
+        return rc;
+    }
+    t->handshaking = true;
+    c->tls = t;
+    ss_timer_init(&t->deadline, on_handshake_timeout, c);
+    return ss_timer_start(c->loop, &t->deadline, l->handshake_ms, 0);
+}
+
 static void conn_io(ss_loop *loop, ss__io *io, uint32_t events)
 {
     (void)loop;
     ss_conn *c = (ss_conn *)io; /* io is the first member */
-    if (c->queued > 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    if (c->tls != NULL && c->tls->handshaking) {
+        tls_handshake_step(c);
+        return;
+    }
+    /* TLS: a write may wait for the socket to be readable (a key update),
+     * a read for it to be writable; try both on either */
+    uint32_t out_ready = c->tls != NULL ? (EPOLLOUT | EPOLLIN) : EPOLLOUT;
+    if (c->queued > 0 && (events & (out_ready | EPOLLERR | EPOLLHUP))) {
         if (flush_queue(c) < 0 || (c->flags & F_CLOSED))
             return;
     }
+    if (c->tls != NULL && c->tls->read_wants_write && (events & EPOLLOUT))
+        events |= EPOLLIN;
     if (reading(c) && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         conn_read(c);
     else if ((events & EPOLLERR) && !(c->flags & F_CLOSED)) {
@@ -562,6 +711,12 @@ static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
         return;
     }
     c->peer = *peer;
+    if (l->tls != NULL) {
+        int rc = tls_begin(c, l);
+        if (rc < 0)
+            conn_fail(c, rc); /* unopened: the listener's hook hears of it */
+        return;               /* on_open after the handshake */
+    }
     conn_opened(c);
 }
 
@@ -677,6 +832,11 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
             l->want |= EPOLLEXCLUSIVE;
         l->verify = opts->verify;
         l->verify_arg = opts->verify_arg;
+        l->unopened = opts->unopened;
+        l->tls = opts->tls;
+        l->handshake_ms = opts->handshake_timeout > 0
+                              ? (uint64_t)(opts->handshake_timeout * 1000.0 + 0.5)
+                              : HANDSHAKE_DEFAULT_MS;
     }
     ss__link_init(&l->idle);
     ss_timer_init(&l->idle_timer, on_idle_timer, l);
@@ -801,6 +961,11 @@ int ss_conn_fd(const ss_conn *c)
 {
     return c->io.fd;
 }
+const ss_transport *ss_conn_tls(const ss_conn *c)
+{
+    return c->tls != NULL ? &c->tls->t : NULL;
+}
+
 const ss_addr *ss_conn_peer(const ss_conn *c)
 {
     return &c->peer;

@@ -20,6 +20,9 @@ typedef struct ss__engine_opts {
     size_t max_packet;                      /* datagram sockets; 0 = 65536 */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    void (*unopened)(void *arg, const ss_addr *peer, int reason, const char *why);
+    ss_tls_ctx *tls;          /* stream: serve TLS (ss_listener_opts.tls) */
+    double handshake_timeout; /* TLS handshake bound, seconds (0 = 10) */
     /* Called on each loop's thread before it runs / after it stops: e.g.
        to give each loop its own state. May be NULL. */
     void (*loop_init)(ss_loop *loop, int index, void *arg);

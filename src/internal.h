@@ -40,4 +40,8 @@ int ss__set_nonblocking(int fd, int on);
  * when the address cannot be formatted). */
 void ss__addr_text(const ss_addr *a, char *buf, size_t len);
 
+/* In a child just forked: make the TLS context usable whatever the
+ * parent's other threads held at fork() (tls.c). NULL is fine. */
+void ss__tls_ctx_after_fork(ss_tls_ctx *ctx);
+
 #endif

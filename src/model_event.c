@@ -123,6 +123,24 @@ static bool verify(void *arg, int fd, const ss_addr *peer)
     return ss__admit_conn(srv, fd, peer, &key, &holds) == 0;
 }
 
+/* A connection verify() admitted closed before on_open (its TLS handshake
+ * failed or timed out): give back its max_per_ip slot, count, say why. */
+static void unopened(void *arg, const ss_addr *peer, int reason, const char *why)
+{
+    ss_server *srv = arg;
+    ss__peer_key key;
+    if (srv->per_ip != NULL && ss__peer_key_of(peer, &key))
+        ss__admit_release(srv, &key);
+    if (srv->opts.tls != NULL && reason != SS_ESHUTDOWN)
+        atomic_fetch_add(&srv->counters.tls_failed, 1);
+    char text[SS_ADDR_STRLEN];
+    if (srv->opts.log != NULL) {
+        if (ss_addr_format(peer, text, sizeof text) < 0)
+            strcpy(text, "(unnamed)");
+        ss_server_log(srv, SS_LOG_INFO, "%s closed, %s", text, why);
+    }
+}
+
 static int event_start(ss_server *srv, ss_error *err)
 {
     const struct ss_event_handler *user = srv->opts.event;
@@ -162,6 +180,9 @@ static int event_start(ss_server *srv, ss_error *err)
         .max_packet = srv->opts.max_packet_size,
         .verify = srv->stream ? verify : NULL,
         .verify_arg = srv,
+        .unopened = srv->stream ? unopened : NULL,
+        .tls = srv->stream ? srv->opts.tls : NULL,
+        .handshake_timeout = srv->opts.handshake_timeout,
         .held = true,
         .user = st,
     };

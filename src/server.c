@@ -169,6 +169,7 @@ void ss__enter_child(ss_server *srv)
 {
     atomic_store(&srv->in_child, true);
     ss__acceptor_forget(srv);
+    ss__tls_ctx_after_fork(srv->opts.tls);
     /* Only the forking thread lives on in the child; a lock another thread
      * held at fork() would never be released, so start from fresh ones. */
     pthread_mutex_init(&srv->lock, NULL);
@@ -361,6 +362,8 @@ int ss_server_new(ss_server **out, const char *address,
     rc = ss_addr_parse(&a, address, SS_ADDR_PASSIVE, err);
     if (rc < 0)
         return rc;
+    if (o.tls != NULL && !ss_addr_is_stream(a.kind))
+        return ss__fail(err, SS_EUSAGE, "%s: TLS needs a stream address (tcp, unix)", address);
 
     ss_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
@@ -519,6 +522,7 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->over_ip = atomic_load(&s->counters.over_ip);
     out->timed_out = atomic_load(&s->counters.timed_out);
     out->dropped = atomic_load(&s->counters.dropped);
+    out->tls_failed = atomic_load(&s->counters.tls_failed);
 }
 
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

@@ -113,7 +113,7 @@ const ss__model_ops *ss__model_ops_for(ss_model m);
 /* Counters behind ss_server_stats(). */
 typedef struct ss__counters {
     atomic_ullong accepted, refused, rejected, errors, evicted;
-    atomic_ullong denied, over_ip, timed_out, dropped;
+    atomic_ullong denied, over_ip, timed_out, dropped, tls_failed;
 } ss__counters;
 
 struct ss_server {
@@ -193,7 +193,8 @@ struct ss__req {
     int64_t started_ms;  /* accept time, for the one log line at the end */
     ss__peer_key key;    /* max_per_ip: released at the end while holds_key */
     bool holds_key;
-    char end_note[80];   /* why it ended, when not by itself ("idle for 30s") */
+    char end_note[160];  /* why it ended, when not by itself ("idle for 30s") */
+    bool tls_failed;     /* its TLS handshake failed: no close_notify */
     ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */
 };
 

@@ -82,7 +82,11 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss__conn_info *info,
     req->holds_key = info->holds_key;
     peer_text(srv, req, peer);
 
-    int rc = ss_transport_fd_init(&req->transport, req->conn.fd);
+    /* TLS state is made here (no I/O); the handshake runs on the worker,
+     * in ss__req_run, so the acceptor never does a client's crypto. */
+    int rc = srv->opts.tls != NULL
+                 ? ss_tls_transport_new(&req->transport, srv->opts.tls, req->conn.fd, NULL, NULL)
+                 : ss_transport_fd_init(&req->transport, req->conn.fd);
     if (rc == 0) {
         /* idle_timeout is the stream's per-operation timeout: a read that
          * waits longer returns SS_ETIMEOUT and the handler returns. */
@@ -94,6 +98,7 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss__conn_info *info,
         rc = ss_stream_new(&req->pub.stream, &req->transport, &so);
     }
     if (rc < 0) {
+        ss_tls_transport_release(&req->transport);
         if (req->holds_key)
             ss__admit_release(srv, &req->key);
         ss_sock_close(&req->conn);
@@ -176,10 +181,35 @@ static void report_error(ss_server *srv, ss__req *req, int code)
                       req->peer_text, ss_strerror(code));
 }
 
+/*
+ * The TLS handshake, on the worker, before any handler code: bounded by
+ * handshake_timeout from now (the first byte is in; a peer that stalls
+ * mid-handshake is cut like a silent one). A finished handshake admits the
+ * request (max_unadmitted); a failed one is one INFO line and a count --
+ * scanners and plaintext clients are routine on the internet, not errors.
+ */
+static bool tls_handshake(ss_server *srv, ss__req *req)
+{
+    ss_error err = {0};
+    double limit = srv->opts.handshake_timeout > 0 ? srv->opts.handshake_timeout
+                                                   : SS_TIMEOUT_NONE;
+    int rc = ss_tls_handshake(&req->transport, limit, &err);
+    if (rc == 0) {
+        ss_request_admit(&req->pub);
+        return true;
+    }
+    atomic_fetch_add(&srv->counters.tls_failed, 1);
+    snprintf(req->end_note, sizeof req->end_note, "%.150s", err.msg);
+    req->tls_failed = true;
+    return false;
+}
+
 void ss__req_run(ss_server *srv, ss__req *req)
 {
     const ss_handler *h = &srv->handler;
     ss_request *r = &req->pub;
+    if (ss_transport_is_tls(&req->transport) && !tls_handshake(srv, req))
+        return;
     if (h->setup != NULL) {
         int rc = h->setup(r);
         if (rc != 0) { /* as an exception in setup(): no handle, no finish */
@@ -256,6 +286,13 @@ void ss__req_end(ss_server *srv, ss__req *req, bool detach)
         /* Python's shutdown_request: SHUT_WR first so the peer sees the end
          * even while a forked child still holds the descriptor. The forking
          * parent (detach) only drops its copy. */
+        if (ss_transport_is_tls(&req->transport)) {
+            /* close_notify (best effort: never waits) unless the handshake
+             * never finished; the forking parent only drops its copy */
+            if (!detach && !req->tls_failed)
+                (void)req->transport.ops->shutdown_write(&req->transport);
+            ss_tls_transport_release(&req->transport);
+        }
         if (!detach)
             shutdown(req->conn.fd, SHUT_WR);
         ss_sock_close(&req->conn);

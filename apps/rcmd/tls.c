@@ -1,4 +1,12 @@
-/* tls.c — TLS 1.3 with an external PSK (or certificates) as an ss_transport. */
+/* SPDX-License-Identifier: MIT */
+/*
+ * tls.c — rcmd's TLS policy on top of the library's TLS transport (src/tls.c):
+ * TLS 1.3 only, an external PSK from the key file (or mutual certificates),
+ * no tickets, no resumption, no early data, and the rule that a PSK peer
+ * must have used the key. The record layer, the socket BIO and the
+ * non-blocking handshake are the library's; this file only makes the
+ * SSL_CTX and judges the finished handshake.
+ */
 #include "rcmd/tls.h"
 
 #include <openssl/err.h>
@@ -16,18 +24,11 @@
 #include <fcntl.h>
 
 struct rcmd_tls_ctx {
-    SSL_CTX *ssl_ctx;
-    BIO_METHOD *bio_method; /* socket I/O with MSG_NOSIGNAL */
+    ss_tls_ctx *lib; /* the library's context around our SSL_CTX */
     bool server;
     bool psk;
     rcmd_key key;
 };
-
-/* Per-connection state behind ss_transport.impl. */
-typedef struct tls_conn {
-    SSL *ssl;
-    short want; /* what the last -EAGAIN waits for */
-} tls_conn;
 
 static int fail(ss_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -133,81 +134,9 @@ static int refuse_any_certificate(int ok, X509_STORE_CTX *store)
     return 0;
 }
 
-/* ---- socket BIO ----------------------------------------------------------
- * OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE on a
- * peer that has gone; ours sends with MSG_NOSIGNAL, so no caller has to
- * ignore SIGPIPE. Made per context: no global state. */
-
-static int sock_bio_write(BIO *b, const char *buf, size_t len, size_t *done)
-{
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    for (;;) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n >= 0) {
-            *done = (size_t)n;
-            return 1;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            BIO_set_retry_write(b);
-        return 0;
-    }
-}
-
-static int sock_bio_read(BIO *b, char *buf, size_t len, size_t *done)
-{
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    for (;;) {
-        ssize_t n = recv(fd, buf, len, 0);
-        if (n > 0) {
-            *done = (size_t)n;
-            return 1;
-        }
-        if (n == 0) {
-            errno = 0; /* EOF: SSL_ERROR_SYSCALL with errno 0 */
-            return 0;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            BIO_set_retry_read(b);
-        return 0;
-    }
-}
-
-static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b;
-    (void)num;
-    (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static int sock_bio_create(BIO *b)
-{
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-static BIO_METHOD *sock_bio_method(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOURCE_SINK | BIO_get_new_index(), "rcmd-socket");
-    if (m == NULL)
-        return NULL;
-    if (!BIO_meth_set_write_ex(m, sock_bio_write) || !BIO_meth_set_read_ex(m, sock_bio_read) ||
-        !BIO_meth_set_ctrl(m, sock_bio_ctrl) || !BIO_meth_set_create(m, sock_bio_create)) {
-        BIO_meth_free(m);
-        return NULL;
-    }
-    return m;
-}
-
 /* ---- context ---------------------------------------------------------- */
 
-static int load_certs(rcmd_tls_ctx *c, const rcmd_tls_config *cfg, ss_error *err)
+static int load_certs(SSL_CTX *x, const rcmd_tls_config *cfg, ss_error *err)
 {
     char r[256];
     if (cfg->cert_file == NULL || cfg->cert_key_file == NULL || cfg->ca_file == NULL)
@@ -217,19 +146,19 @@ static int load_certs(rcmd_tls_ctx *c, const rcmd_tls_config *cfg, ss_error *err
     int rc = rcmd_check_private_file(cfg->cert_key_file, "private key", err);
     if (rc < 0)
         return rc;
-    if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cfg->cert_file) != 1)
+    if (SSL_CTX_use_certificate_chain_file(x, cfg->cert_file) != 1)
         return fail(err, SS_ETLS, "cannot load certificate '%s': %s", cfg->cert_file,
                     ssl_reason(r, sizeof r));
-    if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, cfg->cert_key_file, SSL_FILETYPE_PEM) != 1)
+    if (SSL_CTX_use_PrivateKey_file(x, cfg->cert_key_file, SSL_FILETYPE_PEM) != 1)
         return fail(err, SS_ETLS, "cannot load private key '%s': %s", cfg->cert_key_file,
                     ssl_reason(r, sizeof r));
-    if (SSL_CTX_check_private_key(c->ssl_ctx) != 1)
+    if (SSL_CTX_check_private_key(x) != 1)
         return fail(err, SS_ETLS, "private key '%s' does not match certificate '%s'",
                     cfg->cert_key_file, cfg->cert_file);
-    if (SSL_CTX_load_verify_locations(c->ssl_ctx, cfg->ca_file, NULL) != 1)
+    if (SSL_CTX_load_verify_locations(x, cfg->ca_file, NULL) != 1)
         return fail(err, SS_ETLS, "cannot load CA file '%s': %s", cfg->ca_file,
                     ssl_reason(r, sizeof r));
-    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify(x, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     return 0;
 }
 
@@ -246,18 +175,14 @@ int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg
     c->server = server;
     c->psk = psk;
     char r[256];
-    c->ssl_ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (c->ssl_ctx == NULL) {
+    SSL_CTX *x = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (x == NULL) {
         free(c);
         return fail(err, SS_ETLS, "cannot make a TLS context: %s", ssl_reason(r, sizeof r));
     }
-    SSL_CTX *x = c->ssl_ctx;
-    SSL_CTX_set_app_data(x, c);
+    SSL_CTX_set_app_data(x, c); /* the PSK callbacks find the key here */
     int rc = 0;
-    c->bio_method = sock_bio_method();
-    if (c->bio_method == NULL)
-        rc = fail(err, SS_ETLS, "cannot make a TLS socket BIO");
-    if (rc == 0 && (SSL_CTX_set_min_proto_version(x, TLS1_3_VERSION) != 1 ||
+    if ((SSL_CTX_set_min_proto_version(x, TLS1_3_VERSION) != 1 ||
                     SSL_CTX_set_max_proto_version(x, TLS1_3_VERSION) != 1))
         rc = fail(err, SS_ETLS, "TLS 1.3 is not available: %s", ssl_reason(r, sizeof r));
     /* Every connection authenticates afresh: no tickets, no resumption,
@@ -281,8 +206,11 @@ int rcmd_tls_ctx_new(rcmd_tls_ctx **out, bool server, const rcmd_tls_config *cfg
             SSL_CTX_set_verify(x, SSL_VERIFY_PEER, refuse_any_certificate);
         }
     } else if (rc == 0) {
-        rc = load_certs(c, cfg, err);
+        rc = load_certs(x, cfg, err);
     }
+    if (rc == 0)
+        rc = ss_tls_ctx_adopt(&c->lib, server, x, err); /* takes its own reference */
+    SSL_CTX_free(x);
     if (rc < 0) {
         rcmd_tls_ctx_free(c);
         return rc;
@@ -295,140 +223,28 @@ void rcmd_tls_ctx_free(rcmd_tls_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    SSL_CTX_free(ctx->ssl_ctx);
-    BIO_meth_free(ctx->bio_method);
+    ss_tls_ctx_free(ctx->lib);
     rcmd_key_wipe(&ctx->key);
     free(ctx);
 }
 
 SSL_CTX *rcmd_tls_ctx_ssl_ctx(rcmd_tls_ctx *ctx)
 {
-    return ctx->ssl_ctx;
+    return ss_tls_ctx_ssl_ctx(ctx->lib);
 }
 
-/* ---- transport -------------------------------------------------------- */
-
-/* Map an SSL_get_error result; -EAGAIN remembers what to wait for. */
-static int ssl_status(tls_conn *c, int ret)
-{
-    int e = SSL_get_error(c->ssl, ret);
-    switch (e) {
-    case SSL_ERROR_WANT_READ: c->want = POLLIN; return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE: c->want = POLLOUT; return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN: return 0;
-    case SSL_ERROR_SYSCALL: {
-        int saved = errno;
-        ERR_clear_error();
-        return saved ? -saved : SS_ECLOSED;
-    }
-    default: ERR_clear_error(); return SS_ETLS;
-    }
-}
-
-static ssize_t tls_read(ss_transport *t, void *buf, size_t len)
-{
-    tls_conn *c = t->impl;
-    size_t got = 0;
-    ERR_clear_error();
-    c->want = 0;
-    if (SSL_read_ex(c->ssl, buf, len, &got) == 1)
-        return (ssize_t)got;
-    int rc = ssl_status(c, 0);
-    return rc == SS_ECLOSED ? 0 : rc; /* EOF without close_notify: EOF */
-}
-
-static ssize_t tls_write(ss_transport *t, const void *buf, size_t len)
-{
-    tls_conn *c = t->impl;
-    size_t done = 0;
-    ERR_clear_error();
-    c->want = 0;
-    if (len == 0)
-        return 0;
-    if (SSL_write_ex(c->ssl, buf, len, &done) == 1)
-        return (ssize_t)done;
-    int rc = ssl_status(c, 0);
-    return rc == 0 ? -EPIPE : rc;
-}
-
-static short tls_wait_events(ss_transport *t, short wanted)
-{
-    tls_conn *c = t->impl;
-    return c->want ? c->want : wanted;
-}
-
-static int tls_shutdown_write(ss_transport *t)
-{
-    tls_conn *c = t->impl;
-    ERR_clear_error();
-    c->want = 0;
-    int r = SSL_shutdown(c->ssl);
-    if (r >= 0)
-        return 0; /* close_notify sent (TLS 1.3 allows reading on after it) */
-    return ssl_status(c, r);
-}
-
-static void tls_close(ss_transport *t)
-{
-    tls_conn *c = t->impl;
-    if (c != NULL) {
-        SSL_free(c->ssl);
-        free(c);
-    }
-    if (t->fd >= 0)
-        close(t->fd);
-    t->fd = -1;
-    t->impl = NULL;
-}
-
-static const ss_transport_ops tls_ops = {
-    .name = "tls",
-    .read = tls_read,
-    .write = tls_write,
-    .wait_events = tls_wait_events,
-    .shutdown_write = tls_shutdown_write,
-    .close = tls_close,
-};
+/* ---- transport: the library's ------------------------------------------ */
 
 bool rcmd_tls_is_tls(const ss_transport *t)
 {
-    return t->ops == &tls_ops;
-}
-
-static int set_nonblocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -errno;
-    return 0;
+    return ss_transport_is_tls(t);
 }
 
 int rcmd_tls_transport_new(ss_transport *t, rcmd_tls_ctx *ctx, int fd, ss_error *err)
 {
-    char r[256];
-    int rc = set_nonblocking(fd);
-    if (rc < 0)
-        return fail(err, rc, "cannot make the connection non-blocking: %s", strerror(-rc));
-    tls_conn *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return fail(err, -ENOMEM, "out of memory");
-    c->ssl = SSL_new(ctx->ssl_ctx);
-    BIO *bio = c->ssl ? BIO_new(ctx->bio_method) : NULL;
-    if (bio == NULL) {
-        SSL_free(c->ssl);
-        free(c);
-        return fail(err, SS_ETLS, "cannot start TLS: %s", ssl_reason(r, sizeof r));
-    }
-    BIO_set_data(bio, (void *)(intptr_t)fd);
-    SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
-    if (ctx->server)
-        SSL_set_accept_state(c->ssl);
-    else
-        SSL_set_connect_state(c->ssl);
-    t->ops = &tls_ops;
-    t->fd = fd;
-    t->impl = c;
-    return 0;
+    /* No server name: rcmd's certificate mode checks the chain against its
+     * own CA file only, and PSK mode has no certificate at all. */
+    return ss_tls_transport_new(t, ctx->lib, fd, NULL, err);
 }
 
 /* In PSK mode a finished handshake counts only if the external PSK was the
@@ -449,29 +265,15 @@ static int check_psk_used(SSL *ssl, ss_error *err)
 
 int rcmd_tls_handshake_step(ss_transport *t, ss_error *err)
 {
-    tls_conn *c = t->impl;
-    char r[256];
-    ERR_clear_error();
-    c->want = 0;
-    int ret = SSL_do_handshake(c->ssl);
-    if (ret == 1)
-        return check_psk_used(c->ssl, err);
-    int e = SSL_get_error(c->ssl, ret);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-        return ssl_status(c, ret);
-    if (e == SSL_ERROR_SYSCALL) {
-        int saved = errno;
-        ERR_clear_error();
-        if (saved == 0)
-            return fail(err, SS_ECLOSED,
-                        "the peer closed the connection during the TLS "
-                        "handshake");
-        return fail(err, -saved, "TLS handshake: %s", strerror(saved));
-    }
+    int rc = ss_tls_handshake_step(t, err);
+    if (rc == 0)
+        return check_psk_used(ss_tls_ssl(t), err);
     /* A protocol-level failure during the handshake is an authentication
      * failure as far as the user can act on it: wrong key or identity, or a
      * peer that is not an rcmd TLS peer at all. */
-    return fail(err, SS_EAUTH, "TLS handshake failed: %s", ssl_reason(r, sizeof r));
+    if (rc == SS_ETLS && err != NULL)
+        err->code = SS_EAUTH;
+    return rc == SS_ETLS ? SS_EAUTH : rc;
 }
 
 int rcmd_transport_wait(ss_transport *t, short events, int64_t deadline_ms)

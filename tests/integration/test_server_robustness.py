@@ -130,12 +130,23 @@ class Robustness(sstest.TestCase):
         stalled.close()
 
     def test_idle_timeout_with_max_conns(self):
+        # A client that spoke once and then went quiet holds the only slot
+        # until --idle-timeout cuts it; the next client waits in the acceptor
+        # meanwhile and is served then. One that never speaks holds no slot
+        # at all (a worker only after the first byte) and is cut at
+        # --handshake-timeout.
         p, bound = self.server("echo", "-q", "--model", "threading", "--max-conns", "1",
-                               "--idle-timeout", "0.5", "tcp://127.0.0.1:0")
-        stalled = sstest.connect(bound, timeout=10)  # connects, never speaks
+                               "--idle-timeout", "0.5", "--handshake-timeout", "1",
+                               "tcp://127.0.0.1:0")
+        silent = sstest.connect(bound, timeout=10)
+        idle = sstest.connect(bound, timeout=10)
+        idle.sendall(b"first")
+        self.assertEqual(idle.recv(100), b"first")
         self.assertEqual(echo_once(bound, b"after"), b"after")
-        self.assertEqual(stalled.recv(100), b"")
-        stalled.close()
+        self.assertEqual(idle.recv(100), b"")
+        self.assertEqual(silent.recv(100), b"")
+        idle.close()
+        silent.close()
 
     def test_ten_mebibytes_to_reply(self):
         p, bound = self.server("reply", "-q", "--model", "threading", "--rule", "ping=pong",
