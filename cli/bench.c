@@ -19,6 +19,8 @@ typedef struct bench_cli {
     const char *address;
     bool json;
     bool live; /* progress line on stderr */
+    bool tls;  /* --tls, or implied by --ca / --cert */
+    const char *ca_file, *cert_file, *cert_key_file;
 } bench_cli;
 
 static void on_progress(const bench_progress *p, void *arg)
@@ -103,6 +105,22 @@ static int parse(bench_cli *b, int argc, char **argv)
             if (!cli_parse_int(v, 1, 1L << 30, &n))
                 return cli_usage_error(CMD, "--server-pid needs a process id");
             b->o.server_pid = n;
+        } else if (strcmp(arg, "--tls") == 0) {
+            b->tls = true;
+        } else if (strcmp(arg, "--resume") == 0) {
+            b->tls = b->o.resume = true;
+        } else if (flag_value(argc, argv, &i, "--ca", &v) ||
+                   flag_value(argc, argv, &i, "--server-name", &v) ||
+                   flag_value(argc, argv, &i, "--cert-key", &v) ||
+                   flag_value(argc, argv, &i, "--cert", &v)) {
+            if (v == NULL)
+                return cli_usage_error(CMD, "%s needs a value", arg);
+            const char **slot = strncmp(arg, "--ca", 4) == 0         ? &b->ca_file
+                                : strncmp(arg, "--server-name", 13) == 0 ? &b->o.server_name
+                                : strncmp(arg, "--cert-key", 10) == 0    ? &b->cert_key_file
+                                                                        : &b->cert_file;
+            *slot = v;
+            b->tls = true;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return cli_usage_error(CMD, "unknown flag '%s'", arg);
         } else if (b->address == NULL) {
@@ -151,6 +169,9 @@ static void print_text(const bench_cli *b, const bench_result *r)
                r->messages ? r->server_cpu * 1e6 / (double)r->messages : 0.0);
     printf("  client cpu %.3f s (%.2f us/msg)\n", r->client_cpu,
            r->messages ? r->client_cpu * 1e6 / (double)r->messages : 0.0);
+    if (b->tls)
+        printf("  tls        %ld handshakes in the warm-up (%.0f/s), %ld resumed\n", r->conns,
+               r->warmup > 0 ? (double)r->conns / r->warmup : 0.0, r->resumed);
     printf("  connections %ld, errors %ld\n", r->conns, r->errors);
 }
 
@@ -189,6 +210,9 @@ static void print_json(const bench_cli *b, const bench_result *r)
         printf("\"server_cpu_s\":null,\"server_cpu_us_per_msg\":null,");
     printf("\"client_cpu_s\":%.3f,\"client_cpu_us_per_msg\":%.4f,", r->client_cpu,
            r->messages ? r->client_cpu * 1e6 / (double)r->messages : 0.0);
+    if (b->tls)
+        printf("\"tls\":true,\"handshakes_per_s\":%.1f,\"resumed\":%ld,",
+               r->warmup > 0 ? (double)r->conns / r->warmup : 0.0, r->resumed);
     printf("\"errors\":%ld}\n", r->errors);
 }
 
@@ -201,6 +225,33 @@ static int run(int argc, char **argv)
     if (rc > 0)
         return rc;
     b.live = isatty(STDERR_FILENO);
+    if (b.tls) {
+        ss_tls_opts to = {.ca_file = b.ca_file, .cert_file = b.cert_file,
+                          .key_file = b.cert_key_file};
+        ss_error err = {0};
+        if (b.o.addr.kind != SS_ADDR_TCP && b.o.addr.kind != SS_ADDR_UNIX)
+            return cli_usage_error(CMD, "--tls needs a tcp or unix address");
+        if (ss_tls_ctx_new(&b.o.tls, false, &to, &err) < 0)
+            return cli_usage_error(CMD, "%s", err.msg);
+        if (b.o.server_name == NULL && b.o.addr.kind == SS_ADDR_TCP) {
+            /* verify the host the address names, as connect does */
+            static char host[SS_ADDR_STRLEN];
+            char text[SS_ADDR_STRLEN];
+            ss_addr_format(&b.o.addr, text, sizeof text);
+            const char *p = strstr(text, "://");
+            p = p != NULL ? p + 3 : text;
+            size_t len = strlen(p);
+            const char *colon = strrchr(p, ':');
+            if (colon != NULL)
+                len = (size_t)(colon - p);
+            if (len >= 2 && p[0] == '[') {
+                p++;
+                len -= 2;
+            }
+            snprintf(host, sizeof host, "%.*s", (int)len, p);
+            b.o.server_name = host;
+        }
+    }
 
     bench_result *r = malloc(sizeof *r); /* the histogram is ~60 KiB: not on the stack */
     if (r == NULL) {
@@ -213,6 +264,7 @@ static int run(int argc, char **argv)
     if (rc < 0) {
         cli_error(CMD, "%s", r->error);
         free(r);
+        ss_tls_ctx_free(b.o.tls);
         return CLI_RUNTIME;
     }
     if (b.json)
@@ -220,6 +272,7 @@ static int run(int argc, char **argv)
     else
         print_text(&b, r);
     free(r);
+    ss_tls_ctx_free(b.o.tls);
     return CLI_OK;
 }
 
@@ -249,6 +302,14 @@ const cli_command cli_cmd_bench = {
         "                   connection); announces itself on stderr when idle\n"
         "  --server-pid PID also report the server's CPU time (utime+stime from\n"
         "                   /proc/PID/stat) over the window, per message\n"
+        "  --tls            every connection does a TLS handshake first (verified\n"
+        "                   against the system CAs); the warm-up then times the\n"
+        "                   handshakes (reported as handshakes/s)\n"
+        "  --ca FILE        verify against FILE (implies --tls)\n"
+        "  --server-name NAME  SNI and the name verified (default: the host)\n"
+        "  --cert FILE, --cert-key FILE  a client certificate (implies --tls)\n"
+        "  --resume         TLS: one connection first for a session ticket, then\n"
+        "                   every connection resumes it (no full handshakes)\n"
         "\n"
         "Prints messages/s, MB/s (echoed payload, one direction), latency p50, p99\n"
         "and p99.9, connections and errors. A progress line is shown once a second\n"

@@ -558,6 +558,15 @@ static int drop_privileges(cli_server *c, ss_server *srv)
     return CLI_OK;
 }
 
+/* What cli_server_check built, when no server will take it. */
+static void release_built(cli_server *c)
+{
+    ss_tls_ctx_free(c->tls);
+    c->tls = c->opts.tls = NULL;
+    ss_access_free(c->access);
+    c->access = NULL;
+}
+
 int cli_server_start(cli_server *c, const char *address, const ss_handler *handler,
                      ss_server **out)
 {
@@ -566,12 +575,14 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
     int wrc = install_stop_watcher();
     if (wrc < 0) {
         cli_error(c->cmd, "cannot start the signal watcher: %s", strerror(-wrc));
+        release_built(c);
         return CLI_RUNTIME;
     }
     raise_fd_limit();
     int rc = ss_server_new(out, address, handler, &c->opts, &err);
     if (rc < 0) {
         *out = NULL;
+        release_built(c);
         if (rc == SS_EUNSUPPORTED && c->opts.model == SS_MODEL_EVENT)
             /* the library is built without the event engine (not landed yet) */
             return cli_usage_error(c->cmd, "--model event is not available in this build "
@@ -591,6 +602,7 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
         if (drc != CLI_OK) {
             ss_server_free(*out);
             *out = NULL;
+            release_built(c);
             return drc;
         }
     }

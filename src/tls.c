@@ -52,6 +52,7 @@ struct ss_tls_ctx {
     char *cert_file, *key_file, *ca_file;
     ss_tls_opts opts; /* the flags of the options (file names above) */
     SSL_SESSION *session; /* client: the latest resumable session */
+    char session_name[256]; /* the server name it was made for ("" = none) */
     _Atomic uint64_t *shared_gen; /* a MAP_SHARED page: survives fork */
     uint64_t local_gen;
 };
@@ -163,9 +164,11 @@ static int client_new_session(SSL *ssl, SSL_SESSION *sess)
     ss_tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     if (c == NULL || !SSL_SESSION_is_resumable(sess))
         return 0;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     pthread_mutex_lock(&c->lock);
     SSL_SESSION *old = c->session;
     c->session = sess;
+    snprintf(c->session_name, sizeof c->session_name, "%s", name != NULL ? name : "");
     pthread_mutex_unlock(&c->lock);
     SSL_SESSION_free(old);
     return 1; /* we keep the reference OpenSSL gave us */
@@ -515,6 +518,15 @@ static void tls_free_state(ss_transport *t)
 
 static void tls_close(ss_transport *t)
 {
+    /* close_notify, one try: it never waits. It also keeps the session
+     * resumable: OpenSSL drops the session of a connection freed without
+     * it, as it would one that failed. */
+    tls_conn *c = t->impl;
+    if (c != NULL && SSL_is_init_finished(c->ssl) && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
     tls_free_state(t);
     if (t->fd >= 0)
         close(t->fd); /* no retry on EINTR: Linux has freed the number */
@@ -573,18 +585,14 @@ static int set_peer_name(SSL *ssl, const char *name, ss_error *err)
     return 0;
 }
 
-/* Client: offer the context's latest session if it was for this name. */
+/* Client: offer the context's latest session if it was made for this name
+ * (an IP literal is sent as no name). */
 static void offer_session(ss_tls_ctx *c, SSL *ssl, const char *name)
 {
+    const char *sni = name != NULL && !is_ip_literal(name) ? name : "";
     pthread_mutex_lock(&c->lock);
-    SSL_SESSION *s = c->session;
-    if (s != NULL) {
-        const char *host = SSL_SESSION_get0_hostname(s);
-        bool same = (host == NULL && (name == NULL || is_ip_literal(name))) ||
-                    (host != NULL && name != NULL && strcmp(host, name) == 0);
-        if (same)
-            SSL_set_session(ssl, s);
-    }
+    if (c->session != NULL && strcmp(c->session_name, sni) == 0)
+        SSL_set_session(ssl, c->session);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -627,9 +635,9 @@ int ss_tls_transport_new(ss_transport *t, ss_tls_ctx *ctx, int fd, const char *s
             free(c);
             return rc;
         }
+        SSL_set_connect_state(c->ssl);
         if (!ctx->opts.no_resumption && !ctx->adopted)
             offer_session(ctx, c->ssl, server_name);
-        SSL_set_connect_state(c->ssl);
     }
     t->ops = &tls_ops;
     t->fd = fd;

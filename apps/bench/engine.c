@@ -19,6 +19,7 @@
 #include "bench/engine.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -36,7 +37,7 @@
 #define RECV_BUF (256u << 10)
 #define MAX_EVENTS 1024
 
-enum conn_state { CONN_CONNECTING, CONN_OPEN };
+enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN };
 
 typedef struct conn {
     int fd;
@@ -48,6 +49,7 @@ typedef struct conn {
     uint64_t sent;    /* stream bytes handed to the kernel */
     uint64_t recvd;   /* stream bytes echoed back and checked */
     uint64_t *stamps; /* send time of message k at [k % depth] */
+    ss_transport t;   /* TLS: the connection (owns fd); t.ops NULL when plain */
 } conn;
 
 typedef struct engine {
@@ -143,8 +145,20 @@ static int set_events(engine *e, conn *c, uint32_t events)
 static int flush(engine *e, conn *c)
 {
     while (c->sent < c->queued) {
-        ssize_t n = send(c->fd, pattern_at(e, c, c->sent), (size_t)(c->queued - c->sent),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
+        if (c->t.ops != NULL) {
+            n = c->t.ops->write(&c->t, pattern_at(e, c, c->sent), (size_t)(c->queued - c->sent));
+            if (n < 0) {
+                errno = n == -EAGAIN ? EAGAIN : (int)-n;
+                if (n <= -10000) /* an SS_E code, not an errno */
+                    return fail(e, (int)n, "connection %ld: TLS send: %s", (long)(c - e->conns),
+                                ss_strerror((int)n));
+                n = -1;
+            }
+        } else {
+            n = send(c->fd, pattern_at(e, c, c->sent), (size_t)(c->queued - c->sent),
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (n > 0) {
             c->sent += (uint64_t)n;
             continue;
@@ -203,7 +217,21 @@ static void start_clock(engine *e, uint64_t t)
 
 static int on_readable(engine *e, conn *c)
 {
-    ssize_t n = recv(c->fd, e->rbuf, e->rbuf_len, MSG_DONTWAIT);
+    ssize_t n;
+    if (c->t.ops != NULL) {
+        n = c->t.ops->read(&c->t, e->rbuf, e->rbuf_len);
+        if (n == -EAGAIN)
+            return 0;
+        if (n < 0) {
+            if (n <= -10000)
+                return fail(e, (int)n, "connection %ld: TLS: %s", (long)(c - e->conns),
+                            ss_strerror((int)n));
+            errno = (int)-n;
+            n = -1;
+        }
+    } else {
+        n = recv(c->fd, e->rbuf, e->rbuf_len, MSG_DONTWAIT);
+    }
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return 0;
@@ -254,6 +282,31 @@ static int on_readable(engine *e, conn *c)
     return send_messages(e, c, done, t);
 }
 
+static int start_sending(engine *e, conn *c)
+{
+    c->state = CONN_OPEN;
+    c->want_out = true; /* EPOLLOUT is on from the connect; flush turns it off */
+    uint64_t depth = e->o->idle ? 1 : (uint64_t)e->o->depth;
+    return send_messages(e, c, depth, now_ns());
+}
+
+/* One TLS handshake step; the messages start once it is done. */
+static int handshake(engine *e, conn *c)
+{
+    ss_error err = {0};
+    int rc = ss_tls_handshake_step(&c->t, &err);
+    if (rc == -EAGAIN) {
+        short ev = c->t.ops->wait_events(&c->t, POLLIN);
+        return set_events(e, c, (ev & POLLOUT) ? EPOLLOUT : EPOLLIN);
+    }
+    if (rc < 0)
+        return fail(e, rc, "connection %ld: %s", (long)(c - e->conns), err.msg);
+    ss_tls_info info;
+    if (ss_tls_info_get(&c->t, &info) == 0 && info.resumed)
+        e->r->resumed++;
+    return start_sending(e, c);
+}
+
 static int on_connected(engine *e, conn *c)
 {
     int soerr = 0;
@@ -262,10 +315,15 @@ static int on_connected(engine *e, conn *c)
         soerr = errno;
     if (soerr != 0)
         return fail(e, -soerr, "cannot connect to %s: %s", e->addr_text, strerror(soerr));
-    c->state = CONN_OPEN;
-    c->want_out = true; /* EPOLLOUT is on from the connect; flush turns it off */
-    uint64_t depth = e->o->idle ? 1 : (uint64_t)e->o->depth;
-    return send_messages(e, c, depth, now_ns());
+    if (e->o->tls != NULL) {
+        ss_error err = {0};
+        int rc = ss_tls_transport_new(&c->t, e->o->tls, c->fd, e->o->server_name, &err);
+        if (rc < 0)
+            return fail(e, rc, "connection %ld: %s", (long)(c - e->conns), err.msg);
+        c->state = CONN_HANDSHAKE;
+        return handshake(e, c);
+    }
+    return start_sending(e, c);
 }
 
 static int open_conn(engine *e, conn *c)
@@ -393,6 +451,8 @@ static int loop(engine *e, bench_progress_fn progress, bench_warm_fn warm, void 
             int rc = 0;
             if (c->state == CONN_CONNECTING) {
                 rc = on_connected(e, c);
+            } else if (c->state == CONN_HANDSHAKE) {
+                rc = handshake(e, c);
             } else {
                 if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
                     rc = on_readable(e, c);
@@ -432,15 +492,41 @@ static int setup(engine *e)
 static void teardown(engine *e)
 {
     if (e->conns)
-        for (long i = 0; i < e->o->conns; i++)
-            if (e->conns[i].fd >= 0)
+        for (long i = 0; i < e->o->conns; i++) {
+            if (e->conns[i].t.ops != NULL)
+                e->conns[i].t.ops->close(&e->conns[i].t); /* closes the fd too */
+            else if (e->conns[i].fd >= 0)
                 close(e->conns[i].fd);
+        }
     if (e->ep >= 0)
         close(e->ep);
     free(e->conns);
     free(e->stamps);
     free(e->pattern);
     free(e->rbuf);
+}
+
+/* --resume: one full handshake and an echo before the clock, so the context
+ * holds a session ticket that every connection then offers. */
+static int prime_session(engine *e)
+{
+    char text[SS_ADDR_STRLEN];
+    if (ss_addr_format(&e->o->addr, text, sizeof text) < 0)
+        return fail(e, SS_EBADADDR, "cannot format the address");
+    ss_transport t;
+    ss_error err = {0};
+    int rc = ss_tls_dial(&t, text, e->o->tls, e->o->server_name, e->o->warmup_max, &err);
+    if (rc < 0)
+        return fail(e, rc, "%s", err.msg);
+    ss_stream *s;
+    ss_stream_opts so = {.timeout = e->o->warmup_max};
+    unsigned char b = 'x';
+    rc = ss_stream_new(&s, &t, &so);
+    if (rc == 0 && (rc = ss_stream_write(s, &b, 1)) == 0 && (rc = ss_stream_flush(s)) == 0)
+        rc = ss_stream_read_exact(s, &b, 1, NULL);
+    ss_stream_free(s);
+    t.ops->close(&t);
+    return rc < 0 ? fail(e, rc, "--resume: the first connection failed: %s", ss_strerror(rc)) : 0;
 }
 
 int bench_run(const bench_opts *o, bench_result *r, bench_progress_fn progress,
@@ -461,6 +547,8 @@ int bench_run(const bench_opts *o, bench_result *r, bench_progress_fn progress,
     int rc = raise_fd_limit(&e, o->conns);
     if (rc == 0)
         rc = setup(&e);
+    if (rc == 0 && o->tls != NULL && o->resume)
+        rc = prime_session(&e);
     e.t_start = now_ns();
     for (long i = 0; rc == 0 && i < o->conns; i++)
         rc = open_conn(&e, &e.conns[i]);

@@ -29,6 +29,11 @@ typedef struct bench_opts {
     double warmup_max; /* bound on connecting + the first echo of every connection */
     bool idle;         /* after the warm-up send nothing: hold the connections idle */
     long server_pid;   /* > 0: report the server's CPU time over the window */
+    ss_tls_ctx *tls;   /* a client context: every connection does a TLS
+                          handshake first (counted in the warm-up) */
+    const char *server_name; /* TLS: SNI and the name verified (NULL: none) */
+    bool resume;       /* TLS: one connection first to get a session ticket,
+                          then every connection resumes it */
 } bench_opts;
 
 /* What a progress callback sees, about once a second. */
@@ -54,6 +59,7 @@ typedef struct bench_result {
     long errors;          /* 0, or 1 when the run stopped on an error */
     double server_cpu;    /* seconds of server CPU (utime+stime) in the window, or -1 */
     double client_cpu;    /* seconds of our own CPU in the window */
+    long resumed;         /* TLS: connections whose session was resumed */
     bench_hist hist;      /* round trips of messages sent and answered in the window */
     char error[SS_ERROR_MSG_MAX];
 } bench_result;

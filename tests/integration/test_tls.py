@@ -167,6 +167,28 @@ class TestTlsExample(TlsCase):
         self.assertIn(b"certificate verify failed", r.stderr)
 
 
+class TestTlsBench(TlsCase):
+    def test_bench_tls_full_and_resumed_handshakes(self):
+        import json
+        for model in ("threading", "event"):
+            with self.subTest(model=model):
+                p, addr = self.tls_server(model=model)
+                for extra, resumed in (([], 0), (["--resume"], 20)):
+                    r = self.run_cli("bench", "--ca", self.path("ca.pem"), "--conns", "20",
+                                     "--duration", "0.5", "--json", *extra, addr)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    out = json.loads(r.stdout)
+                    self.assertTrue(out["tls"])
+                    self.assertEqual(out["errors"], 0)
+                    self.assertGreater(out["messages"], 0)
+                    self.assertEqual(out["resumed"], resumed)
+                r = self.run_cli("bench", "--ca", self.path("otherca.pem"), "--conns", "2",
+                                 "--duration", "0.5", addr)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn("certificate verify failed", r.stderr.decode())
+                p.kill()
+
+
 class TestTlsRefusals(TlsCase):
     def canary(self, addr):
         got, _ = self.tls_echo(addr, self.client_ctx(), payload=b"canary\n")
