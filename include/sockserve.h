@@ -645,7 +645,36 @@ typedef struct ss_server_opts {
                                 has sent its first byte, so silent peers
                                 cost no worker. true = at once, for
                                 protocols whose server talks first (a
-                                banner); the pending stage is skipped. */
+                                banner); the pending stage is skipped
+                                (but for the PROXY header, when
+                                proxy_protocol is set). */
+    bool proxy_protocol;     /* stream (tcp, unix): every connection must
+                                begin with a PROXY protocol header, v1 or
+                                v2 (see "proxy"), read before anything else
+                                and within handshake_timeout of the accept.
+                                The address it carries is the client's
+                                everywhere: req->client_address, the log
+                                lines, the access rules, max_per_ip and
+                                verify_request (its `conn` is still the
+                                socket: getpeername() on it names the
+                                proxy), which therefore run once the header
+                                is in, not at accept. The proxy's own
+                                address is not checked by any of them: a
+                                server that trusts headers must listen
+                                where only its proxies can reach it (a
+                                loopback or private address, a unix socket
+                                with file permissions, a firewall), or
+                                check the socket's peer in verify_request.
+                                A LOCAL (v2) or UNKNOWN (v1) header carries
+                                no address: the socket's peer stands. A
+                                connection without a valid header is
+                                closed before any handler sees a byte of
+                                it (stats.bad_header; past the timeout,
+                                stats.timed_out). The bytes after the
+                                header are the handler's, untouched. Not
+                                for datagram or seqpacket servers
+                                (SS_EUSAGE). false: a header is ordinary
+                                data. */
     int max_per_ip;          /* stream: connections at once from one client
                                 address (IPv4 /32, IPv6 /64; IPv4-mapped IPv6
                                 counts as IPv4), pending ones included;
@@ -793,6 +822,8 @@ typedef struct ss_server_stats {
     unsigned long long over_ip;  /* closed at accept: max_per_ip reached */
     unsigned long long timed_out;/* closed silent: handshake_timeout */
     unsigned long long dropped;  /* datagrams over reply_rate */
+    unsigned long long bad_header; /* closed: no valid PROXY header
+                                      (proxy_protocol) */
 } ss_server_stats;
 /* Any thread. */
 void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);
@@ -973,6 +1004,21 @@ typedef struct ss_listener_opts {
        before on_open (e.g. the server's verify_request). May be NULL. */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    /* The PROXY protocol (see "proxy"): every connection must begin with a
+       v1 or v2 header, read on the loop before anything else. Then
+       ss_conn_peer() is the address it carries (for a LOCAL / UNKNOWN
+       header, the socket's peer), `verify` runs with that address (not at
+       accept), and only then on_open; the bytes after the header come to
+       on_data as usual. A connection whose header is malformed, that
+       closes or fails first, or whose header is not in within
+       proxy_timeout seconds (0: 10; negative: no limit) is closed with no
+       callback of the handler; proxy_refused (may be NULL; called with
+       verify_arg) hears why: SS_EPROTO (and `why`), SS_ETIMEOUT, SS_EEOF
+       (closed before a byte) or a negative errno; `peer` is the socket's.
+       Stream sockets only, not seqpacket (SS_EUSAGE). */
+    bool proxy_protocol;
+    double proxy_timeout;
+    void (*proxy_refused)(void *arg, const ss_addr *peer, int reason, const char *why);
 } ss_listener_opts;
 
 /*

@@ -138,6 +138,9 @@ static int register_socket(ss__engine *e, worker *w, ss_error *err)
         .exclusive = o->per_loop_fds == NULL && e->n > 1,
         .verify = o->verify,
         .verify_arg = o->verify_arg,
+        .proxy_protocol = o->proxy_protocol,
+        .proxy_timeout = o->proxy_timeout,
+        .proxy_refused = o->proxy_refused,
     };
     if (o->max_conns > 0) {
         /* An even split; a loop whose share is 0 never polls the listener. */

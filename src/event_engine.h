@@ -20,6 +20,11 @@ typedef struct ss__engine_opts {
     size_t max_packet;                      /* datagram sockets; 0 = 65536 */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
+    /* PROXY protocol on every loop's listener (ss_listener_opts says how):
+       proxy_refused is called with verify_arg. */
+    bool proxy_protocol;
+    double proxy_timeout;
+    void (*proxy_refused)(void *arg, const ss_addr *peer, int reason, const char *why);
     /* Called on each loop's thread before it runs / after it stops: e.g.
        to give each loop its own state. May be NULL. */
     void (*loop_init)(ss_loop *loop, int index, void *arg);

@@ -361,6 +361,11 @@ int ss_server_new(ss_server **out, const char *address,
     rc = ss_addr_parse(&a, address, SS_ADDR_PASSIVE, err);
     if (rc < 0)
         return rc;
+    /* The header is a stream's first bytes; a seqpacket message holding it
+     * and data would lose the data when the header is read off it. */
+    if (o.proxy_protocol && a.kind != SS_ADDR_TCP && a.kind != SS_ADDR_UNIX)
+        return ss__fail(err, SS_EUSAGE,
+                        "%s: the PROXY protocol is for tcp and unix stream servers", address);
 
     ss_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
@@ -519,6 +524,7 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->over_ip = atomic_load(&s->counters.over_ip);
     out->timed_out = atomic_load(&s->counters.timed_out);
     out->dropped = atomic_load(&s->counters.dropped);
+    out->bad_header = atomic_load(&s->counters.bad_header);
 }
 
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
