@@ -467,25 +467,25 @@ size_t ss_stream_buffered(const ss_stream *s);
 
 /* A parsed header. Plain data. */
 typedef struct ss_proxy_header {
-    int version;      /* 1 or 2 */
-    bool local;       /* no address carried: v2 LOCAL (health checks) or
-                         AF_UNSPEC, v1 UNKNOWN. The connection's own
-                         endpoints stand; source/destination are empty. */
-    ss_addr source;   /* the client as the proxy saw it: kind SS_ADDR_TCP
-                         (v1, v2 stream over IPv4/IPv6), SS_ADDR_UDP (v2
-                         datagram), SS_ADDR_UNIX or SS_ADDR_UNIXGRAM (a
-                         name of all zeros is the unnamed address) */
+    int version;         /* 1 or 2 */
+    bool local;          /* no address carried: v2 LOCAL (health checks) or
+                            AF_UNSPEC, v1 UNKNOWN. The connection's own
+                            endpoints stand; source/destination are empty. */
+    ss_addr source;      /* the client as the proxy saw it: kind SS_ADDR_TCP
+                            (v1, v2 stream over IPv4/IPv6), SS_ADDR_UDP (v2
+                            datagram), SS_ADDR_UNIX or SS_ADDR_UNIXGRAM (a
+                            name of all zeros is the unnamed address) */
     ss_addr destination; /* what the client connected to, same kinds */
-    size_t length;    /* bytes of the header, CRLF or TLVs included */
-    bool crc32c;      /* v2: a CRC32C TLV was present (and matched) */
+    size_t length;       /* bytes of the header, CRLF or TLVs included */
+    bool crc32c;         /* v2: a CRC32C TLV was present (and matched) */
 } ss_proxy_header;
 
 /* An incremental parser. Embed it anywhere (no allocation); about 2 KiB:
  * it keeps the header's bytes until it is complete. Fields are private. */
 typedef struct ss_proxy_parser {
     unsigned char buf[SS_PROXY_MAX_HEADER];
-    size_t have;     /* bytes of the header taken so far */
-    size_t total;    /* v2: the header's whole length once known; else 0 */
+    size_t have;  /* bytes of the header taken so far */
+    size_t total; /* v2: the header's whole length once known; else 0 */
     int state;
     const char *why; /* after SS_EPROTO */
 } ss_proxy_parser;

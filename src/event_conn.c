@@ -504,7 +504,8 @@ static void header_io(ss_conn *c)
     c->proxy = NULL;
     c->flags &= ~F_HEADER;
     ss__link_remove(&c->idle); /* off the header list */
-    if (!h.local) /* LOCAL / UNKNOWN: the socket's peer stands */
+    /* LOCAL / UNKNOWN carry none: the socket's peer stands */
+    if (!h.local)
         c->peer = h.source;
     if (l->verify != NULL && !l->verify(l->verify_arg, c->io.fd, &c->peer)) {
         conn_finish(c, 0, false);

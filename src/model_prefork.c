@@ -127,8 +127,7 @@ static void stream_worker_main(ss_server *srv, prefork_state *st, int ctl)
         if (rc <= 0)
             _exit(rc == 0 ? 0 : 1);
         ss_sock conn = {fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
-        ss__conn_info info = {.peer = h.peer, .accepted_ms = h.accepted_ms,
-                              .proxied = h.proxied};
+        ss__conn_info info = {.peer = h.peer, .accepted_ms = h.accepted_ms, .proxied = h.proxied};
         ss__req *req;
         if (ss__req_from_conn(srv, &conn, &info, &req) == 0) {
             ss__req_run(srv, req);

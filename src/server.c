@@ -364,8 +364,8 @@ int ss_server_new(ss_server **out, const char *address,
     /* The header is a stream's first bytes; a seqpacket message holding it
      * and data would lose the data when the header is read off it. */
     if (o.proxy_protocol && a.kind != SS_ADDR_TCP && a.kind != SS_ADDR_UNIX)
-        return ss__fail(err, SS_EUSAGE,
-                        "%s: the PROXY protocol is for tcp and unix stream servers", address);
+        return ss__fail(err, SS_EUSAGE, "%s: the PROXY protocol is for tcp and unix stream servers",
+                        address);
 
     ss_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)

@@ -47,7 +47,7 @@ struct ss__pending {
     bool ready; /* on the ready list (else waiting, registered in epfd) */
     ss_proxy_parser *proxy; /* proxy_protocol: the header still being read
                                (not admitted yet); NULL once it is in */
-    bool proxied; /* peer came from the header */
+    bool proxied;           /* peer came from the header */
     ss__pending *prev, *next;
 };
 

@@ -73,10 +73,10 @@ static void crc_tlv(hdr *h, uint32_t wrong)
     v[3] = (unsigned char)crc;
 }
 
-static const unsigned char INET_BODY[12] = {192, 0,   2,    1, /* src 192.0.2.1 */
-                                            198, 51,  100,  7, /* dst 198.51.100.7 */
-                                            0xd4, 0x31,        /* 54321 */
-                                            0x01, 0xbb};       /* 443 */
+static const unsigned char INET_BODY[12] = {192,  0,    2,   1, /* src 192.0.2.1 */
+                                            198,  51,   100, 7, /* dst 198.51.100.7 */
+                                            0xd4, 0x31,         /* 54321 */
+                                            0x01, 0xbb};        /* 443 */
 
 static void inet6_body(unsigned char b[36])
 {
@@ -598,8 +598,7 @@ static void split_at_every_byte(void **state)
             assert_int_equal(got.crc32c, whole.crc32c);
             assert_int_equal(got.source.len, whole.source.len);
             assert_memory_equal(&got.source.u, &whole.source.u, whole.source.len);
-            assert_memory_equal(&got.destination.u, &whole.destination.u,
-                                whole.destination.len);
+            assert_memory_equal(&got.destination.u, &whole.destination.u, whole.destination.len);
         }
         /* byte by byte */
         ss_proxy_parser p;
@@ -633,8 +632,12 @@ static void refused_early(void **state)
     (void)state;
     ss_proxy_parser p;
     size_t used;
-    static const char *starts[] = {"GET / HTTP/1.1\r\n", "\x16\x03\x01\x02\x00", "SSH-2.0-x\r\n",
-                                   "\r\n\r\nQUIT", "PROXX", "\n"};
+    static const char *starts[] = {"GET / HTTP/1.1\r\n",
+                                   "\x16\x03\x01\x02\x00",
+                                   "SSH-2.0-x\r\n",
+                                   "\r\n\r\nQUIT",
+                                   "PROXX",
+                                   "\n"};
     static const size_t at[] = {1, 1, 1, 5, 5, 1};
     for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
         ss_proxy_init(&p);
@@ -670,18 +673,12 @@ int main(void)
 {
     tu_alarm(60);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(crc32c_values),
-        cmocka_unit_test(v1_valid),
-        cmocka_unit_test(v1_malformed),
-        cmocka_unit_test(v2_inet_and_inet6),
-        cmocka_unit_test(v2_unix),
-        cmocka_unit_test(v2_local_and_unspec),
-        cmocka_unit_test(v2_crc32c),
-        cmocka_unit_test(v2_malformed),
-        cmocka_unit_test(v2_length_bounds),
-        cmocka_unit_test(split_at_every_byte),
-        cmocka_unit_test(refused_early),
-        cmocka_unit_test(truncated_is_more),
+        cmocka_unit_test(crc32c_values),    cmocka_unit_test(v1_valid),
+        cmocka_unit_test(v1_malformed),     cmocka_unit_test(v2_inet_and_inet6),
+        cmocka_unit_test(v2_unix),          cmocka_unit_test(v2_local_and_unspec),
+        cmocka_unit_test(v2_crc32c),        cmocka_unit_test(v2_malformed),
+        cmocka_unit_test(v2_length_bounds), cmocka_unit_test(split_at_every_byte),
+        cmocka_unit_test(refused_early),    cmocka_unit_test(truncated_is_more),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

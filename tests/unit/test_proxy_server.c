@@ -53,8 +53,8 @@ static int handle_once(ss_request *req)
 static const ss_handler once = {NULL, handle_once, NULL, NULL};
 
 /* Send `data` on a fresh connection; read what comes back (until EOF). */
-static size_t converse(const char *address, const void *data, size_t len, char *reply,
-                       size_t cap, bool half_close)
+static size_t converse(const char *address, const void *data, size_t len, char *reply, size_t cap,
+                       bool half_close)
 {
     ss_sock s;
     assert_int_equal(st_connect(address, &s), 0);
