@@ -101,6 +101,10 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
         c->verbosity = c->verbosity < CLI_LOG_VERBOSE ? CLI_LOG_VERBOSE : c->verbosity + 1;
         return CLI_FLAG_TAKEN;
     }
+    if (strcmp(arg, "--proxy-protocol") == 0) {
+        c->opts.proxy_protocol = true;
+        return CLI_FLAG_TAKEN;
+    }
     if (strcmp(arg, "-vv") == 0) {
         c->verbosity = CLI_LOG_VERBOSE + 1;
         return CLI_FLAG_TAKEN;

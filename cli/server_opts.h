@@ -60,7 +60,8 @@ void cli_server_init(cli_server *c, const char *cmd);
 
 /*
  * Look at argv[*i]: if it is one of the common flags (--model, --workers,
- * --max-conns, --idle-timeout, --drain-timeout, -q/--quiet, -v/--verbose,
+ * --max-conns, --idle-timeout, --drain-timeout, --proxy-protocol,
+ * -q/--quiet, -v/--verbose,
  * in the forms `--flag VALUE` and `--flag=VALUE`), apply it, leave *i on
  * its last word and return CLI_FLAG_TAKEN. A bad value prints one usage
  * line and returns CLI_FLAG_BAD. Anything else: CLI_FLAG_NOT_MINE.
@@ -83,8 +84,6 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
     "  --cert FILE          PEM certificate chain: serve TLS (1.2 minimum, 1.3 preferred)\n" \
     "  --cert-key FILE      its private key (PEM)\n" \
     "  --ca FILE            require client certificates signed by a CA in FILE\n" \
-    "  SIGHUP re-reads the certificate and key for new connections (a file that\n" \
-    "  fails to load keeps the old one).\n" \
     "\n"
 
 /* The --help lines of the common flags, a string literal to append to a
@@ -111,12 +110,20 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
     "  --access-file FILE   'allow CIDR' / 'deny CIDR' lines, re-read on SIGHUP\n" \
     "  --reply-rate N       datagrams answered per second per source (default 1000;\n" \
     "                       0 = no limit)\n" \
+    "\n" \
+    "behind a proxy (streams: tcp, unix):\n" \
+    "  --proxy-protocol     every connection starts with a PROXY protocol header (v1\n" \
+    "                       or v2, HAProxy's send-proxy / send-proxy-v2); the address\n" \
+    "                       it carries is the client's for logs, --allow-from,\n" \
+    "                       --deny-from and --max-per-ip. Without a valid header\n" \
+    "                       within --handshake-timeout a connection is closed. Listen\n" \
+    "                       where only the proxy can connect: it is trusted.\n" \
     "  -q, --quiet          no per-connection logs (errors and the listening line stay)\n" \
     "  -v, --verbose        one log line per connection (-vv: debug)\n" \
     "\n" \
     "When ready it prints 'sockserve: listening on ADDRESS' on stderr. SIGINT or\n" \
     "SIGTERM: stop accepting, drain, exit 0 (a second SIGINT exits at once).\n" \
-    "SIGHUP: re-read --access-file (a bad file keeps the old rules).\n" \
+    "SIGHUP: re-read --access-file and the TLS certificate (a bad file keeps the old).\n" \
     "Exit status: 0 stopped cleanly, 1 runtime error, 2 usage error.\n"
 
 /*

@@ -10,6 +10,8 @@
  *   transport  the operations table a stream runs over (plain fd, TLS)
  *   tls        TLS contexts and transports (OpenSSL 3), server and client
  *   stream     buffered request I/O (Python's rfile/wfile)
+ *   proxy      the PROXY protocol header (HAProxy's v1 and v2) a server
+ *              behind a load balancer reads first
  *   server     the socketserver core and its concurrency models
  *   loop       the event engine and its callback API
  *
@@ -561,6 +563,107 @@ int ss_stream_flush(ss_stream *s);
 size_t ss_stream_buffered(const ss_stream *s);
 
 /* ========================================================================
+ * proxy — the PROXY protocol header (HAProxy's v1 text, v2 binary)
+ * ======================================================================== */
+
+/*
+ * A load balancer (HAProxy `send-proxy` / `send-proxy-v2`, nginx
+ * `proxy_protocol on`, AWS NLB ...) that forwards a connection writes one
+ * header before the client's first byte, saying whom it forwards: the
+ * client's address and the one it connected to. A server with
+ * opts.proxy_protocol reads it before anything else and serves the
+ * connection as the client's (see ss_server_opts); this parser is what it
+ * uses, and works on its own for any other transport.
+ *
+ * Hard bounds, whatever the peer claims:
+ *   v1  one line "PROXY TCP4|TCP6 SRC DST SPORT DPORT\r\n" or
+ *       "PROXY UNKNOWN[ anything]\r\n", at most SS_PROXY_V1_MAX bytes with
+ *       the CRLF; single spaces; addresses as inet_pton reads them (IPv4
+ *       a.b.c.d for TCP4, IPv6 for TCP6); ports decimal 0..65535 without
+ *       leading zeros or signs.
+ *   v2  the 12-byte signature, version 2, command LOCAL or PROXY, one of the
+ *       specified family/transport bytes (AF_UNSPEC, TCP or UDP over IPv4 or
+ *       IPv6, unix stream or datagram); its length field is checked against
+ *       the family's address block (12, 36 or 216 bytes) and against
+ *       SS_PROXY_V2_MAX_LEN as soon as the fixed 16 bytes are in, before
+ *       anything more is taken. TLVs after the addresses are walked with
+ *       their lengths checked against the header's and skipped; a
+ *       PP2_TYPE_CRC32C TLV (4 bytes, at most one) is verified.
+ * The parser never reads past what it is given, never takes a byte past the
+ * header, and decides "malformed" as early as a byte allows (a plain HTTP
+ * request is refused at its first byte).
+ */
+#define SS_PROXY_V1_MAX 107
+/* The most bytes a v2 header may carry after its fixed 16: HAProxy's TLVs
+ * (ALPN, authority, unique id of up to 128 bytes, CRC32C, the SSL block
+ * with its sub-TLVs, netns) fit several times over. Longer is malformed. */
+#define SS_PROXY_V2_MAX_LEN 2048
+#define SS_PROXY_MAX_HEADER (16 + SS_PROXY_V2_MAX_LEN)
+
+/* What ss_proxy_feed returns besides SS_EPROTO. */
+#define SS_PROXY_MORE 0 /* every byte taken; the header goes on */
+#define SS_PROXY_DONE 1 /* the header is complete */
+
+/* A parsed header. Plain data. */
+typedef struct ss_proxy_header {
+    int version;         /* 1 or 2 */
+    bool local;          /* no address carried: v2 LOCAL (health checks) or
+                            AF_UNSPEC, v1 UNKNOWN. The connection's own
+                            endpoints stand; source/destination are empty. */
+    ss_addr source;      /* the client as the proxy saw it: kind SS_ADDR_TCP
+                            (v1, v2 stream over IPv4/IPv6), SS_ADDR_UDP (v2
+                            datagram), SS_ADDR_UNIX or SS_ADDR_UNIXGRAM (a
+                            name of all zeros is the unnamed address) */
+    ss_addr destination; /* what the client connected to, same kinds */
+    size_t length;       /* bytes of the header, CRLF or TLVs included */
+    bool crc32c;         /* v2: a CRC32C TLV was present (and matched) */
+} ss_proxy_header;
+
+/* An incremental parser. Embed it anywhere (no allocation); about 2 KiB:
+ * it keeps the header's bytes until it is complete. Fields are private. */
+typedef struct ss_proxy_parser {
+    unsigned char buf[SS_PROXY_MAX_HEADER];
+    size_t have;  /* bytes of the header taken so far */
+    size_t total; /* v2: the header's whole length once known; else 0 */
+    int state;
+    const char *why; /* after SS_EPROTO */
+} ss_proxy_parser;
+
+/* Ready for a new header. Any thread (the parser is the caller's). */
+void ss_proxy_init(ss_proxy_parser *p);
+
+/*
+ * Feed the next `len` bytes of the connection, as they arrive, in pieces of
+ * any size (one byte at a time works). Returns
+ *   SS_PROXY_MORE  all `len` bytes belong to the header, which goes on;
+ *                  *used = len;
+ *   SS_PROXY_DONE  the header is complete and *out holds it; *used = how
+ *                  many of these `len` bytes ended it: the bytes after them
+ *                  are the connection's own data, not the header's;
+ *   SS_EPROTO      malformed; ss_proxy_error() says why. The parser stays
+ *                  failed (feeding again returns SS_EPROTO) until
+ *                  ss_proxy_init(). *used = the bytes looked at.
+ * Feeding a parser that returned SS_PROXY_DONE returns it again (*used 0,
+ * *out filled again). `out` may be NULL.
+ */
+int ss_proxy_feed(ss_proxy_parser *p, const void *data, size_t len, size_t *used,
+                  ss_proxy_header *out);
+
+/* Why the header was refused ("v1: port out of range", "v2: CRC32C does
+ * not match" ...): static text, never NULL ("" before any failure). */
+const char *ss_proxy_error(const ss_proxy_parser *p);
+
+/* The whole header at the start of `buf` at once: ss_proxy_feed on a fresh
+ * parser, without one to keep. Same returns; *why (may be NULL) gets the
+ * reason after SS_EPROTO. Any thread. */
+int ss_proxy_parse(const void *buf, size_t len, ss_proxy_header *out, const char **why);
+
+/* CRC32C (Castagnoli, RFC 3720 / 4960: what PP2_TYPE_CRC32C holds), going
+ * on from `crc` (0 to start): ss_crc32c(0, "123456789", 9) == 0xE3069283.
+ * Any thread. */
+uint32_t ss_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* ========================================================================
  * server — the socketserver core
  * ======================================================================== */
 
@@ -681,7 +784,36 @@ typedef struct ss_server_opts {
                                 has sent its first byte, so silent peers
                                 cost no worker. true = at once, for
                                 protocols whose server talks first (a
-                                banner); the pending stage is skipped. */
+                                banner); the pending stage is skipped
+                                (but for the PROXY header, when
+                                proxy_protocol is set). */
+    bool proxy_protocol;     /* stream (tcp, unix): every connection must
+                                begin with a PROXY protocol header, v1 or
+                                v2 (see "proxy"), read before anything else
+                                and within handshake_timeout of the accept.
+                                The address it carries is the client's
+                                everywhere: req->client_address, the log
+                                lines, the access rules, max_per_ip and
+                                verify_request (its `conn` is still the
+                                socket: getpeername() on it names the
+                                proxy), which therefore run once the header
+                                is in, not at accept. The proxy's own
+                                address is not checked by any of them: a
+                                server that trusts headers must listen
+                                where only its proxies can reach it (a
+                                loopback or private address, a unix socket
+                                with file permissions, a firewall), or
+                                check the socket's peer in verify_request.
+                                A LOCAL (v2) or UNKNOWN (v1) header carries
+                                no address: the socket's peer stands. A
+                                connection without a valid header is
+                                closed before any handler sees a byte of
+                                it (stats.bad_header; past the timeout,
+                                stats.timed_out). The bytes after the
+                                header are the handler's, untouched. Not
+                                for datagram or seqpacket servers
+                                (SS_EUSAGE). false: a header is ordinary
+                                data. */
     int max_per_ip;          /* stream: connections at once from one client
                                 address (IPv4 /32, IPv6 /64; IPv4-mapped IPv6
                                 counts as IPv4), pending ones included;
@@ -843,6 +975,8 @@ typedef struct ss_server_stats {
     unsigned long long dropped;  /* datagrams over reply_rate */
     unsigned long long tls_failed; /* closed: the TLS handshake failed or
                                       timed out (opts.tls) */
+    unsigned long long bad_header; /* closed: no valid PROXY header
+                                      (proxy_protocol) */
 } ss_server_stats;
 /* Any thread. */
 void ss_server_stats_get(const ss_server *srv, ss_server_stats *out);
@@ -1033,6 +1167,21 @@ typedef struct ss_listener_opts {
        NULL = plain. */
     ss_tls_ctx *tls;
     double handshake_timeout; /* TLS: seconds the handshake may take (0 = 10) */
+    /* The PROXY protocol (see "proxy"): every connection must begin with a
+       v1 or v2 header, read on the loop before anything else. Then
+       ss_conn_peer() is the address it carries (for a LOCAL / UNKNOWN
+       header, the socket's peer), `verify` runs with that address (not at
+       accept), and only then on_open; the bytes after the header come to
+       on_data as usual. A connection whose header is malformed, that
+       closes or fails first, or whose header is not in within
+       proxy_timeout seconds (0: 10; negative: no limit) is closed with no
+       callback of the handler; proxy_refused (may be NULL; called with
+       verify_arg) hears why: SS_EPROTO (and `why`), SS_ETIMEOUT, SS_EEOF
+       (closed before a byte) or a negative errno; `peer` is the socket's.
+       Stream sockets only, not seqpacket (SS_EUSAGE). */
+    bool proxy_protocol;
+    double proxy_timeout;
+    void (*proxy_refused)(void *arg, const ss_addr *peer, int reason, const char *why);
 } ss_listener_opts;
 
 /*

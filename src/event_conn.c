@@ -18,8 +18,14 @@
  * so a handler only ever sees connections that finished their handshake. A
  * connection that fails it closes without on_open/on_close; the listener's
  * `unopened` hook hears of it (the server gives back its max_per_ip slot).
+ *
+ * With proxy_protocol a connection first reads its PROXY header (a step of
+ * its own, below "the PROXY header"): it is admitted and opened only once
+ * the header is in, and until then it is on the listener's header list,
+ * in arrival order, under one timer for the header deadline.
  */
 #include "event_internal.h"
+#include "proxy_read.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -50,6 +56,7 @@ enum {
     F_DRAIN_WANTED = 1 << 8, /* a write queued: on_drain when empty */
     F_SEQPACKET = 1 << 9,    /* keep message boundaries in the queue */
     F_INET = 1 << 10,
+    F_HEADER = 1 << 11, /* reading the PROXY header: not opened yet */
 };
 
 /* A TLS connection's state, allocated only for TLS connections. */
@@ -87,6 +94,11 @@ struct ss_listener {
     void (*unopened)(void *arg, const ss_addr *peer, int reason, const char *why);
     ss_tls_ctx *tls;
     uint64_t handshake_ms;
+    bool proxy;       /* connections begin with a PROXY header */
+    int64_t proxy_ms; /* header deadline after arrival; 0 = none */
+    ss__link headers; /* connections reading their header, oldest first */
+    ss_timer header_timer;
+    void (*proxy_refused)(void *arg, const ss_addr *peer, int reason, const char *why);
     ss_listener *(*pick)(void *arg, ss_listener *self);
     void (*unpick)(void *arg, ss_listener *l);
     void *pick_arg;
@@ -99,7 +111,7 @@ struct ss_conn {
     ss_listener *listener; /* NULL for adopted connections */
     const struct ss_event_handler *h;
     ss__link link; /* loop->conns */
-    ss__link idle; /* listener->idle */
+    ss__link idle; /* listener->idle; listener->headers while F_HEADER */
     int64_t last_active;
     void *user;
     chunk *qhead, *qtail;
@@ -110,6 +122,8 @@ struct ss_conn {
     ss__deferred deferred;
     ss_addr peer;
     conn_tls *tls; /* NULL: plain */
+    ss_proxy_parser *proxy; /* while F_HEADER */
+    bool verified; /* verify passed: unopened() owes it an undo */
 };
 
 static void conn_io(ss_loop *loop, ss__io *io, uint32_t events);
@@ -170,10 +184,17 @@ static void conn_deferred_free(ss__deferred *d)
     ss_listener *l = c->listener;
     if ((c->flags & F_OPENED) && c->h->on_close != NULL)
         c->h->on_close(c, c->close_reason);
-    else if (!(c->flags & F_OPENED) && l != NULL && l->unopened != NULL)
-        l->unopened(l->verify_arg, &c->peer, c->close_reason,
-                    c->tls != NULL && c->tls->why[0] ? c->tls->why : ss_strerror(c->close_reason));
+    else if (!(c->flags & F_OPENED) && l != NULL) {
+        /* never opened: its header or its TLS handshake failed */
+        if (c->verified && l->unopened != NULL)
+            l->unopened(l->verify_arg, &c->peer, c->close_reason,
+                        c->tls != NULL && c->tls->why[0] ? c->tls->why
+                                                         : ss_strerror(c->close_reason));
+        if (l->unpick != NULL)
+            l->unpick(l->pick_arg, l);
+    }
     free(c->tls);
+    free(c->proxy);
     free(c);
     if (l != NULL && --l->refs == 0 && l->closed && l->pick == NULL)
         listener_free(l);
@@ -506,10 +527,16 @@ static int tls_begin(ss_conn *c, ss_listener *l)
     return ss_timer_start(c->loop, &t->deadline, l->handshake_ms, 0);
 }
 
+static void header_io(ss_conn *c);
+
 static void conn_io(ss_loop *loop, ss__io *io, uint32_t events)
 {
     (void)loop;
     ss_conn *c = (ss_conn *)io; /* io is the first member */
+    if (c->flags & F_HEADER) {
+        header_io(c);
+        return;
+    }
     if (c->tls != NULL && c->tls->handshaking) {
         tls_handshake_step(c);
         return;
@@ -577,13 +604,18 @@ static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_
     if (l != NULL) {
         l->nconns++;
         l->refs++;
-        if (l->idle_ms > 0) {
-            ss__link_insert_tail(&l->idle, &c->idle);
-            if (!ss_timer_active(&l->idle_timer))
-                (void)ss_timer_start(loop, &l->idle_timer, (uint64_t)l->idle_ms, 0);
-        }
     }
     return c;
+}
+
+static void watch_idle(ss_conn *c)
+{
+    ss_listener *l = c->listener;
+    if (l == NULL || l->idle_ms <= 0)
+        return;
+    ss__link_insert_tail(&l->idle, &c->idle);
+    if (!ss_timer_active(&l->idle_timer))
+        (void)ss_timer_start(c->loop, &l->idle_timer, (uint64_t)l->idle_ms, 0);
 }
 
 static void conn_opened(ss_conn *c)
@@ -593,7 +625,102 @@ static void conn_opened(ss_conn *c)
         c->h->on_open(c);
 }
 
-int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
+static int tls_begin(ss_conn *c, ss_listener *l);
+
+/* Admitted (verify passed, the PROXY header read if any): TLS first when
+ * the listener serves it, else open now. */
+static void conn_admitted(ss_conn *c)
+{
+    ss_listener *l = c->listener;
+    watch_idle(c);
+    if (l != NULL && l->tls != NULL) {
+        int rc = tls_begin(c, l);
+        if (rc < 0)
+            conn_fail(c, rc); /* unopened: the listener's hook hears of it */
+        return;               /* on_open after the handshake */
+    }
+    conn_opened(c);
+}
+
+/* ---- the PROXY header (proxy_protocol) -------------------------------------
+ *
+ * The first step of a connection of a proxy_protocol listener, before
+ * admission (verify) and on_open: read the header as it arrives, never
+ * blocking the loop; the bytes after it stay in the socket and reach
+ * on_data by the usual read. A TLS handshake, when there is one, comes
+ * after this step.
+ */
+
+static void header_refuse(ss_conn *c, int reason, const char *why)
+{
+    ss_listener *l = c->listener;
+    if (l->proxy_refused != NULL)
+        l->proxy_refused(l->verify_arg, &c->peer, reason, why);
+    conn_finish(c, reason, false); /* not opened: no callback of the handler */
+}
+
+static void header_io(ss_conn *c)
+{
+    ss_proxy_header h;
+    const char *why;
+    int rc = ss__proxy_read(c->io.fd, c->proxy, &h, &why);
+    if (rc == SS_PROXY_MORE)
+        return; /* every byte peeked was taken: no spin on level triggering */
+    if (rc != SS_PROXY_DONE) {
+        header_refuse(c, rc, why);
+        return;
+    }
+    ss_listener *l = c->listener;
+    free(c->proxy);
+    c->proxy = NULL;
+    c->flags &= ~F_HEADER;
+    ss__link_remove(&c->idle); /* off the header list */
+    /* LOCAL / UNKNOWN carry none: the socket's peer stands */
+    if (!h.local)
+        c->peer = h.source;
+    if (l->verify != NULL && !l->verify(l->verify_arg, c->io.fd, &c->peer)) {
+        conn_finish(c, 0, false);
+        return;
+    }
+    c->verified = l->verify != NULL;
+    c->last_active = c->loop->now;
+    conn_admitted(c);
+}
+
+static void on_header_timer(ss_timer *t)
+{
+    ss_listener *l = t->data;
+    int64_t now = l->loop->now;
+    while (!ss__link_empty(&l->headers)) {
+        ss_conn *c = SS__CONTAINER_OF(l->headers.next, ss_conn, idle);
+        int64_t due = c->last_active + l->proxy_ms;
+        if (due > now) {
+            (void)ss_timer_start(l->loop, &l->header_timer, (uint64_t)(due - now), 0);
+            return;
+        }
+        header_refuse(c, SS_ETIMEOUT, "no complete PROXY header in time"); /* unlinks it */
+    }
+}
+
+/* A new connection of a proxy_protocol listener waits for its header. */
+static int header_start(ss_conn *c)
+{
+    ss_listener *l = c->listener;
+    c->proxy = malloc(sizeof *c->proxy);
+    if (c->proxy == NULL)
+        return -ENOMEM;
+    ss_proxy_init(c->proxy);
+    c->flags |= F_HEADER;
+    ss__link_insert_tail(&l->headers, &c->idle);
+    if (l->proxy_ms > 0 && !ss_timer_active(&l->header_timer))
+        (void)ss_timer_start(c->loop, &l->header_timer, (uint64_t)l->proxy_ms, 0);
+    return 0;
+}
+
+/* Serve a connected descriptor with `h`: as the peer getpeername() names,
+ * or `peer` when the caller knows better (a PROXY header it has read). */
+static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
+                 ss_conn **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -611,15 +738,31 @@ int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_co
         close(fd);
         return -ENOMEM;
     }
-    c->peer.len = sizeof c->peer.u;
-    if (getpeername(fd, &c->peer.u.sa, &c->peer.len) < 0)
-        c->peer.len = 0;
-    c->peer.kind = domain == AF_UNIX ? (type == SOCK_SEQPACKET ? SS_ADDR_SEQPACKET : SS_ADDR_UNIX)
-                                     : SS_ADDR_TCP;
+    if (peer != NULL) {
+        c->peer = *peer;
+    } else {
+        c->peer.len = sizeof c->peer.u;
+        if (getpeername(fd, &c->peer.u.sa, &c->peer.len) < 0)
+            c->peer.len = 0;
+        c->peer.kind = domain == AF_UNIX
+                           ? (type == SOCK_SEQPACKET ? SS_ADDR_SEQPACKET : SS_ADDR_UNIX)
+                           : SS_ADDR_TCP;
+    }
     if (out != NULL)
         *out = c;
     conn_opened(c);
     return 0;
+}
+
+int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
+{
+    return adopt(loop, fd, h, NULL, out);
+}
+
+int ss__loop_adopt_as(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
+                      ss_conn **out)
+{
+    return adopt(loop, fd, h, peer, out);
 }
 
 /* ---- listening ---------------------------------------------------------------- */
@@ -711,13 +854,13 @@ static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
         return;
     }
     c->peer = *peer;
-    if (l->tls != NULL) {
-        int rc = tls_begin(c, l);
-        if (rc < 0)
-            conn_fail(c, rc); /* unopened: the listener's hook hears of it */
-        return;               /* on_open after the handshake */
+    if (l->proxy) {
+        if (header_start(c) < 0)
+            conn_finish(c, -ENOMEM, false);
+        return;
     }
-    conn_opened(c);
+    c->verified = l->verify != NULL;
+    conn_admitted(c);
 }
 
 /* A connection accepted on one loop, to be served by another. */
@@ -786,7 +929,9 @@ static void listener_io(ss_loop *loop, ss__io *io, uint32_t events)
         }
         ss_addr peer;
         fill_peer(&peer, l->kind, &ss, len);
-        if (l->verify != NULL && !l->verify(l->verify_arg, fd, &peer)) {
+        /* with the PROXY protocol the client is named by the header: admit
+         * it then (header_io) */
+        if (!l->proxy && l->verify != NULL && !l->verify(l->verify_arg, fd, &peer)) {
             close(fd);
             continue;
         }
@@ -812,6 +957,9 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
     }
     if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
         return ss__fail(err, SS_EUSAGE, "cannot listen on descriptor %d: not a stream socket", fd);
+    if (opts != NULL && opts->proxy_protocol && type != SOCK_STREAM)
+        return ss__fail(err, SS_EUSAGE,
+                        "cannot read PROXY headers on descriptor %d: not a SOCK_STREAM socket", fd);
     ss_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return ss__fail(err, -ENOMEM, "cannot serve descriptor %d: out of memory", fd);
@@ -837,8 +985,16 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
         l->handshake_ms = opts->handshake_timeout > 0
                               ? (uint64_t)(opts->handshake_timeout * 1000.0 + 0.5)
                               : HANDSHAKE_DEFAULT_MS;
+        l->proxy = opts->proxy_protocol;
+        double t = opts->proxy_timeout == 0 ? 10.0 : opts->proxy_timeout;
+        l->proxy_ms = t > 0 ? (int64_t)(t * 1000.0 + 0.5) : 0;
+        if (t > 0 && l->proxy_ms == 0)
+            l->proxy_ms = 1;
+        l->proxy_refused = opts->proxy_refused;
     }
     ss__link_init(&l->idle);
+    ss__link_init(&l->headers);
+    ss_timer_init(&l->header_timer, on_header_timer, l);
     ss_timer_init(&l->idle_timer, on_idle_timer, l);
     ss_timer_init(&l->retry_timer, on_retry, l);
     int rc = ss__set_nonblocking(fd, 1);
@@ -855,6 +1011,7 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
 
 static void listener_free(ss_listener *l)
 {
+    ss_timer_stop(&l->header_timer);
     ss_timer_stop(&l->idle_timer);
     ss_timer_stop(&l->retry_timer);
     free(l);

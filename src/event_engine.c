@@ -141,6 +141,9 @@ static int register_socket(ss__engine *e, worker *w, ss_error *err)
         .unopened = o->unopened,
         .tls = o->tls,
         .handshake_timeout = o->handshake_timeout,
+        .proxy_protocol = o->proxy_protocol,
+        .proxy_timeout = o->proxy_timeout,
+        .proxy_refused = o->proxy_refused,
     };
     if (o->max_conns > 0) {
         /* An even split; a loop whose share is 0 never polls the listener. */

@@ -23,6 +23,11 @@ typedef struct ss__engine_opts {
     void (*unopened)(void *arg, const ss_addr *peer, int reason, const char *why);
     ss_tls_ctx *tls;          /* stream: serve TLS (ss_listener_opts.tls) */
     double handshake_timeout; /* TLS handshake bound, seconds (0 = 10) */
+    /* PROXY protocol on every loop's listener (ss_listener_opts says how):
+       proxy_refused is called with verify_arg. */
+    bool proxy_protocol;
+    double proxy_timeout;
+    void (*proxy_refused)(void *arg, const ss_addr *peer, int reason, const char *why);
     /* Called on each loop's thread before it runs / after it stops: e.g.
        to give each loop its own state. May be NULL. */
     void (*loop_init)(ss_loop *loop, int index, void *arg);

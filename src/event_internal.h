@@ -116,6 +116,11 @@ void ss__dgram_hold(ss_dgram *d, bool hold);
 /* Several loops poll this datagram socket: wake one per packet. */
 void ss__dgram_share(ss_dgram *d);
 
+/* ss_loop_adopt, with the peer the caller knows (e.g. from a PROXY header
+ * it read) instead of getpeername()'s. Loop thread. */
+int ss__loop_adopt_as(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
+                      ss_conn **out);
+
 /* Close every connection / listener / dgram of a loop (ss_loop_free). */
 void ss__conns_close_all(ss_loop *loop, int reason);
 void ss__listeners_close_all(ss_loop *loop);

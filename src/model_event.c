@@ -12,7 +12,9 @@
  * handlers on the loops.
  *
  * Admission (server_admit.c) runs on the loops: access rules, max_per_ip
- * and verify_request at accept, access rules and reply_rate per datagram.
+ * and verify_request at accept (with proxy_protocol: once the connection's
+ * PROXY header is in, on the address it carries), access rules and
+ * reply_rate per datagram.
  *
  * Lifetime, mapped onto socketserver's:
  *   ss_server_new      start: the loops run, the socket registered but held
@@ -141,6 +143,25 @@ static void unopened(void *arg, const ss_addr *peer, int reason, const char *why
     }
 }
 
+/* A connection that never sent a valid PROXY header (proxy_protocol):
+ * counted as the acceptor counts it under the other models. */
+static void proxy_refused(void *arg, const ss_addr *peer, int reason, const char *why)
+{
+    ss_server *srv = arg;
+    if (reason == SS_EPROTO) {
+        atomic_fetch_add(&srv->counters.bad_header, 1);
+        ss__refusal_note(srv, SS__REFUSED_BAD_HEADER);
+        if (srv->opts.log != NULL) {
+            char text[SS_ADDR_STRLEN];
+            ss__addr_text(peer, text, sizeof text);
+            ss_server_log(srv, SS_LOG_DEBUG, "%s: no valid PROXY header: %s", text, why);
+        }
+    } else if (reason == SS_ETIMEOUT) {
+        atomic_fetch_add(&srv->counters.timed_out, 1);
+        ss__refusal_note(srv, SS__REFUSED_SILENT);
+    }
+}
+
 static int event_start(ss_server *srv, ss_error *err)
 {
     const struct ss_event_handler *user = srv->opts.event;
@@ -183,6 +204,10 @@ static int event_start(ss_server *srv, ss_error *err)
         .unopened = srv->stream ? unopened : NULL,
         .tls = srv->stream ? srv->opts.tls : NULL,
         .handshake_timeout = srv->opts.handshake_timeout,
+        .proxy_protocol = srv->opts.proxy_protocol,
+        /* the header is the connection's handshake */
+        .proxy_timeout = srv->opts.handshake_timeout > 0 ? srv->opts.handshake_timeout : -1,
+        .proxy_refused = proxy_refused,
         .held = true,
         .user = st,
     };
@@ -222,12 +247,14 @@ static int event_serve(ss_server *srv)
 typedef struct adopt_job {
     event_state *st;
     int fd;
+    ss_addr peer; /* the request's client: the acceptor may have read it
+                     from a PROXY header */
 } adopt_job;
 
 static void adopt_run(ss_loop *loop, void *arg)
 {
     adopt_job *j = arg;
-    (void)ss_loop_adopt(loop, j->fd, &j->st->h, NULL); /* closes fd on failure */
+    (void)ss__loop_adopt_as(loop, j->fd, &j->st->h, &j->peer, NULL); /* closes fd on failure */
     free(j);
 }
 
@@ -283,6 +310,7 @@ static void event_dispatch(ss_server *srv, ss__req *req)
     if (fd >= 0) {
         j->st = st;
         j->fd = fd;
+        j->peer = req->pub.client_address;
         if (ss_loop_post(ss__engine_loop(st->engine, 0), adopt_run, j) < 0) {
             close(fd);
             free(j);

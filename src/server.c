@@ -364,6 +364,11 @@ int ss_server_new(ss_server **out, const char *address,
         return rc;
     if (o.tls != NULL && !ss_addr_is_stream(a.kind))
         return ss__fail(err, SS_EUSAGE, "%s: TLS needs a stream address (tcp, unix)", address);
+    /* The header is a stream's first bytes; a seqpacket message holding it
+     * and data would lose the data when the header is read off it. */
+    if (o.proxy_protocol && a.kind != SS_ADDR_TCP && a.kind != SS_ADDR_UNIX)
+        return ss__fail(err, SS_EUSAGE, "%s: the PROXY protocol is for tcp and unix stream servers",
+                        address);
 
     ss_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
@@ -523,6 +528,7 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->timed_out = atomic_load(&s->counters.timed_out);
     out->dropped = atomic_load(&s->counters.dropped);
     out->tls_failed = atomic_load(&s->counters.tls_failed);
+    out->bad_header = atomic_load(&s->counters.bad_header);
 }
 
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)

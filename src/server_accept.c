@@ -6,6 +6,11 @@
  * get a worker (a thread, a child, a pool slot, a prefork process, or the
  * serial server itself).
  *
+ * With proxy_protocol a connection's first bytes are a PROXY header naming
+ * the real client (the socket's peer is the load balancer): it is read
+ * here first, and admission runs on the address it carries, once it is in
+ * (see "the PROXY header" below).
+ *
  * Why wait for the first byte: a worker per silent connection is what lets a
  * handful of idle peers lock real clients out of a bounded server (2 block a
  * 2-process prefork, 40 a forking server at max_children). In the acceptor a
@@ -18,6 +23,7 @@
  * (serve_forever / handle_request); nothing here is touched by workers,
  * except through ss__acceptor_forget() in a freshly forked child.
  */
+#include "proxy_read.h"
 #include "server_internal.h"
 
 #include <errno.h>
@@ -39,8 +45,17 @@ struct ss__pending {
     ss__peer_key key; /* counted in max_per_ip while holds_key */
     bool holds_key;
     bool ready; /* on the ready list (else waiting, registered in epfd) */
+    ss_proxy_parser *proxy; /* proxy_protocol: the header still being read
+                               (not admitted yet); NULL once it is in */
+    bool proxied;           /* peer came from the header */
     ss__pending *prev, *next;
 };
+
+static void pending_free(ss__pending *p)
+{
+    free(p->proxy);
+    free(p);
+}
 
 /* ---- the two lists ------------------------------------------------------ */
 
@@ -89,7 +104,7 @@ static void drop_pending(ss_server *srv, ss__pending *p)
     if (p->holds_key)
         ss__admit_release(srv, &p->key);
     close(p->fd);
-    free(p);
+    pending_free(p);
 }
 
 int ss__acceptor_init(ss_server *srv)
@@ -97,7 +112,8 @@ int ss__acceptor_init(ss_server *srv)
     ss__acceptor *a = &srv->acceptor;
     memset(a, 0, sizeof *a);
     a->epfd = -1;
-    if (!srv->stream || srv->opts.server_speaks_first)
+    /* a server that speaks first still waits for the PROXY header */
+    if (!srv->stream || (srv->opts.server_speaks_first && !srv->opts.proxy_protocol))
         return 0;
     a->epfd = epoll_create1(EPOLL_CLOEXEC);
     return a->epfd < 0 ? -errno : 0;
@@ -124,13 +140,13 @@ void ss__acceptor_forget(ss_server *srv)
     for (ss__pending *l = a->waiting; l != NULL;) {
         ss__pending *n = l->next;
         close(l->fd);
-        free(l);
+        pending_free(l);
         l = n;
     }
     for (ss__pending *l = a->ready; l != NULL;) {
         ss__pending *n = l->next;
         close(l->fd);
-        free(l);
+        pending_free(l);
         l = n;
     }
     if (a->epfd >= 0)
@@ -261,7 +277,15 @@ static int accept_one(ss_server *srv)
     ss_addr peer;
     peer_of(srv, &from, len, &peer);
     ss__pending tmp = {.fd = fd, .peer = peer};
-    if (ss__admit_conn(srv, fd, &peer, &tmp.key, &tmp.holds_key) != 0) {
+    if (srv->opts.proxy_protocol) {
+        /* who the client is, the header will say: admission waits for it */
+        tmp.proxy = malloc(sizeof *tmp.proxy);
+        if (tmp.proxy == NULL) {
+            close(fd);
+            return 1;
+        }
+        ss_proxy_init(tmp.proxy);
+    } else if (ss__admit_conn(srv, fd, &peer, &tmp.key, &tmp.holds_key) != 0) {
         close(fd); /* counted and noted by the admission check */
         return 1;
     }
@@ -269,6 +293,7 @@ static int accept_one(ss_server *srv)
     if (p == NULL) {
         if (tmp.holds_key)
             ss__admit_release(srv, &tmp.key);
+        free(tmp.proxy);
         close(fd);
         return 1;
     }
@@ -279,7 +304,7 @@ static int accept_one(ss_server *srv)
         if (p->holds_key)
             ss__admit_release(srv, &p->key);
         close(fd);
-        free(p);
+        pending_free(p);
     }
     return 1;
 }
@@ -301,6 +326,91 @@ int ss__acceptor_accept(ss_server *srv, int budget)
 
 /* ---- first bytes and deadlines ------------------------------------------ */
 
+/* A waiting connection has spoken: it waits for a worker now. */
+static void make_ready(ss_server *srv, ss__pending *p)
+{
+    ss__acceptor *a = &srv->acceptor;
+    list_unlink(&a->waiting, &a->waiting_tail, p);
+    a->nwaiting--;
+    epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    p->ready = true;
+    list_push(&a->ready, &a->ready_tail, p);
+    a->nready++;
+}
+
+/* Wait for the next readiness of a waiting connection (EPOLLONESHOT). */
+static void rearm(ss_server *srv, ss__pending *p)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = p};
+    if (epoll_ctl(srv->acceptor.epfd, EPOLL_CTL_MOD, p->fd, &ev) < 0)
+        drop_pending(srv, p);
+}
+
+/* ---- the PROXY header (proxy_protocol) -------------------------------------
+ *
+ * The first step of a connection, before admission and before its first
+ * byte of its own: read the header as it arrives (never blocking: a peer
+ * that sends half a header and stalls is cut at handshake_timeout by
+ * ss__acceptor_expire, like a silent one), then serve the connection as
+ * the client's. The bytes after the header stay in the socket. A TLS
+ * handshake, when there is one, comes after this step.
+ */
+
+static void refuse_header(ss_server *srv, ss__pending *p, int rc, const char *why)
+{
+    if (rc == SS_EPROTO) {
+        atomic_fetch_add(&srv->counters.bad_header, 1);
+        ss__refusal_note(srv, SS__REFUSED_BAD_HEADER);
+        if (srv->opts.log != NULL) {
+            char text[SS_ADDR_STRLEN];
+            ss__addr_text(&p->peer, text, sizeof text);
+            ss_server_log(srv, SS_LOG_DEBUG, "%s: no valid PROXY header: %s", text, why);
+        }
+    }
+    /* else it went away (or failed) first: nothing to count, as for a
+     * connection gone without a byte */
+    drop_pending(srv, p);
+}
+
+static void read_proxy_header(ss_server *srv, ss__pending *p)
+{
+    ss_proxy_header h;
+    const char *why;
+    int rc = ss__proxy_read(p->fd, p->proxy, &h, &why);
+    if (rc == SS_PROXY_MORE) {
+        rearm(srv, p);
+        return;
+    }
+    if (rc != SS_PROXY_DONE) {
+        refuse_header(srv, p, rc, why);
+        return;
+    }
+    free(p->proxy);
+    p->proxy = NULL;
+    if (!h.local) { /* LOCAL / UNKNOWN: the socket's peer stands */
+        p->peer = h.source;
+        p->proxied = true;
+    }
+    if (ss__admit_conn(srv, p->fd, &p->peer, &p->key, &p->holds_key) != 0) {
+        drop_pending(srv, p); /* counted and noted by the admission check */
+        return;
+    }
+    /* From here it is any admitted connection: it waits for its first
+     * byte, which may have come with the header. */
+    if (srv->opts.server_speaks_first) {
+        make_ready(srv, p);
+        return;
+    }
+    char c;
+    ssize_t n = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        make_ready(srv, p);
+    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        rearm(srv, p);
+    else
+        drop_pending(srv, p); /* gone without a byte of its own */
+}
+
 void ss__acceptor_collect(ss_server *srv)
 {
     ss__acceptor *a = &srv->acceptor;
@@ -310,21 +420,16 @@ void ss__acceptor_collect(ss_server *srv)
     int n = epoll_wait(a->epfd, ev, READY_BATCH, 0);
     for (int i = 0; i < n; i++) {
         ss__pending *p = ev[i].data.ptr;
-        list_unlink(&a->waiting, &a->waiting_tail, p);
-        a->nwaiting--;
-        epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
-        if ((ev[i].events & EPOLLIN) == 0) {
-            /* gone (or failed) without a byte: nothing for a handler to do */
-            p->ready = true; /* off both lists: drop_pending's unlink is a no-op */
-            if (p->holds_key)
-                ss__admit_release(srv, &p->key);
-            close(p->fd);
-            free(p);
+        if (p->proxy != NULL) {
+            read_proxy_header(srv, p); /* stays in place while it reads */
             continue;
         }
-        p->ready = true;
-        list_push(&a->ready, &a->ready_tail, p);
-        a->nready++;
+        if ((ev[i].events & EPOLLIN) == 0) {
+            /* gone (or failed) without a byte: nothing for a handler to do */
+            drop_pending(srv, p);
+            continue;
+        }
+        make_ready(srv, p);
     }
 }
 
@@ -370,9 +475,10 @@ int ss__acceptor_take(ss_server *srv, ss__req **out)
         .accepted_ms = p->accepted_ms,
         .key = p->key,
         .holds_key = p->holds_key,
+        .proxied = p->proxied,
     };
     ss_sock conn = {p->fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
-    free(p);
+    pending_free(p);
     int rc = ss__req_from_conn(srv, &conn, &info, out); /* owns conn and key now */
     if (rc < 0) {
         ss_server_log(srv, SS_LOG_ERROR, "%s: cannot start a request: %s", srv->addr_text,

@@ -28,6 +28,7 @@ static const char *const note_words[SS__REFUSED_KINDS] = {
     [SS__REFUSED_EVICTED] = "cut while pending (max_pending)",
     [SS__REFUSED_SILENT] = "silent past handshake_timeout",
     [SS__REFUSED_RATE] = "datagrams over reply_rate",
+    [SS__REFUSED_BAD_HEADER] = "without a valid PROXY header",
 };
 
 int ss__admit_init(ss_server *srv)

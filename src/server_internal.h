@@ -18,9 +18,12 @@ typedef struct ss__pending ss__pending;
 
 /* The acceptor (server_accept.c): connections accepted and admitted but
  * not yet requests. `waiting` have sent nothing yet (registered in epfd,
- * oldest first); `ready` have, and wait for a worker (oldest first). */
+ * oldest first), or with proxy_protocol are still sending their PROXY
+ * header (and are admitted only once it is in); `ready` have, and wait for
+ * a worker (oldest first). */
 typedef struct ss__acceptor {
-    int epfd; /* -1 for datagram servers and server_speaks_first */
+    int epfd; /* -1 for datagram servers and server_speaks_first without
+                 proxy_protocol */
     ss__pending *waiting, *waiting_tail;
     ss__pending *ready, *ready_tail;
     int nwaiting, nready;
@@ -32,6 +35,7 @@ typedef struct ss__conn_info {
     int64_t accepted_ms;
     ss__peer_key key;
     bool holds_key; /* counted in max_per_ip: released when it ends */
+    bool proxied;   /* peer is what a PROXY header carried, not the socket's */
 } ss__conn_info;
 
 /* Why a peer was turned away (server_admit.c's summary line). */
@@ -42,6 +46,7 @@ typedef enum ss__refusal {
     SS__REFUSED_EVICTED,
     SS__REFUSED_SILENT,
     SS__REFUSED_RATE,
+    SS__REFUSED_BAD_HEADER, /* proxy_protocol: no valid PROXY header */
     SS__REFUSED_KINDS
 } ss__refusal;
 
@@ -114,6 +119,7 @@ const ss__model_ops *ss__model_ops_for(ss_model m);
 typedef struct ss__counters {
     atomic_ullong accepted, refused, rejected, errors, evicted;
     atomic_ullong denied, over_ip, timed_out, dropped, tls_failed;
+    atomic_ullong bad_header;
 } ss__counters;
 
 struct ss_server {
@@ -193,6 +199,7 @@ struct ss__req {
     int64_t started_ms;  /* accept time, for the one log line at the end */
     ss__peer_key key;    /* max_per_ip: released at the end while holds_key */
     bool holds_key;
+    bool proxied;        /* client_address came from a PROXY header */
     char end_note[160];  /* why it ended, when not by itself ("idle for 30s") */
     bool tls_failed;     /* its TLS handshake failed: no close_notify */
     ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */
@@ -241,7 +248,8 @@ size_t ss__acceptor_count(const ss_server *srv);
 /* Accept up to `budget` connections into the acceptor. Returns how many
  * the listener gave, or a fatal code. */
 int ss__acceptor_accept(ss_server *srv, int budget);
-/* Move connections that have spoken from waiting to ready. */
+/* Move connections that have spoken from waiting to ready (with
+ * proxy_protocol: read their header, then admit them). */
 void ss__acceptor_collect(ss_server *srv);
 /* Close waiting connections older than handshake_timeout. */
 void ss__acceptor_expire(ss_server *srv, int64_t now);

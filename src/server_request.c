@@ -43,14 +43,20 @@ static void registry_remove(ss_server *srv, ss__req *req)
 
 /* Text for the peer in log lines. Unix clients rarely bind a name, so an
  * unnamed one is shown by its process id (SO_PEERCRED), which is what an
- * operator can act on. */
-static void peer_text(ss_server *srv, ss__req *req, const ss_addr *peer)
+ * operator can act on -- unless a PROXY header named it: the socket's
+ * process is then the proxy. */
+static void peer_text(ss_server *srv, ss__req *req, const ss_addr *peer, bool proxied)
 {
     int n = ss_addr_format(peer, req->peer_text, sizeof req->peer_text);
     bool unnamed = n < 0 || (req->peer_text[0] != '\0' &&
                              req->peer_text[strlen(req->peer_text) - 1] == ':');
     if (!unnamed)
         return;
+    if (proxied) {
+        snprintf(req->peer_text, sizeof req->peer_text, "%s:(unnamed)",
+                 ss_addr_kind_name(peer->kind));
+        return;
+    }
     const char *scheme = ss_addr_kind_name(srv->addr.kind);
     struct ucred cred;
     socklen_t len = sizeof cred;
@@ -80,7 +86,8 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss__conn_info *info,
     conn->fd = -1;
     req->key = info->key;
     req->holds_key = info->holds_key;
-    peer_text(srv, req, peer);
+    req->proxied = info->proxied;
+    peer_text(srv, req, peer, info->proxied);
 
     /* TLS state is made here (no I/O); the handshake runs on the worker,
      * in ss__req_run, so the acceptor never does a client's crypto. */
