@@ -61,8 +61,10 @@ static int parse_form(inherited_form *f, const char *text, ss_error *err)
         const char *name = text + strlen("systemd:");
         f->systemd = true;
         if (name[0] != '\0' && !valid_name(name))
-            return ss__bad_addr(err, text, "a socket name is 1..%d printable ASCII "
-                                "characters other than ':'", NAME_MAX_LEN);
+            return ss__bad_addr(err, text,
+                                "a socket name is 1..%d printable ASCII "
+                                "characters other than ':'",
+                                NAME_MAX_LEN);
         snprintf(f->name, sizeof f->name, "%s", name);
         return 0;
     }
@@ -83,8 +85,7 @@ static int parse_form(inherited_form *f, const char *text, ss_error *err)
 static ss_addr_kind kind_of(int family, int type)
 {
     if (family == AF_INET || family == AF_INET6)
-        return type == SOCK_STREAM ? SS_ADDR_TCP : type == SOCK_DGRAM ? SS_ADDR_UDP
-                                                                       : SS_ADDR_NONE;
+        return type == SOCK_STREAM ? SS_ADDR_TCP : type == SOCK_DGRAM ? SS_ADDR_UDP : SS_ADDR_NONE;
     if (family != AF_UNIX)
         return SS_ADDR_NONE;
     switch (type) {
@@ -130,37 +131,45 @@ static int check_socket(int fd, int want_type, ss_addr *addr, bool *listening, s
         return ss__fail(err, -errno, "descriptor %d: %s", fd, strerror(errno));
     ss_addr_kind kind = kind_of(family, type);
     if (kind == SS_ADDR_NONE)
-        return ss__fail(err, -EAFNOSUPPORT, "descriptor %d is a socket sockserve does not "
-                        "serve (family %d, type %d)", fd, family, type);
+        return ss__fail(err, -EAFNOSUPPORT,
+                        "descriptor %d is a socket sockserve does not "
+                        "serve (family %d, type %d)",
+                        fd, family, type);
 
     struct sockaddr_storage ss;
     len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return ss__fail(err, -errno, "descriptor %d: getsockname: %s", fd, strerror(errno));
     if (ss_addr_from_sockaddr(addr, kind, (struct sockaddr *)&ss, len) < 0)
-        return ss__fail(err, -EAFNOSUPPORT, "descriptor %d: an address sockserve cannot "
-                        "read", fd);
+        return ss__fail(err, -EAFNOSUPPORT,
+                        "descriptor %d: an address sockserve cannot "
+                        "read",
+                        fd);
     char text[SS_ADDR_STRLEN];
     ss__addr_text(addr, text, sizeof text);
     if (want_type != 0 && type != want_type)
-        return ss__fail(err, -EPROTOTYPE, "descriptor %d is a %s socket (%s), but this server "
-                        "serves %s sockets only", fd, type_name(type), text,
-                        type_name(want_type));
+        return ss__fail(err, -EPROTOTYPE,
+                        "descriptor %d is a %s socket (%s), but this server "
+                        "serves %s sockets only",
+                        fd, type_name(type), text, type_name(want_type));
     if (!is_bound(addr))
-        return ss__fail(err, -EDESTADDRREQ, "descriptor %d is a socket that is not bound to "
-                        "an address", fd);
+        return ss__fail(err, -EDESTADDRREQ,
+                        "descriptor %d is a socket that is not bound to "
+                        "an address",
+                        fd);
 
     int accepting = 0;
     len = sizeof accepting;
     *listening = ss_addr_is_stream(kind) &&
-                 getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 &&
-                 accepting != 0;
+                 getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0;
     if (ss_addr_is_stream(kind) && !*listening) {
         len = sizeof ss;
         if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-            return ss__fail(err, -EISCONN, "descriptor %d is a connection (%s), not a "
+            return ss__fail(err, -EISCONN,
+                            "descriptor %d is a connection (%s), not a "
                             "listening socket (a .socket unit with Accept=yes passes "
-                            "connections: sockserve needs Accept=no)", fd, text);
+                            "connections: sockserve needs Accept=no)",
+                            fd, text);
     }
     return 0;
 }

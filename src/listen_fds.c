@@ -66,8 +66,8 @@ static int count_names(const char *names)
     return n;
 }
 
-int ss__listen_env_parse(ss__listen_env *out, const char *pid, const char *fds,
-                         const char *names, pid_t self, ss_error *err)
+int ss__listen_env_parse(ss__listen_env *out, const char *pid, const char *fds, const char *names,
+                         pid_t self, ss_error *err)
 {
     char q[QUOTE_MAX + 4];
     out->count = 0;
@@ -76,26 +76,31 @@ int ss__listen_env_parse(ss__listen_env *out, const char *pid, const char *fds,
         return 0;
     long count = parse_decimal(fds, SS_LISTEN_FDS_MAX);
     if (count < 0)
-        return ss__fail(err, -EINVAL, "bad LISTEN_FDS '%s': expected a count of descriptors "
-                        "(0..%d)", quote(q, fds), SS_LISTEN_FDS_MAX);
+        return ss__fail(err, -EINVAL,
+                        "bad LISTEN_FDS '%s': expected a count of descriptors "
+                        "(0..%d)",
+                        quote(q, fds), SS_LISTEN_FDS_MAX);
     if (count == 0)
         return 0;
     if (pid == NULL)
-        return ss__fail(err, -ESRCH, "LISTEN_FDS is set but LISTEN_PID is not: the sockets "
+        return ss__fail(err, -ESRCH,
+                        "LISTEN_FDS is set but LISTEN_PID is not: the sockets "
                         "are not known to be this process's");
     long owner = parse_decimal(pid, 0x7fffffffL);
     if (owner <= 0)
-        return ss__fail(err, -EINVAL, "bad LISTEN_PID '%s': expected a process id",
-                        quote(q, pid));
+        return ss__fail(err, -EINVAL, "bad LISTEN_PID '%s': expected a process id", quote(q, pid));
     if ((pid_t)owner != self)
-        return ss__fail(err, -ESRCH, "LISTEN_PID=%ld is not this process (pid %ld): the "
-                        "sockets were passed to another one", owner, (long)self);
+        return ss__fail(err, -ESRCH,
+                        "LISTEN_PID=%ld is not this process (pid %ld): the "
+                        "sockets were passed to another one",
+                        owner, (long)self);
     if (names != NULL) {
         int n = count_names(names);
         if (n != count)
-            return ss__fail(err, -EINVAL, "LISTEN_FDNAMES '%s' has %d name%s for "
-                            "LISTEN_FDS=%ld", quote(q, names), n, n == 1 ? "" : "s",
-                            count);
+            return ss__fail(err, -EINVAL,
+                            "LISTEN_FDNAMES '%s' has %d name%s for "
+                            "LISTEN_FDS=%ld",
+                            quote(q, names), n, n == 1 ? "" : "s", count);
     }
     out->count = (int)count;
     out->names = names;
@@ -151,8 +156,8 @@ static int read_env(ss__listen_env *e, ss_error *err)
     for (int i = 0; i < e->count; i++) {
         int fd = SS_LISTEN_FDS_START + i;
         if (fcntl(fd, F_GETFD) < 0)
-            return ss__fail(err, -EBADF, "LISTEN_FDS=%d, but descriptor %d is not open",
-                            e->count, fd);
+            return ss__fail(err, -EBADF, "LISTEN_FDS=%d, but descriptor %d is not open", e->count,
+                            fd);
     }
     return rc;
 }
@@ -164,7 +169,8 @@ int ss__listen_fds_find(const char *name, ss_error *err)
     if (rc < 0)
         return rc;
     if (rc == 0)
-        return ss__fail(err, -ENOENT, "no socket was passed: LISTEN_FDS is not set (start it "
+        return ss__fail(err, -ENOENT,
+                        "no socket was passed: LISTEN_FDS is not set (start it "
                         "from a .socket unit, or under systemd-socket-activate)");
     if (name == NULL)
         return SS_LISTEN_FDS_START;
@@ -173,11 +179,14 @@ int ss__listen_fds_find(const char *name, ss_error *err)
         return SS_LISTEN_FDS_START + i;
     char q[QUOTE_MAX + 4];
     if (e.names == NULL)
-        return ss__fail(err, -ENOENT, "no socket named '%s': the %d passed have no names "
+        return ss__fail(err, -ENOENT,
+                        "no socket named '%s': the %d passed have no names "
                         "(LISTEN_FDNAMES is not set; name them with FileDescriptorName=)",
                         name, e.count);
-    return ss__fail(err, -ENOENT, "no socket named '%s' among the %d passed "
-                    "(LISTEN_FDNAMES=%s)", name, e.count, quote(q, e.names));
+    return ss__fail(err, -ENOENT,
+                    "no socket named '%s' among the %d passed "
+                    "(LISTEN_FDNAMES=%s)",
+                    name, e.count, quote(q, e.names));
 }
 
 int ss__listen_fds_take(ss_error *err)

@@ -22,8 +22,8 @@ typedef struct ss__listen_env {
  * -EINVAL (a malformed value; a name count that is not LISTEN_FDS) with
  * err->msg. Looks at no descriptor.
  */
-int ss__listen_env_parse(ss__listen_env *out, const char *pid, const char *fds,
-                         const char *names, pid_t self, ss_error *err);
+int ss__listen_env_parse(ss__listen_env *out, const char *pid, const char *fds, const char *names,
+                         pid_t self, ss_error *err);
 
 /* Name of entry `i` (0-based) into buf (truncated to len; "unknown" when
  * LISTEN_FDNAMES is not set, as libsystemd says). */

@@ -25,31 +25,38 @@
 #define SEND_WAIT_MS 1000
 
 /* NOTIFY_SOCKET's value as a sockaddr_un; 0 or a code with err->msg. */
-static int notify_address(const char *value, struct sockaddr_un *sun, socklen_t *len,
-                          ss_error *err)
+static int notify_address(const char *value, struct sockaddr_un *sun, socklen_t *len, ss_error *err)
 {
     size_t off = offsetof(struct sockaddr_un, sun_path);
     size_t n = strlen(value);
     memset(sun, 0, sizeof *sun);
     sun->sun_family = AF_UNIX;
     if (strncmp(value, "vsock:", 6) == 0)
-        return ss__fail(err, SS_EUNSUPPORTED, "NOTIFY_SOCKET '%.100s': AF_VSOCK is not "
-                        "supported", value);
+        return ss__fail(err, SS_EUNSUPPORTED,
+                        "NOTIFY_SOCKET '%.100s': AF_VSOCK is not "
+                        "supported",
+                        value);
     if (value[0] == '@') {
         /* abstract: a leading NUL, then exactly the name (no padding) */
         if (n < 2 || n > sizeof sun->sun_path)
-            return ss__fail(err, -EINVAL, "NOTIFY_SOCKET '%.100s': abstract name of 1..%zu "
-                            "bytes expected", value, sizeof sun->sun_path - 1);
+            return ss__fail(err, -EINVAL,
+                            "NOTIFY_SOCKET '%.100s': abstract name of 1..%zu "
+                            "bytes expected",
+                            value, sizeof sun->sun_path - 1);
         memcpy(sun->sun_path + 1, value + 1, n - 1);
         *len = (socklen_t)(off + n);
         return 0;
     }
     if (value[0] != '/')
-        return ss__fail(err, -EINVAL, "NOTIFY_SOCKET '%.100s' is neither an absolute path "
-                        "nor an @abstract name", value);
+        return ss__fail(err, -EINVAL,
+                        "NOTIFY_SOCKET '%.100s' is neither an absolute path "
+                        "nor an @abstract name",
+                        value);
     if (n >= sizeof sun->sun_path)
-        return ss__fail(err, -ENAMETOOLONG, "NOTIFY_SOCKET '%.100s...': path longer than "
-                        "%zu bytes", value, sizeof sun->sun_path - 1);
+        return ss__fail(err, -ENAMETOOLONG,
+                        "NOTIFY_SOCKET '%.100s...': path longer than "
+                        "%zu bytes",
+                        value, sizeof sun->sun_path - 1);
     memcpy(sun->sun_path, value, n + 1);
     *len = (socklen_t)(off + n + 1);
     return 0;
@@ -99,7 +106,6 @@ int ss_notify(const char *state, ss_error *err)
         rc = send_once(fd, state, len);
     close(fd);
     if (rc < 0)
-        return ss__fail(err, rc, "cannot notify NOTIFY_SOCKET %.100s: %s", value,
-                        ss_strerror(rc));
+        return ss__fail(err, rc, "cannot notify NOTIFY_SOCKET %.100s: %s", value, ss_strerror(rc));
     return 1;
 }

@@ -104,8 +104,8 @@ static void malformed_forms(void **state)
     char long_name[300] = "systemd:";
     memset(long_name + 8, 'n', 256);
     long_name[8 + 256] = '\0';
-    static const char *const bad[] = {"fd:", "fd:x", "fd:-1", "fd:3x", "fd: 3",
-                                      "fd:2147483648", "systemd:a:b", "systemd:a\tb"};
+    static const char *const bad[] = {"fd:",   "fd:x",          "fd:-1",       "fd:3x",
+                                      "fd: 3", "fd:2147483648", "systemd:a:b", "systemd:a\tb"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0] + 1; i++) {
         const char *text = i < sizeof bad / sizeof bad[0] ? bad[i] : long_name;
         ss_server *srv = NULL;
@@ -141,7 +141,7 @@ static void fd_listening_is_served_and_not_listened_again(void **state)
     st_start(&s, form, &st_echo, &o);
     assert_string_equal(s.addr, want); /* the socket's own address */
     assert_int_equal(ss_server_fileno(s.srv), fd);
-    assert_int_equal(activations, 0);  /* listening already: no listen() again */
+    assert_int_equal(activations, 0); /* listening already: no listen() again */
     assert_true(is_cloexec(fd));
     ss_sock c;
     assert_int_equal(st_connect(s.addr, &c), 0);
@@ -224,8 +224,7 @@ static void fd_unix_file_is_left_alone(void **state)
 
 /* Each refusal: the code, words of the message, and the descriptor as it
  * was (open, still inheritable, blocking). */
-static void expect_refused(const char *form, int socket_type, int code, const char *words,
-                           int fd)
+static void expect_refused(const char *form, int socket_type, int code, const char *words, int fd)
 {
     ss_server_opts o;
     ss_server_opts_init(&o);
@@ -234,8 +233,8 @@ static void expect_refused(const char *form, int socket_type, int code, const ch
     ss_error err = {0};
     int rc = ss_server_new(&srv, form, &st_echo, &o, &err);
     if (rc != code || strstr(err.msg, words) == NULL)
-        fail_msg("%s: rc %d (%s), msg '%s'; want %d and '%s'", form, rc, ss_err_name(rc),
-                 err.msg, code, words);
+        fail_msg("%s: rc %d (%s), msg '%s'; want %d and '%s'", form, rc, ss_err_name(rc), err.msg,
+                 code, words);
     assert_null(srv);
     if (fd >= 0) {
         assert_true(is_open(fd));
@@ -264,8 +263,7 @@ static void fd_refusals(void **state)
 
     int u = udp_socket();
     fd_form(form, sizeof form, u);
-    expect_refused(form, SOCK_STREAM, -EPROTOTYPE,
-                   "is a datagram socket (udp://127.0.0.1:", u);
+    expect_refused(form, SOCK_STREAM, -EPROTOTYPE, "is a datagram socket (udp://127.0.0.1:", u);
     expect_refused(form, SOCK_STREAM, -EPROTOTYPE, "serves stream sockets only", u);
     close(u);
 

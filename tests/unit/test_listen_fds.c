@@ -43,7 +43,7 @@ static void parse_good(void **state)
     assert_string_equal(name, "c");
     assert_int_equal(ss__listen_env_find(&e, "bb"), 1);
     assert_int_equal(ss__listen_env_find(&e, "c"), 2);
-    assert_int_equal(ss__listen_env_find(&e, "b"), -1);  /* whole names only */
+    assert_int_equal(ss__listen_env_find(&e, "b"), -1); /* whole names only */
     assert_int_equal(ss__listen_env_find(&e, "bbc"), -1);
     /* a truncated copy stays a C string */
     char small[2];
