@@ -130,8 +130,12 @@ class Robustness(sstest.TestCase):
         stalled.close()
 
     def test_idle_timeout_with_max_conns(self):
+        # a connection that never speaks waits in the acceptor (no worker) until
+        # --handshake-timeout closes it; its default, 10 s, raced the client's
+        # own 10 s timeout below
         p, bound = self.server("echo", "-q", "--model", "threading", "--max-conns", "1",
-                               "--idle-timeout", "0.5", "tcp://127.0.0.1:0")
+                               "--idle-timeout", "0.5", "--handshake-timeout", "2",
+                               "tcp://127.0.0.1:0")
         stalled = sstest.connect(bound, timeout=10)  # connects, never speaks
         self.assertEqual(echo_once(bound, b"after"), b"after")
         self.assertEqual(stalled.recv(100), b"")
