@@ -80,10 +80,26 @@ static const char *user_we_run_as(const cli_server *srv, char *buf, size_t len)
     return buf;
 }
 
+/* An inherited socket (systemd:, fd:N) is checked once we hold it: its
+ * address is known only then. Whoever bound it chose its file's mode. */
+static int check_inherited_loopback(const char *address, ss_server **out, ss_addr *addr)
+{
+    *addr = *ss_server_address(*out);
+    if (ss_addr_is_loopback(addr))
+        return CLI_OK;
+    char text[SS_ADDR_STRLEN];
+    ss_addr_format(addr, text, sizeof text);
+    /* not freed: the signal watcher knows it; we exit at once */
+    *out = NULL;
+    return cli_usage_error("rcmd-server",
+                           "--insecure-no-auth is only allowed on a loopback or unix "
+                           "address, not %s (%s)", text, address);
+}
+
 /* Start the server; a unix path socket is created mode 0600 whatever the
  * umask (the umask narrowed around bind: no moment where others may
  * connect; unix_mode says the same to the library). */
-static int start_insecure(cli_server *srv, const char *address, const ss_addr *addr,
+static int start_insecure(cli_server *srv, const char *address, ss_addr *addr,
                           const ss_handler *handler, ss_server **out)
 {
     bool path = addr->kind == SS_ADDR_UNIX && addr->u.un.sun_path[0] != '\0';
@@ -103,6 +119,8 @@ static int start_insecure(cli_server *srv, const char *address, const ss_addr *a
             return CLI_RUNTIME;
         }
     }
+    if (rc == CLI_OK && ss_addr_is_inherited(address))
+        rc = check_inherited_loopback(address, out, addr);
     if (rc == CLI_OK && addr->kind == SS_ADDR_TCP) {
         char who[160];
         cli_error("rcmd-server",
@@ -223,6 +241,9 @@ static int run(int argc, char **argv)
         address = RCMD_DEFAULT_ADDRESS;
     if (!srv.model_given)
         srv.opts.model = SS_MODEL_THREADING;
+    /* sessions are byte streams: a datagram (or seqpacket) socket, typed or
+     * passed by systemd, is refused before it gets a first packet */
+    srv.opts.socket_type = SOCK_STREAM;
     if (cli_server_check(&srv) != 0)
         return CLI_USAGE;
     cfg.seed = strcmp(protocol, "seed") == 0;
@@ -250,7 +271,7 @@ static int run(int argc, char **argv)
                                         : "no key: give --key FILE (or --insecure-no-auth "
                                           "on a loopback address)");
     ss_addr addr = {0};
-    if (cfg.insecure) {
+    if (cfg.insecure && !ss_addr_is_inherited(address)) {
         /* Checked as the server will bind it: passive (":PORT" is every
          * interface, not localhost) and resolved (localhost is fine). */
         ss_error err = {0};
@@ -265,11 +286,11 @@ static int run(int argc, char **argv)
             return cli_usage_error("rcmd-server",
                                    "--insecure-no-auth is only allowed on a loopback or unix "
                                    "address, not %s", address);
-        if (geteuid() == 0 && srv.user_name == NULL)
-            return cli_usage_error("rcmd-server",
-                                   "--insecure-no-auth as root would let every local user run "
-                                   "commands as root: give --user NAME");
     }
+    if (cfg.insecure && geteuid() == 0 && srv.user_name == NULL)
+        return cli_usage_error("rcmd-server",
+                               "--insecure-no-auth as root would let every local user run "
+                               "commands as root: give --user NAME");
     /* §6: connections between accept and a completed HELLO are capped; the
      * seed protocol has no handshake to wait for */
     if (!cfg.seed)

@@ -345,6 +345,8 @@ void cli_server_init(cli_server *c, const char *cmd)
     /* the CLI's datagram servers answer anyone: bound what a spoofed
      * source can make them send (the library's default is no limit) */
     c->opts.reply_rate = 1000;
+    /* under systemd (Type=notify): READY=1 once serving, STOPPING=1 at the drain */
+    c->opts.notify = true;
     c->opts.log = log_line;
     c->opts.log_data = c;
     c->opts.handle_error = handle_error;
@@ -533,8 +535,9 @@ static void raise_fd_limit(void)
 
 /* --user: after binding, become NAME for good (groups, gid, then uid: the
  * order in which each step is still allowed). A unix socket file we made
- * becomes NAME's, so the server can still remove it at exit. */
-static int drop_privileges(cli_server *c, ss_server *srv)
+ * becomes NAME's, so the server can still remove it at exit; an inherited
+ * one (systemd:, fd:N) is not ours to give away. */
+static int drop_privileges(cli_server *c, ss_server *srv, bool own_file)
 {
     struct passwd *pw = getpwnam(c->user_name);
     if (pw == NULL) {
@@ -542,7 +545,7 @@ static int drop_privileges(cli_server *c, ss_server *srv)
         return CLI_USAGE;
     }
     const ss_addr *a = ss_server_address(srv);
-    if (a->u.sa.sa_family == AF_UNIX && a->len > sizeof(sa_family_t) &&
+    if (own_file && a->u.sa.sa_family == AF_UNIX && a->len > sizeof(sa_family_t) &&
         a->u.un.sun_path[0] != '\0' && chown(a->u.un.sun_path, pw->pw_uid, pw->pw_gid) < 0) {
         cli_error(c->cmd, "--user %s: cannot give %s to it: %s", c->user_name,
                   a->u.un.sun_path, strerror(errno));
@@ -602,7 +605,7 @@ int cli_server_start(cli_server *c, const char *address, const ss_handler *handl
         c->access = NULL;
     }
     if (c->user_name != NULL) {
-        int drc = drop_privileges(c, *out);
+        int drc = drop_privileges(c, *out, !ss_addr_is_inherited(address));
         if (drc != CLI_OK) {
             ss_server_free(*out);
             *out = NULL;

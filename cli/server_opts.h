@@ -121,7 +121,11 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
     "  -q, --quiet          no per-connection logs (errors and the listening line stay)\n" \
     "  -v, --verbose        one log line per connection (-vv: debug)\n" \
     "\n" \
-    "When ready it prints 'sockserve: listening on ADDRESS' on stderr. SIGINT or\n" \
+    "ADDRESS may also name a socket this process was given: systemd: (the first\n" \
+    "one systemd's socket activation passed), systemd:NAME (the one named NAME in\n" \
+    "LISTEN_FDNAMES) or fd:N (descriptor N, already bound).\n" \
+    "When ready it prints 'sockserve: listening on ADDRESS' on stderr (and with\n" \
+    "NOTIFY_SOCKET set tells systemd READY=1; STOPPING=1 as it drains). SIGINT or\n" \
     "SIGTERM: stop accepting, drain, exit 0 (a second SIGINT exits at once).\n" \
     "SIGHUP: re-read --access-file and the TLS certificate (a bad file keeps the old).\n" \
     "Exit status: 0 stopped cleanly, 1 runtime error, 2 usage error.\n"

@@ -13,6 +13,7 @@
  *   proxy      the PROXY protocol header (HAProxy's v1 and v2) a server
  *              behind a load balancer reads first
  *   server     the socketserver core and its concurrency models
+ *   systemd    socket activation (LISTEN_FDS) and readiness (NOTIFY_SOCKET)
  *   loop       the event engine and its callback API
  *
  * Conventions (see docs/ and ../shared/DESIGN.md):
@@ -197,6 +198,26 @@ int ss_addr_port(const ss_addr *a);
 /* Scheme name of a kind: "tcp", "udp", "unix", "unixgram", "seqpacket";
  * "none" for SS_ADDR_NONE. */
 const char *ss_addr_kind_name(ss_addr_kind kind);
+
+/*
+ * Inherited sockets: three forms name a socket this process was given rather
+ * than an address to bind, and only a server takes them (ss_server_new):
+ *   systemd:        the first socket systemd's socket activation passed
+ *                   (LISTEN_FDS; see ss_listen_fds below)
+ *   systemd:NAME    the passed socket named NAME in LISTEN_FDNAMES (a .socket
+ *                   unit's FileDescriptorName=); NAME is 1..255 printable
+ *                   ASCII characters other than ':'
+ *   fd:N            descriptor N, a socket already bound (by a parent process,
+ *                   s6-socketbinder, a test harness ...)
+ * The schemes are case-insensitive like the others. They are not ss_addr
+ * values: ss_addr_parse refuses them (SS_EBADADDR, saying only a server takes
+ * them), and a server made from one reports the socket's own address
+ * (getsockname) through ss_server_address().
+ *
+ * True when `text` is written in one of these schemes (well formed or not:
+ * ss_server_new then says what is wrong with it). NULL is false. Any thread.
+ */
+bool ss_addr_is_inherited(const char *text);
 
 /* ========================================================================
  * sock — Python's socket semantics
@@ -849,6 +870,20 @@ typedef struct ss_server_opts {
     double drain_timeout;    /* server_close: how long accepted requests may
                                 go on (5 s); then their connections are shut
                                 down so handlers return; < 0 = forever */
+    int socket_type;         /* 0 = serve whatever the address is;
+                                SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET =
+                                serve only that type (a handler written for
+                                streams): an address of another kind is
+                                refused with SS_EUSAGE, an inherited socket
+                                of another type with -EPROTOTYPE */
+    bool notify;             /* systemd readiness (sd_notify, ss_notify
+                                below): when NOTIFY_SOCKET is set, send
+                                READY=1 as serving starts (the first
+                                serve_forever or handle_request) and
+                                STOPPING=1 as server_close begins, from the
+                                process that made the server only; a failed
+                                send is logged at WARN. false (the CLI turns
+                                it on) */
 
     ss_tls_ctx *tls;         /* stream: serve TLS with this server context
                                 (borrowed: it must outlive the server).
@@ -896,6 +931,30 @@ void ss_server_opts_init(ss_server_opts *o);
  * (defaults). On failure *out is NULL, nothing is left open, and err->msg
  * reads e.g. "cannot bind tcp://127.0.0.1:9999: Address already in use".
  * Main thread.
+ *
+ * `address` may also name an inherited socket (systemd:, systemd:NAME, fd:N;
+ * see ss_addr_is_inherited). The server then takes that descriptor instead
+ * of opening one: it must be an open, bound socket of a kind sockserve
+ * serves (tcp, udp, unix, unixgram, seqpacket) and of opts.socket_type when
+ * that is set; it is made close-on-exec and is never bound again;
+ * server_activate (listen) runs only when a stream socket is not listening
+ * yet (SO_ACCEPTCONN), and the options that act before bind
+ * (allow_reuse_address, allow_reuse_port, unix_mode) do not apply: whoever
+ * bound it chose them. The kind (stream or datagram) comes from the socket.
+ * For systemd: the whole of LISTEN_FDS is taken as ss_listen_fds() does
+ * (every passed descriptor close-on-exec, the variables unset). A unix
+ * socket file is not the server's: server_close leaves it. On success the
+ * server owns the descriptor (server_close closes it); on failure it is left
+ * open, and when the socket itself is refused (the codes below) nothing was
+ * changed, the environment included. Errors name the form and say what is
+ * wrong: "'systemd:web': no socket named 'web' among the 2 passed
+ * (LISTEN_FDNAMES=http:admin)", "'fd:7': descriptor 7 is not open",
+ * "'systemd:': LISTEN_PID=41 is not this process (pid 42)...": codes are
+ * SS_EBADADDR for a malformed form (fd:x), negative errno values for what
+ * the environment got wrong (-ENOENT nothing passed or no such name, -ESRCH
+ * wrong LISTEN_PID, -EINVAL malformed variables, -EBADF not open, -ENOTSOCK,
+ * -EPROTOTYPE wrong type, -EAFNOSUPPORT a family sockserve cannot serve,
+ * -EDESTADDRREQ not bound, -EISCONN a connected socket).
  */
 int ss_server_new(ss_server **out, const char *address,
                   const ss_handler *handler, const ss_server_opts *opts,
@@ -1023,6 +1082,60 @@ void ss_server_set_access(ss_server *srv, ss_access *rules);
 /* Log through opts.log (no-op without one). Any thread. */
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ========================================================================
+ * systemd — socket activation and readiness, without libsystemd
+ * ======================================================================== */
+
+/*
+ * Socket activation (sd_listen_fds(3)): the service manager passes sockets
+ * as descriptors SS_LISTEN_FDS_START, +1, ... and describes them in
+ * LISTEN_PID (the process they are for), LISTEN_FDS (how many) and
+ * LISTEN_FDNAMES (their names, ':'-separated; each entry "unknown" when the
+ * variable is not set, as libsystemd says). ss_server_new("systemd:...")
+ * uses this itself; call it directly to serve several passed sockets from
+ * one process (take them all, then give each server "fd:N"): the first
+ * taking unsets the variables, so a second finds nothing.
+ */
+#define SS_LISTEN_FDS_START 3
+#define SS_LISTEN_FDS_MAX 65536 /* the most LISTEN_FDS accepted */
+#define SS_LISTEN_NAME_MAX 256  /* a name (at most 255 bytes) and its NUL */
+
+typedef struct ss_listen_fd {
+    int fd;
+    char name[SS_LISTEN_NAME_MAX];
+} ss_listen_fd;
+
+/*
+ * Take the passed sockets: check that LISTEN_PID is this process and that
+ * LISTEN_FDS and LISTEN_FDNAMES are well formed and every descriptor is open;
+ * then make every one close-on-exec (programs the server runs must not hold
+ * its listeners) and unset the three variables (so that they do not believe
+ * the sockets are theirs). Stores the first `max` in `out` (`out` may be
+ * NULL when max is 0) and returns how many were passed, possibly more than
+ * `max` (those are taken too: close them if you do not serve them). Returns
+ * 0 when LISTEN_FDS is not set (nothing changed), or a negative code with
+ * err->msg saying what is wrong, nothing changed: -ESRCH (LISTEN_PID missing
+ * or another process's), -EINVAL (a malformed variable), -EBADF (a
+ * descriptor is not open). Main thread: getenv/unsetenv are not thread-safe.
+ */
+int ss_listen_fds(ss_listen_fd *out, size_t max, ss_error *err);
+
+/*
+ * Readiness notification (sd_notify(3)): send `state`, one or more
+ * "VARIABLE=value" lines ("READY=1", "STOPPING=1", "STATUS=text",
+ * "WATCHDOG=1" ...), as one datagram to the unix socket NOTIFY_SOCKET names
+ * ("/path", or "@name" for the abstract namespace). Returns 1 when sent, 0
+ * when NOTIFY_SOCKET is not set (not run by a manager that listens: nothing
+ * to do), or a negative code with err->msg naming the socket: SS_EUSAGE
+ * (`state` empty or over 4096 bytes), -EINVAL (NOTIFY_SOCKET neither a path
+ * nor @name), SS_EUNSUPPORTED (vsock: addresses), or the send's error. Waits
+ * at most 1 s for room in the socket; never raises SIGPIPE. The variable is
+ * left set (children that send are ignored by systemd's NotifyAccess=main).
+ * Any thread (it only reads the environment); opts.notify makes a server
+ * send READY=1 and STOPPING=1 itself.
+ */
+int ss_notify(const char *state, ss_error *err);
 
 /* ========================================================================
  * loop — the event engine and its callback API

@@ -4,6 +4,9 @@
  *   tcp://HOST:PORT  udp://HOST:PORT  HOST:PORT  :PORT   (HOST: a.b.c.d, [v6%scope], name)
  *   unix:/path  unix:@abstract  unixgram:...  seqpacket:...
  *
+ * (systemd:, systemd:NAME and fd:N name inherited sockets, not addresses:
+ * inherited.c reads them, and only for servers.)
+ *
  * Parsing is strict on purpose: an address typed on a command line or in a
  * config file should either mean exactly one thing or fail with a message
  * that says which part is wrong. Syntax is checked completely before any
@@ -67,10 +70,7 @@ static bool is_control(unsigned char c)
  * control characters are replaced so the message stays one readable line
  * whatever the caller passed in.
  */
-static int bad(ss_error *err, const char *text, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(ss_error *err, const char *text, const char *fmt, ...)
+static int bad_v(ss_error *err, const char *text, const char *fmt, va_list ap)
 {
     if (err == NULL)
         return SS_EBADADDR;
@@ -82,14 +82,32 @@ static int bad(ss_error *err, const char *text, const char *fmt, ...)
     if (text[n] != '\0')
         memcpy(quote + n, "...", 4);
     char reason[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
     for (char *r = reason; *r != '\0'; r++) /* reasons quote parts of the input too */
         if (is_control((unsigned char)*r))
             *r = '?';
     return ss__fail(err, SS_EBADADDR, "bad address '%s': %s", quote, reason);
+}
+
+static int bad(ss_error *err, const char *text, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(ss_error *err, const char *text, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bad_v(err, text, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int ss__bad_addr(ss_error *err, const char *text, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bad_v(err, text, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* ---- unix ---------------------------------------------------------------- */
@@ -384,6 +402,19 @@ static int parse_inet(ss_addr *out, size_t max, ss_addr_kind kind, const char *t
     return resolve_name(out, max, kind, text, name, port, flags, err);
 }
 
+/* ---- inherited sockets: recognised here, read by inherited.c ------------- */
+
+static bool has_scheme(const char *text, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return strncasecmp(text, scheme, n) == 0 && text[n] == ':';
+}
+
+bool ss_addr_is_inherited(const char *text)
+{
+    return text != NULL && (has_scheme(text, "systemd") || has_scheme(text, "fd"));
+}
+
 /* ---- the front door ------------------------------------------------------ */
 
 /*
@@ -397,6 +428,10 @@ static int parse_any(ss_addr *out, size_t max, const char *text, int flags, ss_e
         return ss__fail(err, SS_EBADADDR, "bad address: none given");
     if (text[0] == '\0')
         return bad(err, text, "empty address");
+
+    if (ss_addr_is_inherited(text))
+        return bad(err, text, "an inherited socket (systemd:, systemd:NAME, fd:N) is not an "
+                              "address: only a server can take it");
 
     /* A scheme is letters (then letters/digits/+-.) before the first ':'. */
     size_t n = 0;

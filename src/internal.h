@@ -36,6 +36,11 @@ int ss__wait_fd(int fd, short events, int64_t deadline);
 /* O_NONBLOCK on or off. */
 int ss__set_nonblocking(int fd, int on);
 
+/* SS_EBADADDR with err->msg "bad address 'TEXT': REASON", TEXT quoted
+ * bounded and printable (addr.c). */
+int ss__bad_addr(ss_error *err, const char *text, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The canonical text of `a` for an error message (never fails: a placeholder
  * when the address cannot be formatted). */
 void ss__addr_text(const ss_addr *a, char *buf, size_t len);

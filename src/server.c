@@ -4,6 +4,7 @@
  * the table in server_internal.h); what a request is lives in
  * server_request.c. */
 #include "server_internal.h"
+#include "inherited.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -109,6 +110,10 @@ static int check_opts(const ss_server_opts *o, ss_error *err)
                         o->max_per_ip);
     if (o->unix_mode > 0777)
         return ss__fail(err, SS_EUSAGE, "unix_mode must be a permission mode (0-0777)");
+    if (o->socket_type != 0 && o->socket_type != SOCK_STREAM && o->socket_type != SOCK_DGRAM &&
+        o->socket_type != SOCK_SEQPACKET)
+        return ss__fail(err, SS_EUSAGE, "socket_type must be 0, SOCK_STREAM, SOCK_DGRAM or "
+                        "SOCK_SEQPACKET (got %d)", o->socket_type);
     return 0;
 }
 
@@ -316,6 +321,49 @@ static int open_socket(ss_server *srv, const ss_addr *a, ss_error *err)
     return 0;
 }
 
+/*
+ * The inherited socket's counterpart of open_socket: it is bound already
+ * (inherited.c checked it), so only listen() if nobody has, then make it
+ * non-blocking as open_socket does.
+ */
+static int adopt_socket(ss_server *srv, ss_sock *sock, bool listening, ss_error *err)
+{
+    srv->sock = *sock;
+    int rc;
+    if (srv->stream && !listening) {
+        ss_error local = {0};
+        rc = srv->opts.server_activate != NULL
+                 ? srv->opts.server_activate(srv, &srv->sock, &local)
+                 : default_activate(srv, &srv->sock, &local);
+        if (rc < 0) {
+            if (local.msg[0] == '\0')
+                return ss__fail(err, rc, "cannot listen on %s: %s", srv->addr_text,
+                                ss_strerror(rc));
+            return ss__fail(err, rc, "%s", local.msg);
+        }
+    }
+    rc = ss__set_nonblocking(srv->sock.fd, 1);
+    if (rc < 0)
+        return ss__fail(err, rc, "cannot set %s non-blocking: %s", srv->addr_text,
+                        ss_strerror(rc));
+    srv->sock.timeout = 0;
+    return 0;
+}
+
+/* Did the caller ask for one socket type (opts.socket_type), and is this
+ * address another? */
+static int check_socket_type(const ss_server_opts *o, const ss_addr *a, const char *address,
+                             ss_error *err)
+{
+    if (o->socket_type == 0 || ss_addr_socktype(a->kind) == o->socket_type)
+        return 0;
+    const char *want = o->socket_type == SOCK_STREAM  ? "stream"
+                       : o->socket_type == SOCK_DGRAM ? "datagram"
+                                                      : "seqpacket";
+    return ss__fail(err, SS_EUSAGE, "cannot serve %s: this server serves %s sockets only",
+                    address, want);
+}
+
 static void destroy(ss_server *srv)
 {
     if (srv->model != NULL && srv->model->destroy != NULL)
@@ -359,7 +407,12 @@ int ss_server_new(ss_server **out, const char *address,
                         ss_model_name(o.model));
 
     ss_addr a;
-    rc = ss_addr_parse(&a, address, SS_ADDR_PASSIVE, err);
+    ss_sock inherited = SS_SOCK_INIT;
+    bool is_inherited = ss_addr_is_inherited(address), listening = false;
+    if (is_inherited)
+        rc = ss__inherited_take(address, o.socket_type, &inherited, &a, &listening, err);
+    else if ((rc = ss_addr_parse(&a, address, SS_ADDR_PASSIVE, err)) == 0)
+        rc = check_socket_type(&o, &a, address, err);
     if (rc < 0)
         return rc;
     if (o.tls != NULL && !ss_addr_is_stream(a.kind))
@@ -379,6 +432,7 @@ int ss_server_new(ss_server **out, const char *address,
     srv->wake_fd = -1;
     srv->owner_pid = getpid();
     srv->stream = ss_addr_is_stream(a.kind);
+    srv->inherited = is_inherited;
     srv->addr = a;
     ss_addr_format(&a, srv->addr_text, sizeof srv->addr_text);
     pthread_mutex_init(&srv->lock, NULL);
@@ -404,7 +458,8 @@ int ss_server_new(ss_server **out, const char *address,
                       strerror(errno));
         goto fail;
     }
-    rc = open_socket(srv, &a, err);
+    rc = is_inherited ? adopt_socket(srv, &inherited, listening, err)
+                      : open_socket(srv, &a, err);
     if (rc < 0)
         goto fail;
     if (!srv->stream) {
@@ -426,8 +481,44 @@ int ss_server_new(ss_server **out, const char *address,
     *out = srv;
     return 0;
 fail:
+    if (is_inherited) {
+        /* still the caller's, as the descriptor was given (blocking or
+         * not; already listening stays so: that cannot be undone) */
+        if (inherited.timeout != 0)
+            ss__set_nonblocking(inherited.fd, 0);
+        srv->sock.fd = -1;
+    }
     destroy(srv);
     return rc;
+}
+
+/* ---- readiness (systemd Type=notify) ----------------------------------------- */
+
+static bool may_notify(ss_server *srv)
+{
+    return srv->opts.notify && getpid() == srv->owner_pid && !atomic_load(&srv->in_child);
+}
+
+static void notify(ss_server *srv, const char *what, const char *status)
+{
+    char state[64 + SS_ADDR_STRLEN];
+    snprintf(state, sizeof state, "%s\nSTATUS=%s %s", what, status, srv->addr_text);
+    ss_error err = {0};
+    if (ss_notify(state, &err) < 0)
+        ss_server_log(srv, SS_LOG_WARN, "%s", err.msg);
+}
+
+void ss__notify_ready(ss_server *srv)
+{
+    if (may_notify(srv) && !atomic_exchange(&srv->notified_ready, true))
+        notify(srv, "READY=1", "serving on");
+}
+
+void ss__notify_stopping(ss_server *srv)
+{
+    /* the caller made sure this runs once (server_close's first call) */
+    if (may_notify(srv) && atomic_load(&srv->notified_ready))
+        notify(srv, "STOPPING=1", "draining");
 }
 
 /* ---- close and free ------------------------------------------------------------ */
@@ -465,6 +556,7 @@ void ss_server_close(ss_server *srv)
     pthread_mutex_unlock(&srv->lock);
     if (was_closed)
         return;
+    ss__notify_stopping(srv);
     if (serving)
         ss_server_shutdown(srv);
     pthread_mutex_lock(&srv->lock);

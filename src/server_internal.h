@@ -132,6 +132,8 @@ struct ss_server {
     ss_addr addr; /* as bound */
     char addr_text[SS_ADDR_STRLEN];
     bool stream; /* connection-oriented kind */
+    bool inherited; /* the socket was given (systemd:, fd:N), not opened */
+    atomic_bool notified_ready; /* opts.notify: READY=1 was sent */
 
     /* the unix socket file we created, removed by server_close in this
      * process only (not in forked children) and only if it is still ours */
@@ -217,6 +219,10 @@ void ss__wake(ss_server *srv);
 void ss__wake_consume(ss_server *srv);
 /* active += delta; broadcast and wake the loop so it re-checks its room. */
 void ss__active_add(ss_server *srv, long delta);
+/* opts.notify: READY=1 (once, as serving starts) and STOPPING=1 (once, as
+ * server_close begins, only after READY=1), from the owner process only. */
+void ss__notify_ready(ss_server *srv);
+void ss__notify_stopping(ss_server *srv);
 /* Become a forked child (forking per request, prefork worker): close what
  * the child must not keep and reset the signals the parent's handlers own. */
 void ss__enter_child(ss_server *srv);

@@ -212,6 +212,8 @@ static int begin_serving(ss_server *srv)
         srv->serving_thread = pthread_self();
     }
     pthread_mutex_unlock(&srv->lock);
+    if (rc == 0)
+        ss__notify_ready(srv); /* the listener is up: clients wait at most in the backlog */
     return rc;
 }
 
