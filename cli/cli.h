@@ -15,6 +15,9 @@ typedef struct cli_command {
     const char *name;
     const char *summary;
     const char *usage; /* full --help text */
+    const char *usage_more; /* printed after it (NULL = none): the shared
+                               server flags, kept apart so no one string
+                               outgrows what C compilers must accept */
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
 } cli_command;
 

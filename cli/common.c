@@ -32,6 +32,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_help(const cli_command *cmd)
 {
     fputs(cmd->usage, stdout);
+    if (cmd->usage_more != NULL)
+        fputs(cmd->usage_more, stdout);
     return CLI_OK;
 }
 

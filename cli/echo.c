@@ -207,6 +207,7 @@ const cli_command cli_cmd_echo = {
         "The seed's servers:\n"
         "  sockserve echo --prefix 'your input is ' --once --model serial tcp://127.0.0.1:PORT\n"
         "  sockserve echo --upper --model threading tcp://127.0.0.1:PORT\n"
-        "\n" CLI_SERVER_TLS_HELP CLI_SERVER_FLAGS_HELP,
+        "\n",
+    .usage_more = CLI_SERVER_TLS_HELP CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

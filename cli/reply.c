@@ -289,6 +289,7 @@ const cli_command cli_cmd_reply = {
         "The seed's UDP server:\n"
         "  sockserve reply udp://127.0.0.1:PORT --rule 'nihao=hello,baby,nihao' \\\n"
         "      --rule 'sb=sb,to you' --default 'input exit to exit' --stop-word exit\n"
-        "\n" CLI_SERVER_TLS_HELP CLI_SERVER_FLAGS_HELP,
+        "\n",
+    .usage_more = CLI_SERVER_TLS_HELP CLI_SERVER_FLAGS_HELP,
     .run = run,
 };
