@@ -67,7 +67,6 @@ libsockserve(3) manual.")
 
 # Each package carries its copyright file (/usr/share/doc/PACKAGE/copyright),
 # only when building packages: a plain `make install` keeps share/doc/sockserve.
-option(SOCKSERVE_DEB "install the Debian copyright files (make deb sets it)" OFF)
 if(SOCKSERVE_DEB)
   file(READ ${CMAKE_SOURCE_DIR}/LICENSE ss_license)
   file(WRITE ${CMAKE_BINARY_DIR}/copyright

@@ -3,7 +3,8 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 PACKAGES="cmake make gcc clang pkg-config libssl-dev openssl libcmocka-dev
-libedit-dev python3 netcat-openbsd socat procps psmisc binutils file dpkg-dev"
+libedit-dev python3 netcat-openbsd socat procps psmisc binutils file dpkg-dev
+man-db groff-base mandoc"
 
 missing=""
 for p in $PACKAGES; do

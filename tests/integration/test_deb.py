@@ -96,9 +96,7 @@ class DebianPackages(sstest.TestCase):
         files = self.files("sockserve")
         self.assertIn("/usr/bin/sockserve", files)
         self.assertFalse([f for f in files if "/include/" in f or ".so" in f])
-        man = os.path.join(sstest.SOURCE_DIR, "man", "sockserve.1")
-        if os.path.exists(man):
-            self.assertIn("/usr/share/man/man1/sockserve.1.gz", files)
+        self.assertIn("/usr/share/man/man1/sockserve.1.gz", files)
         self.assertEqual(self.field("sockserve", "Section"), "net")
         deps = self.depends("sockserve")
         # from dpkg-shlibdeps: versioned libc and libssl, never a guessed list
@@ -124,7 +122,8 @@ class DebianPackages(sstest.TestCase):
         d = "/usr/lib/%s" % self.multiarch
         for want in ("/usr/include/sockserve.h", d + "/libsockserve.a", d + "/libsockserve.so",
                      d + "/pkgconfig/sockserve.pc", d + "/cmake/sockserve/sockserveConfig.cmake",
-                     d + "/cmake/sockserve/sockserveConfigVersion.cmake"):
+                     d + "/cmake/sockserve/sockserveConfigVersion.cmake",
+                     "/usr/share/man/man3/libsockserve.3.gz"):
             self.assertIn(want, files)
         self.assertEqual(self.field("libsockserve-dev", "Section"), "libdevel")
         deps = self.depends("libsockserve-dev")
@@ -160,6 +159,10 @@ class DebianPackages(sstest.TestCase):
         env = dict(os.environ, LD_LIBRARY_PATH=libdir)
         exe = os.path.join(root, "usr", "bin", "sockserve")
         self.assertEqual(run([exe, "--version"], env=env).strip(), "sockserve " + VERSION)
+        if shutil.which("man"):  # the installed manual renders
+            page = run(["man", "-l", os.path.join(root, "usr/share/man/man1/sockserve.1.gz")],
+                       env=dict(env, MANWIDTH="80"))
+            self.assertIn("SOCKSERVE(1)", page)
         # a program built from the -dev files runs on the installed libsockserve0
         pc_env = dict(os.environ, PKG_CONFIG_SYSROOT_DIR=root,
                       PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"))
