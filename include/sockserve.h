@@ -12,7 +12,7 @@
  *   server     the socketserver core and its concurrency models
  *   loop       the event engine and its callback API
  *
- * Conventions (see docs/ and ../shared/DESIGN.md):
+ * Conventions (see docs/design.md):
  *   - functions return 0 (or a byte count) on success and a negative
  *     errno-style code on failure; ss_strerror() turns a code into text;
  *   - setup functions take an optional `ss_error *` (may be NULL) that receives
