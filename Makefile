@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The front door: `make`, `make run`, `make test`. CMake does the real work.
 BUILD      ?= build
 JOBS       ?= $(shell nproc)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * connect.c — `sockserve connect ADDRESS`: the interactive client (nc-like).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.c — `sockserve echo [ADDRESS]`: the echo server, and with --prefix,
  * --upper and --once the seed's "your input is" and upper-case servers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rcmd-server.c — `sockserve rcmd-server [ADDRESS]`: runs commands for
  * `sockserve rcmd` clients (docs/rcmd-protocol.md). This file only parses

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rcmd.c — `sockserve rcmd ADDRESS [--] [COMMAND [ARGS...]]`: run a command
  * on an rcmd server (docs/rcmd-protocol.md §9, §10). Exit status as ssh: the
  * command's, 128+N for a signal, 255 when connecting, authenticating or the

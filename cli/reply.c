@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reply.c — `sockserve reply ADDRESS`: the keyword responder (the seed's UDP
  * server, on every address kind). Rules live in apps/reply/rules.c; this file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_echo.c — an echo server on the event model's callback API.
  *

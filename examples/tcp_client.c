@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tcp_client.c — the seed's first client: for every line typed, a new
  * connection, the line sent (stripped, no newline), the reply printed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tcp_server.c — the seed's first server: read one message, answer
  * "your input is ...", close. One client at a time (Python's TCPServer).

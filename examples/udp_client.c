@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * udp_client.c — the seed's UDP client: each line typed (stripped) is one
  * datagram; the answer is printed with the address it came from. "exit"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * udp_server.c — the seed's UDP keyword responder: "nihao" and "sb" get
  * their answers, anything else a hint, and "exit" stops the server.

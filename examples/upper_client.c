@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * upper_client.c — the seed's socketserver client: one connection; each
  * line typed (stripped, empty lines skipped) is sent and the answer printed

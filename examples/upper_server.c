@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * upper_server.c — the seed's socketserver example: ThreadingTCPServer with a
  * handler that answers every message upper-cased until the client leaves.

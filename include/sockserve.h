@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sockserve.h — the one public header of libsockserve.
  *

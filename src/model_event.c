@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model_event.c — SS_MODEL_EVENT: the server core's socket served by the
  * event engine (event_engine.c): `workers` epoll loops on their own threads.

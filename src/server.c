@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.c — the socketserver core: make a server (bind + activate), the
  * loop behind serve_forever / handle_request, shutdown, server_close and the
  * accessors. How a request runs is the model's business (model_*.c, through

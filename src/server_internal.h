@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_internal.h — the server object and the seam between the socketserver
  * core (server.c, server_request.c) and the concurrency models (model_*.c).
  * Private: not installed. */

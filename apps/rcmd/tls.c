@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tls.c — TLS 1.3 with an external PSK (or certificates) as an ss_transport. */
 #include "rcmd/tls.h"
 

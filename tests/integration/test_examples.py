@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """examples/: each C program against the seed's Python program on the other
 end, in both directions, and against its C partner.
 
