@@ -210,6 +210,9 @@ void ss__wake(ss_server *srv);
 void ss__wake_consume(ss_server *srv);
 /* active += delta; broadcast and wake the loop so it re-checks its room. */
 void ss__active_add(ss_server *srv, long delta);
+/* Would a line at `level` reach anyone? False for no sink, and for INFO and
+ * DEBUG with the default stderr sink: callers skip formatting then. */
+bool ss__log_wanted(const ss_server *srv, ss_log_level level);
 /* Become a forked child (forking per request, prefork worker): close what
  * the child must not keep and reset the signals the parent's handlers own. */
 void ss__enter_child(ss_server *srv);

@@ -11,6 +11,7 @@ ctest-labels: packaging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import unittest
@@ -65,6 +66,7 @@ class Install(sstest.TestCase):
         with open(os.path.join(cls.src, "readme.c"), "w") as f:
             f.write(readme_c_example())
         shutil.copy(UPPER, os.path.join(cls.src, "upper_server.c"))
+        shutil.copy(os.path.join(os.path.dirname(UPPER), "strip.h"), cls.src)
 
     @classmethod
     def tearDownClass(cls):
@@ -109,6 +111,8 @@ class Install(sstest.TestCase):
                     break
                 got += chunk
         self.assertEqual(got, b"round trip\n")
+        p.signal(signal.SIGTERM)  # ss_server_serve_until_signal: drain, return 0
+        self.assertEqual(p.wait(), 0, p.err_lines)
         return p
 
     def upper_round_trip(self, exe, env=None):
