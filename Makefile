@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The front door: `make`, `make run`, `make test`. CMake does the real work.
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -5,8 +6,9 @@ CMAKE_ARGS ?=
 CTEST_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
+DEB_BUILD  ?= build-deb
 
-.PHONY: all build install run test deps test-asan test-tsan ci format lint bench bench-rcmd clean
+.PHONY: all build install deb run test deps test-asan test-tsan ci format lint bench bench-rcmd clean
 
 all: build
 
@@ -18,6 +20,15 @@ build:
 # sockserve.pc and the CMake package (make install PREFIX=$$HOME/.local).
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Debian packages (CPack): sockserve, libsockserve0 and libsockserve-dev,
+# built for /usr in $(DEB_BUILD), without the test tools; the .debs land there.
+deb:
+	@cmake -S . -B $(DEB_BUILD) -DCMAKE_INSTALL_PREFIX=/usr -DSOCKSERVE_TESTS=OFF \
+	    -DSOCKSERVE_DEB=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(DEB_BUILD) -j $(JOBS)
+	cd $(DEB_BUILD) && cpack -G DEB
+	@ls $(DEB_BUILD)/*.deb
 
 # The main job: the echo server on its default address (tcp://127.0.0.1:9999).
 run: build
@@ -58,4 +69,4 @@ bench-rcmd:
 	bench/rcmd/run.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-deb

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/run.sh — build every echo server and run the side-by-side benchmark.
 #
 #   bench/run.sh            full run: 3 rounds x 5 s per cell, 10,000 idle conns

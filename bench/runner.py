@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The side-by-side echo benchmark; run through bench/run.sh (which builds first).
 
 For every round, every scenario, every server (interleaved: A B C ... A B C ...):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench.c — `sockserve bench ADDRESS`: load generator for echo servers.
  *
  * The engine (apps/bench/engine.c) does the work; this file parses flags,

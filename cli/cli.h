@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.h — what the subcommands of the sockserve command share. */
 #ifndef SS_CLI_H
 #define SS_CLI_H

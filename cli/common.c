@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* common.c — error printing and strict flag-value parsing for every command. */
 #include "cli.h"
 

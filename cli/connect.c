@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * connect.c — `sockserve connect ADDRESS`: the interactive client (nc-like).
  *
@@ -515,7 +516,8 @@ static const char usage[] =
     "  --reconnect     a new connection for every line: connect, send the "
     "line,\n"
     "                  print the reply until the server closes or --timeout,\n"
-    "                  close (the seed's TCP client); connected kinds only\n"
+    "                  close (as the classic Python tutorial's TCP client);\n"
+    "                  connected kinds only\n"
     "  --no-newline    send lines without their newline\n"
     "  --timeout SEC   how long to wait for a connection, and for data after\n"
     "                  everything is sent (default 2)\n"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.c — `sockserve echo [ADDRESS]`: the echo server, and with --prefix,
  * --upper and --once the seed's "your input is" and upper-case servers.
@@ -201,10 +202,10 @@ const cli_command cli_cmd_echo = {
         "  --upper          reply upper-cased (ASCII letters only)\n"
         "  --prefix TEXT    put TEXT before each reply\n"
         "  --once           streams: answer the first message, then close the\n"
-        "                   connection (the seed's first server); no effect on datagrams\n"
+        "                   connection; no effect on datagrams\n"
         "  -h, --help       this text\n"
         "\n"
-        "The seed's servers:\n"
+        "The classic Python tutorial's servers (\"your input is\", upper case):\n"
         "  sockserve echo --prefix 'your input is ' --once --model serial tcp://127.0.0.1:PORT\n"
         "  sockserve echo --upper --model threading tcp://127.0.0.1:PORT\n"
         "\n",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* keygen.c — `sockserve keygen FILE`: a fresh rcmd key, mode 0600, never
  * overwriting (docs/rcmd-protocol.md §2.1). */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — `sockserve COMMAND ...`: finds the subcommand and runs it. */
 #include "cli.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rcmd-server.c — `sockserve rcmd-server [ADDRESS]`: runs commands for
  * `sockserve rcmd` clients (docs/rcmd-protocol.md). This file only parses
@@ -260,7 +261,7 @@ static int run(int argc, char **argv)
                                "certificate mode needs --cert, --cert-key and --ca");
     if (cfg.seed && nallow > 0)
         return cli_usage_error("rcmd-server",
-                               "--allow cannot be used with --protocol seed (the seed's "
+                               "--allow cannot be used with --protocol seed (its "
                                "commands always run through a shell)");
     if (cfg.seed && (key_file || certs))
         return cli_usage_error("rcmd-server", "--protocol seed is cleartext: it takes no key");
@@ -338,12 +339,12 @@ static int run(int argc, char **argv)
 
 const cli_command cli_cmd_rcmd_server = {
     .name = "rcmd-server",
-    .summary = "remote command server (the seed's ssh-like server, made safe)",
+    .summary = "remote command server (authenticated, TLS 1.3; like sshd for one job)",
     .usage =
         "usage: sockserve rcmd-server [OPTIONS] [ADDRESS]\n"
         "\n"
         "Runs commands for `sockserve rcmd` clients on ADDRESS (default\n"
-        RCMD_DEFAULT_ADDRESS "); see docs/rcmd-protocol.md.\n"
+        RCMD_DEFAULT_ADDRESS "); see sockserve(1).\n"
         "\n"
         "  --key FILE            the pre-shared key (sockserve keygen), mode 0600\n"
         "  --cert FILE           certificate mode: our certificate chain (PEM), with\n"
@@ -354,10 +355,12 @@ const cli_command cli_cmd_rcmd_server = {
         "                        past it, the oldest of them is cut\n"
         "  --insecure-no-auth    no TLS, no key: loopback or unix addresses only; unix\n"
         "                        peers of our own uid only; as root, needs --user\n"
-        "  --protocol P          native (default) or seed (needs --insecure-no-auth)\n"
+        "  --protocol P          native (default), or seed: the classic Python tutorial's\n"
+        "                        cleartext protocol (needs --insecure-no-auth)\n"
         "  --allow PROG          run only PROG (repeatable; argv only, never a shell)\n"
         "  --timeout SEC         kill a command after SEC seconds (TERM, then KILL)\n"
-        "  --max-output BYTES    kill a command past BYTES of output (seed: 64 MiB default)\n"
+        "  --max-output BYTES    kill a command past BYTES of output (default: none;\n"
+        "                        with --protocol seed 64 MiB)\n"
         "  -h, --help            this text\n"
         "\n"
         "The default model is threading. Connections, authentication failures and\n"

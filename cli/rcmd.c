@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rcmd.c — `sockserve rcmd ADDRESS [--] [COMMAND [ARGS...]]`: run a command
  * on an rcmd server (docs/rcmd-protocol.md §9, §10). Exit status as ssh: the
  * command's, 128+N for a signal, 255 when connecting, authenticating or the
@@ -247,7 +248,7 @@ static int run_seed(const opts *o)
     if (o->ncommand > 0) {
         char *line = join_args(o->command, o->ncommand, SEED_LINE_MAX);
         if (line == NULL) {
-            cli_error("rcmd", "the command is longer than the seed protocol's %d bytes",
+            cli_error("rcmd", "the command is longer than --protocol seed's %d bytes",
                       SEED_LINE_MAX);
             status = CLI_USAGE;
         } else if (rcmd_seed_exchange(&t, line, STDOUT_FILENO, -1, NULL, &err) < 0) {
@@ -265,7 +266,7 @@ static int run_seed(const opts *o)
             if (strcmp(line, "q") == 0)
                 break;
             if (strlen(line) > SEED_LINE_MAX) {
-                cli_error("rcmd", "the command is longer than the seed protocol's %d bytes",
+                cli_error("rcmd", "the command is longer than --protocol seed's %d bytes",
                           SEED_LINE_MAX);
                 continue;
             }
@@ -397,8 +398,9 @@ const cli_command cli_cmd_rcmd = {
              "  --key FILE             the pre-shared key file (sockserve keygen); mode 0600\n"
              "  --cert FILE --cert-key FILE --ca FILE\n"
              "                         certificate mode (mutual TLS) instead of --key\n"
-             "  --protocol native|seed native (default: TLS 1.3, framed) or the seed's\n"
-             "                         CMD_RESULT_SIZE exchange (cleartext, loopback only)\n"
+             "  --protocol native|seed native (default: TLS 1.3, framed) or the classic\n"
+             "                         Python tutorial's CMD_RESULT_SIZE exchange\n"
+             "                         (cleartext, loopback only)\n"
              "  --insecure-no-auth     no TLS, no key (loopback and unix addresses only)\n"
              "  --shell                join COMMAND ARGS with spaces and run them through\n"
              "                         the server's /bin/sh -c\n"

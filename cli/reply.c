@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reply.c — `sockserve reply ADDRESS`: the keyword responder (the seed's UDP
  * server, on every address kind). Rules live in apps/reply/rules.c; this file
@@ -265,7 +266,7 @@ const cli_command cli_cmd_reply = {
     .usage =
         "usage: sockserve reply [OPTIONS] ADDRESS\n"
         "\n"
-        "Keyword responder (the seed's UDP server, on every address kind). A message\n"
+        "Keyword responder, on every address kind. A message\n"
         "is one datagram, or one chunk read (one recv) on a stream. The first rule\n"
         "whose MATCH occurs in the message gives the reply; else the --default text;\n"
         "with no default such a message gets no reply at all. A reply ends with the\n"
@@ -286,7 +287,7 @@ const cli_command cli_cmd_reply = {
         "A rules file that cannot be read or has a bad line is a usage error (exit 2):\n"
         "  sockserve: reply: rules.txt:3: expected MATCH=REPLY\n"
         "\n"
-        "The seed's UDP server:\n"
+        "The classic Python tutorial's UDP server:\n"
         "  sockserve reply udp://127.0.0.1:PORT --rule 'nihao=hello,baby,nihao' \\\n"
         "      --rule 'sb=sb,to you' --default 'input exit to exit' --stop-word exit\n"
         "\n",

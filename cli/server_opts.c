@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_opts.c — common flags, logging, listening line and signals of the servers. */
 #include "server_opts.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server_opts.h — what every server subcommand (echo, reply, rcmd-server ...)
  * shares: the common flags of CLI.md, the log callback, the listening line,

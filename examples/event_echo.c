@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_echo.c — an echo server on the event model's callback API.
  *
@@ -8,11 +9,9 @@
  * what the socket cannot take right now is queued, and a peer that does
  * not read its echoes is paused at the high-water mark. Ctrl-C drains.
  */
-#include <signal.h>
+#include <sockserve.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "sockserve.h"
 
 static void echo_data(ss_conn *c, const void *data, size_t len)
 {
@@ -30,14 +29,6 @@ static const struct ss_event_handler echo = {
      * is queued, then close */
 };
 
-static ss_server *server; /* for the signal handler only */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    ss_server_shutdown_nowait(server); /* async-signal-safe */
-}
-
 int main(int argc, char **argv)
 {
     const char *address = argc > 1 ? argv[1] : "tcp://127.0.0.1:9999";
@@ -51,6 +42,7 @@ int main(int argc, char **argv)
 
     ss_error err;
     ss_handler none = {0};
+    ss_server *server;
     if (ss_server_new(&server, address, &none, &opts, &err) < 0) {
         fprintf(stderr, "event_echo: %s\n", err.msg);
         return 1;
@@ -59,10 +51,7 @@ int main(int argc, char **argv)
     ss_addr_format(ss_server_address(server), text, sizeof text);
     fprintf(stderr, "event_echo: listening on %s\n", text);
 
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    int rc = ss_server_serve_forever(server);
-    ss_server_free(server); /* drains, then closes what is left */
+    int rc = ss_server_serve_until_signal(server); /* Ctrl-C drains */
+    ss_server_free(server);
     return rc < 0 ? 1 : 0;
 }

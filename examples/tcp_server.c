@@ -1,13 +1,12 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * tcp_server.c — the seed's first server: read one message, answer
+ * tcp_server.c — the tutorial's first server: read one message, answer
  * "your input is ...", close. One client at a time (Python's TCPServer).
  *
- *   usage: tcp_server PORT | ADDRESS      e.g. tcp_server 9999
+ *   usage: tcp_server [ADDRESS]        (default tcp://127.0.0.1:9999)
  */
 #include <sockserve.h>
-
 #include <stdio.h>
-#include <string.h>
 
 static int handle(ss_request *req)
 {
@@ -19,32 +18,21 @@ static int handle(ss_request *req)
     printf("%.*s %s\n", (int)n, buf, addr);
     int len = snprintf(reply, sizeof reply, "your input is %.*s", (int)n, buf);
     return ss_request_reply(req, reply, (size_t)len);
-} /* returning closes the connection, as the seed's connection.close() */
+} /* returning closes the connection, as the tutorial's connection.close() */
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PORT|ADDRESS\n", argv[0]);
-        return 2;
-    }
-    char address[256];
-    if (strspn(argv[1], "0123456789") == strlen(argv[1]))
-        snprintf(address, sizeof address, "tcp://127.0.0.1:%s", argv[1]);
-    else
-        snprintf(address, sizeof address, "%s", argv[1]);
-
     ss_handler handler = {.handle = handle};
     ss_server *srv;
-    ss_error err = {0};
-    if (ss_server_new(&srv, address, &handler, NULL, &err) < 0) { /* NULL: serial */
-        fprintf(stderr, "tcp_server: %s\n", err.msg);
-        return 1;
-    }
+    ss_error err;
+    if (ss_server_new(&srv, argc > 1 ? argv[1] : "tcp://127.0.0.1:9999", &handler, NULL,
+                      &err) < 0) /* NULL options: serial */
+        return fprintf(stderr, "tcp_server: %s\n", err.msg), 1;
     char bound[SS_ADDR_STRLEN];
     ss_addr_format(ss_server_address(srv), bound, sizeof bound);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("server is running on %s...\n", bound);
-    int rc = ss_server_serve_forever(srv);
+    int rc = ss_server_serve_until_signal(srv); /* Ctrl-C: finish, then exit */
     ss_server_free(srv);
-    return rc < 0 ? 1 : 0;
+    return rc < 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_access.c — libFuzzer target: access rules. The input is tried as one
  * CIDR (ss_access_add) and as a rules file (ss_access_load, from a memfd).
  * Nothing may crash, read out of bounds or leak; a refusal must say why in

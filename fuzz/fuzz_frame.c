@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_frame.c — libFuzzer target: the rcmd frame parser, decoders and
  * reader. Any input must be accepted or refused, never crash, read out of
  * bounds or leak; every accepted frame must re-encode to the same bytes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_tls_handshake.c — libFuzzer target: the server side of the rcmd
  * TLS 1.3 PSK handshake. The input is what a client would send; it goes in
  * through a memory BIO. Nothing may crash or leak, and no input without the

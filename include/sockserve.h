@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sockserve.h — the one public header of libsockserve.
  *
@@ -16,13 +17,18 @@
  *   systemd    socket activation (LISTEN_FDS) and readiness (NOTIFY_SOCKET)
  *   loop       the event engine and its callback API
  *
- * Conventions (see docs/ and ../shared/DESIGN.md):
+ * Conventions (see docs/design.md):
  *   - functions return 0 (or a byte count) on success and a negative
  *     errno-style code on failure; ss_strerror() turns a code into text;
  *   - setup functions take an optional `ss_error *` (may be NULL) that receives
  *     a message naming the input (address, flag, file) that failed;
- *   - nothing in the library prints; whoever opens frees with the matching
- *     close/free; no global mutable state.
+ *   - the library prints nothing on its own, with one exception: a server's
+ *     log lines at ERROR and WARN (a handler that failed, a full queue) go
+ *     to stderr by default (ss_server_log_to_stderr); set opts.log to your
+ *     own sink, or to NULL for silence. Whoever opens frees with the
+ *     matching close/free; no global mutable state (save the one server
+ *     ss_server_serve_until_signal is running, which its signal handler
+ *     must find).
  *
  * Thread safety: unless a prototype says otherwise, an object may be used by
  * one thread at a time; distinct objects may be used from distinct threads.
@@ -910,8 +916,9 @@ typedef struct ss_server_opts {
     int (*server_activate)(ss_server *srv, ss_sock *sock,
                            ss_error *err);         /* default: listen() */
 
-    /* where the server's log lines go; NULL = nowhere (the library never
-       prints). Called from any thread of the server. */
+    /* where the server's log lines go, called from any thread of the
+       server (and its children); default ss_server_log_to_stderr: errors
+       and warnings on stderr. NULL = nowhere. */
     void (*log)(void *log_data, ss_log_level level, const char *line);
     void *log_data;
 
@@ -1082,6 +1089,29 @@ void ss_server_set_access(ss_server *srv, ss_access *rules);
 /* Log through opts.log (no-op without one). Any thread. */
 void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * The default opts.log: lines at SS_LOG_ERROR and SS_LOG_WARN are written to
+ * stderr as "PROGRAM: error: LINE" / "PROGRAM: warning: LINE" (PROGRAM is the
+ * program's short name), one write() a line so lines from threads and
+ * children never interleave; INFO and DEBUG lines are dropped (give your own
+ * sink to see them). `log_data` is unused. Any thread; not async-signal-safe.
+ */
+void ss_server_log_to_stderr(void *log_data, ss_log_level level, const char *line);
+
+/*
+ * Serve until SIGINT or SIGTERM, then drain, as a command-line server should:
+ * install handlers for both signals (they only call
+ * ss_server_shutdown_nowait), run ss_server_serve_forever, put the previous
+ * handlers back, then ss_server_close (stop accepting; requests already
+ * accepted finish, for at most opts.drain_timeout). While the drain runs the
+ * signals have their previous actions again, so a second Ctrl-C ends a
+ * program that kept the default one. Returns 0 after a signal (or another
+ * shutdown), serve_forever's code if it failed, or SS_EBUSY if another
+ * server of this process is running under this call. Free the server
+ * afterwards with ss_server_free. Main thread, one server at a time.
+ */
+int ss_server_serve_until_signal(ss_server *srv);
 
 /* ========================================================================
  * systemd — socket activation and readiness, without libsystemd

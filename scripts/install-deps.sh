@@ -1,9 +1,11 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages the build and the tests need, when missing.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 PACKAGES="cmake make gcc clang pkg-config libssl-dev openssl libcmocka-dev
-libedit-dev python3 netcat-openbsd socat procps psmisc haproxy systemd"
+libedit-dev python3 netcat-openbsd socat procps psmisc haproxy systemd
+binutils file dpkg-dev man-db groff-base mandoc"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * access.c — access rules: `allow CIDR` / `deny CIDR`, checked at accept.
  *

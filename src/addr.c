@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * addr.c — the one address syntax: parse, format and resolve.
  *

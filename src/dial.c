@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dial.c — the two calls most programs need instead of the sock primitives:
  * ss_listen (a ready server socket) and ss_dial (a connected client).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c — one table gives the codes, their names and their text. */
 #include "sockserve.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_conn.c — stream connections on a loop: the listener (accept in
  * batches, connection cap, EMFILE pause) and the connection (read into the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_dgram.c — datagram sockets (udp, unixgram) on a loop: receive up to
  * BATCH packets with one recvmmsg(), hand each to on_packet, and send the

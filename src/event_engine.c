@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event_engine.c — the event model's engine: `workers` loops, each on its
  * own thread, serving one listening (or datagram) socket.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* event_engine.h — N loops on N threads serving one socket: what the event
  * model runs, testable without the server core. Private. */
 #ifndef SS_EVENT_ENGINE_H

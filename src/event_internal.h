@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* event_internal.h — what loop.c, event_conn.c, event_dgram.c and the event
  * model share: the loop's insides and the descriptor-watch seam. */
 #ifndef SS_EVENT_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — helpers shared by the library's own files (not installed). */
 #ifndef SS_INTERNAL_H
 #define SS_INTERNAL_H

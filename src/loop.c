@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop.c — the event loop: one epoll instance, a timer heap, an eventfd for
  * wake-ups from other threads and signal handlers, and a queue of posted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model_event.c — SS_MODEL_EVENT: the server core's socket served by the
  * event engine (event_engine.c): `workers` epoll loops on their own threads.
@@ -54,7 +55,7 @@ static event_state *state_of_loop(ss_loop *loop)
 
 static void log_peer(ss_server *srv, ss_log_level level, const ss_addr *peer, const char *what)
 {
-    if (srv->opts.log == NULL)
+    if (!ss__log_wanted(srv, level))
         return; /* skip the formatting: nobody reads it */
     char text[SS_ADDR_STRLEN];
     if (ss_addr_format(peer, text, sizeof text) < 0)

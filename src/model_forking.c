@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* model_forking.c — ForkingMixIn: a child process per request, at most
  * max_children at once. At the limit the loop stops polling the listener and
  * waits on the children's pidfds instead (Python blocks in waitpid; we stay

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* model_pool.c — a fixed pool of threads fed by a bounded queue. While
  * every worker is busy and the queue is full the loop gives out nothing:
  * connections that have spoken wait in the acceptor (bounded by

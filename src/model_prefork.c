@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model_prefork.c — N worker processes, each serving one request at a time,
  * like Apache's prefork MPM.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* model_serial.c — TCPServer / UDPServer: each request runs to its end inside
  * serve_forever (or handle_request) before the next is taken. */
 #include "server_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* model_threading.c — ThreadingMixIn: a thread per request. Threads are kept
  * joinable and joined as they end (Python 3.7+'s _threads list), so a
  * long-running server does not pile them up; server_close waits for them

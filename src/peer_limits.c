@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer_limits.c — per-client bookkeeping of the accept path: keys,
  * connections counted per key, token buckets per key.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_limits.h — per-client bookkeeping of the accept path (private):
  * a client's key (its address, as the limits see it), connections counted
  * per key (max_per_ip) and a token bucket per key (reply_rate). All of it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.c — the socketserver core: make a server (bind + activate), the
  * loop behind serve_forever / handle_request, shutdown, server_close and the
  * accessors. How a request runs is the model's business (model_*.c, through
@@ -79,6 +80,9 @@ void ss_server_opts_init(ss_server_opts *o)
     o->max_pending = 1024;
     o->handshake_timeout = 10.0;
     o->write_timeout = 60.0;
+    /* A handler that fails must be seen: errors and warnings go to stderr
+     * unless the caller gives a sink of its own (or NULL). */
+    o->log = ss_server_log_to_stderr;
 }
 
 static int check_opts(const ss_server_opts *o, ss_error *err)
@@ -623,9 +627,35 @@ void ss_server_stats_get(const ss_server *srv, ss_server_stats *out)
     out->bad_header = atomic_load(&s->counters.bad_header);
 }
 
-void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
+bool ss__log_wanted(const ss_server *srv, ss_log_level level)
 {
     if (srv == NULL || srv->opts.log == NULL)
+        return false;
+    /* the default sink drops these: skip their formatting (per connection) */
+    return srv->opts.log != ss_server_log_to_stderr || level <= SS_LOG_WARN;
+}
+
+void ss_server_log_to_stderr(void *log_data, ss_log_level level, const char *line)
+{
+    (void)log_data;
+    if (level > SS_LOG_WARN)
+        return;
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s: %s: %s\n", program_invocation_short_name,
+                     level == SS_LOG_ERROR ? "error" : "warning", line);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof buf) { /* cut, but still one whole line */
+        n = sizeof buf - 1;
+        buf[n - 1] = '\n';
+    }
+    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+    (void)w; /* stderr is where failures are told: nowhere left to tell this one */
+}
+
+void ss_server_log(ss_server *srv, ss_log_level level, const char *fmt, ...)
+{
+    if (!ss__log_wanted(srv, level))
         return;
     char line[768];
     va_list ap;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server_accept.c — socketserver's get_request, hardened: accept a
  * connection, decide whether this peer may be served at all (admission:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server_admit.c — may this peer be served at all? The checks every
  * connection and datagram passes before anything is given to it (a thread, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_children.c — the child processes of the forking and prefork models:
  * started, watched through pidfds (so the loop wakes the moment one exits
  * and no zombie waits for the next connection), signalled and reaped. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_children.h — child-process bookkeeping shared by the forking and
  * prefork models (private). */
 #ifndef SS_SERVER_CHILDREN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_internal.h — the server object and the seam between the socketserver
  * core (server.c, server_request.c) and the concurrency models (model_*.c).
  * Private: not installed. */
@@ -223,6 +224,10 @@ void ss__active_add(ss_server *srv, long delta);
  * server_close begins, only after READY=1), from the owner process only. */
 void ss__notify_ready(ss_server *srv);
 void ss__notify_stopping(ss_server *srv);
+
+/* Would a line at `level` reach anyone? False for no sink, and for INFO and
+ * DEBUG with the default stderr sink: callers skip formatting then. */
+bool ss__log_wanted(const ss_server *srv, ss_log_level level);
 /* Become a forked child (forking per request, prefork worker): close what
  * the child must not keep and reset the signals the parent's handlers own. */
 void ss__enter_child(ss_server *srv);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_loop.c — the loop behind serve_forever and handle_request
  * (socketserver's _handle_request_noblock, turned inside out): wait for the
  * listener, the acceptor's silent connections and the model's descriptors;

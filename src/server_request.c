@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_request.c — one request's life: built from an accepted connection or
  * a received packet, run through setup -> handle -> finish (Python's
  * BaseRequestHandler), then closed, logged and freed. Every model uses these,

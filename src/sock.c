@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sock.c — Python's socket semantics over a plain descriptor.
  *

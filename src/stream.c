@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stream.c — buffered reading and writing over a transport (Python's
  * rfile/wfile), with a timeout on every wait.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport_fd.c — the plain-descriptor transport: TCP and unix sockets,
  * and (so a stream can wrap stdin/stdout or a pipe) any other descriptor.

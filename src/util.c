@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.c — time, waiting and error-detail helpers used across the library. */
 #include "internal.h"
 

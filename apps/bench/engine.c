@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine.c — the epoll load generator behind `sockserve bench`.
  *
  * It must cost less per message than the servers it measures, so the hot path

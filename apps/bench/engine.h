@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine.h — the load generator behind `sockserve bench`.
  *
  * One thread, one epoll set, N connections each keeping D messages of S bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* histogram.c — log-linear latency histogram; see histogram.h for the layout. */
 #include "bench/histogram.h"
 

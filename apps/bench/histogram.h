@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* histogram.h — a log-linear latency histogram (HdrHistogram's bucket layout).
  *
  * Values are nanoseconds. Below 256 every value has its own bucket; above,

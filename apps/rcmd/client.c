@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* client.c — the rcmd client: connect, authenticate, run commands. */
 #include "rcmd/client.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client.h — the rcmd client (docs/rcmd-protocol.md §5, §9, §10).
  *

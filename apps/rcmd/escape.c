@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* escape.c — printable, unforgeable text from untrusted bytes. */
 #include "rcmd/escape.h"
 

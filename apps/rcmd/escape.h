@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * escape.h — make untrusted bytes safe to print (logs, terminals).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* frame.c — encode and parse rcmd frames (docs/rcmd-protocol.md §3–§4). */
 #include "rcmd/frame.h"
 

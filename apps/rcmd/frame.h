@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * frame.h — the rcmd wire format (docs/rcmd-protocol.md §3–§4).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* keyfile.c — load and create rcmd key files (docs/rcmd-protocol.md §2.1). */
 #include "rcmd/keyfile.h"
 

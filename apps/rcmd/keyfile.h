@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyfile.h — the rcmd pre-shared key file (docs/rcmd-protocol.md §2.1).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runner.c — fork + exec for rcmd, §7 of docs/rcmd-protocol.md.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runner.h — start a command the way docs/rcmd-protocol.md §7 asks: its own
  * process group, stdin/stdout/stderr on pipes (or /dev/null), a clean

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* seed_client.c — the client side of the seed's CMD_RESULT_SIZE protocol
  * (docs/rcmd-protocol.md §10), byte for byte as tests/seed/ssh_client.py. */
 #include "rcmd/client.h"

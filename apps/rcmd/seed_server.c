@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seed_server.c — `rcmd-server --protocol seed`: the seed's ssh_server.py
  * exchange byte for byte (docs/rcmd-protocol.md §10), with §7's process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server.c — one native rcmd session on a blocking handler thread
  * (docs/rcmd-protocol.md §5–§8): security layer, HELLO, then EXEC after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server.h — the rcmd server's per-connection sessions, as blocking
  * ss_server handlers (docs/rcmd-protocol.md §6–§8, §10).

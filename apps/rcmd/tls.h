@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tls.h — TLS 1.3 for rcmd (docs/rcmd-protocol.md §2), as an ss_transport.
  *

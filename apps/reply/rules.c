@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules.c — parsing and matching the keyword responder's MATCH=REPLY rules. */
 #include "reply/rules.h"
 

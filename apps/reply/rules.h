@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rules.h — the keyword responder's rules (`sockserve reply`), apart from any
  * socket so that the blocking handler, a later event-loop version and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* common.h — the few lines every C peer shares: a loopback listener on a
  * given port (0 = any) and the "listening on" line the runner waits for. */
 #ifndef BENCH_PEER_COMMON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epoll_echo.c — the practical ceiling: one thread, level-triggered epoll,
  * one 64 KiB buffer shared by every connection, read then write straight back.
  * A connection whose write would block keeps its unsent tail in a per-connection

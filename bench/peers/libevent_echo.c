@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libevent_echo.c — libevent 2.1 echo server with bufferevents, as its
  * documentation shows: the read callback moves the whole input buffer to the
  * output buffer. A bufferevent reads at most 4096 bytes per callback, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libuv_echo.c — libuv echo server written the way libuv's own examples and
  * most tutorials write it: alloc_cb mallocs a 64 KiB buffer for every read,
  * the write callback frees it. Nothing tuned: this is what people ship.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The seed's socketserver.ThreadingTCPServer, as an echo server.
 
 As in the seed (socketserver_upper.py) but echoing bytes unchanged and with

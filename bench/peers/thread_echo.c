@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* thread_echo.c — a thread per connection, blocking reads and writes: the
  * classic C server the threading model is measured against.
  * usage: thread_echo [PORT] */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uring_echo.c — io_uring echo server (liburing from Debian): one thread, one
  * ring; every connection always has exactly one recv or send in flight on
  * its own 64 KiB buffer (only the pages a message touches become resident).

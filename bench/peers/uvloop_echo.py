@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """asyncio echo server on uvloop (Debian's python3-uvloop, for /usr/bin/python3).
 
 A Protocol, not streams: the fastest way asyncio serves an echo, and the way

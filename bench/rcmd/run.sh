@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/rcmd/run.sh — sockserve rcmd against OpenSSH on 127.0.0.1 (issue 5).
 #
 #   bench/rcmd/run.sh            3 rounds: 50 fresh connections, 200 commands on

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """runner.py — `sockserve rcmd` against OpenSSH on 127.0.0.1, side by side.
 
 Started by bench/rcmd/run.sh (which builds sockserve). In a throwaway

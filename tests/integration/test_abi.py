@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The shared library exports the public API and nothing else (docs/abi.md):
 every symbol `nm -D` lists as defined in libsockserve.so is declared in
 include/sockserve.h, and no library-internal ss__ name leaks.

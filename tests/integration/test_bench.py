@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """sockserve bench: a short smoke run, the JSON shape, byte checking, failures, bad flags.
 
 Not a benchmark: no timing is asserted. The echo peers are small Python

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """-DSOCKSERVE_TESTS=OFF configures and builds with only OpenSSL: no cmocka, no
 fuzz toolchain, no libedit (pkg-config is pointed at an empty directory, so
 none of them can be found), and the command then reads plain lines.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`sockserve connect`: the interactive client, against real peers.
 
 The peers are the seed's own Python servers (run with `python3 -u`), small

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`sockserve echo`: every address kind, every model, --upper/--prefix/--once,
 logging flags, clean exit, and the usage/runtime errors of the common flags.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """examples/: each C program against the seed's Python program on the other
 end, in both directions, and against its C partner.
 
@@ -39,8 +40,8 @@ class Examples(sstest.TestCase):
         m = re.search(rb"server is running on (\S+?)\.\.\.", p.out_data)
         return p, m.group(1).decode()
 
-    def client(self, name, port):
-        return self.start([example(name), str(port)], stdin=subprocess.PIPE)
+    def client(self, name, address):
+        return self.start([example(name), address], stdin=subprocess.PIPE)
 
     # ---- the "your input is" pair ------------------------------------------
 
@@ -57,14 +58,14 @@ class Examples(sstest.TestCase):
         port = sstest.free_port()
         self.seed_py("tcp_server.py", port)
         wait_port(port)
-        c = self.client("tcp_client", port)
+        c = self.client("tcp_client", "tcp://127.0.0.1:%d" % port)
         c.write(b"hello\nexit\n")
         self.assertEqual(c.wait(), 0, c.err_lines)
         self.assertIn(b"your input is b'hello'", c.out_data)  # the seed's own answer
 
     def test_tcp_pair(self):
-        srv, bound = self.example_server("tcp_server", "0")
-        c = self.client("tcp_client", sstest.split_inet(bound)[1])
+        srv, bound = self.example_server("tcp_server", "tcp://127.0.0.1:0")
+        c = self.client("tcp_client", bound)
         c.write(b"  spaced out \nexit\n")
         self.assertEqual(c.wait(), 0)
         self.assertIn(b"your input is spaced out\n", c.out_data)
@@ -87,7 +88,7 @@ class Examples(sstest.TestCase):
         port = sstest.free_port(socket.SOCK_DGRAM)
         srv = self.seed_py("udp_server.py", port)
         srv.wait_out(b"server is running")
-        c = self.client("udp_client", port)
+        c = self.client("udp_client", "udp://127.0.0.1:%d" % port)
         c.write(b"nihao\nsb sb\n?\nexit\n")
         self.assertEqual(c.wait(), 0, c.err_lines)
         self.assertIn(b"hello,baby,nihao udp://127.0.0.1:%d" % port, c.out_data)
@@ -125,7 +126,7 @@ class Examples(sstest.TestCase):
         port = sstest.free_port()
         self.seed_py("socketserver_upper.py", port)
         wait_port(port)
-        c = self.client("upper_client", port)
+        c = self.client("upper_client", "tcp://127.0.0.1:%d" % port)
         c.write(b"abc\n\n  def \nq\n")
         self.assertEqual(c.wait(), 0, c.err_lines)
         self.assertIn(b"server reply: ABC\n", c.out_data)
@@ -139,12 +140,49 @@ class Examples(sstest.TestCase):
         self.assertEqual(c.wait(), 0, c.err_lines)
         self.assertIn(b"server reply: UNIX TOO", c.out_data)
 
-    def test_bad_arguments(self):
+    # ---- the shared parts: addresses, Ctrl-C -------------------------------------
+
+    def test_bad_address_is_named(self):
         for name in ("tcp_server", "tcp_client", "udp_server", "udp_client", "upper_server",
-                     "upper_client"):
-            r = subprocess.run([example(name)], capture_output=True, timeout=10 * SLOW)
-            self.assertEqual(r.returncode, 2, name)
-            self.assertIn(b"usage:", r.stderr)
+                     "upper_client", "event_echo"):
+            r = subprocess.run([example(name), "tcp://[::1"], capture_output=True,
+                               stdin=subprocess.DEVNULL, timeout=10 * SLOW)
+            self.assertEqual(r.returncode, 1, name)
+            self.assertIn(b"%s: bad address 'tcp://[::1'" % name.encode(), r.stderr)
+
+    def test_sigterm_drains_then_exits_0(self):
+        """ss_server_serve_until_signal: a client being served when SIGTERM
+        comes is served to its end; new clients are refused; exit 0."""
+        for name in ("upper_server", "tcp_server", "event_echo"):
+            with self.subTest(name):
+                if name == "event_echo":
+                    srv = self.start([example(name), "tcp://127.0.0.1:0", "1"])
+                    bound = srv.wait_stderr(r"listening on (\S+)").group(1)
+                else:
+                    srv, bound = self.example_server(name, "tcp://127.0.0.1:0")
+                with sstest.connect(bound) as c:
+                    c.sendall(b"one")
+                    self.assertTrue(c.recv(100))
+                    if name == "tcp_server":  # one message a connection: it is done
+                        c.close()
+                        srv.signal(signal.SIGTERM)
+                        self.assertEqual(srv.wait(), 0, srv.err_lines)
+                        continue
+                    srv.signal(signal.SIGTERM)
+                    self.assertTrue(sstest.wait_until(lambda: not self.connectable(bound), 5),
+                                    "still accepting after SIGTERM")
+                    c.sendall(b"two")  # still served while draining
+                    self.assertIn(b"TWO" if name == "upper_server" else b"two", c.recv(100))
+                    self.assertIsNone(srv.p.poll())
+                self.assertEqual(srv.wait(), 0, srv.err_lines)
+
+    @staticmethod
+    def connectable(address):
+        try:
+            sstest.connect(address, timeout=1).close()
+            return True
+        except OSError:
+            return False
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The hardening flags from the command line, against real sockets: silent
 floods and bursts under every model, --max-per-ip, --allow-from/--deny-from,
 --access-file with SIGHUP, --reply-rate per source, reply --stop-from,

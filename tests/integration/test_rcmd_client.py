@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`sockserve rcmd` (the client) end to end against scripted peers.
 
 A small Python peer speaks the native frames of docs/rcmd-protocol.md in

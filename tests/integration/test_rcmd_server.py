@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ctest-labels: tsan
 """`sockserve rcmd-server` end to end.
 

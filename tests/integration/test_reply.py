@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`sockserve reply`: the keyword responder on every address kind and model,
 rules from flags and files, --default, --stop-word, and its usage errors.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """CLI.md's seed table, server side: each sockserve server command against the
 seed's own Python client on the other end (`sockserve connect` against the
 seed's servers is tested with connect).

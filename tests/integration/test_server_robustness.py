@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Servers under abuse: clients that vanish or stall, a 10 MiB message, 500
 clients at once on every model (and no descriptor leaked), SIGTERM drain.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """sstest — helpers for sockserve's integration tests (real processes, real sockets).
 
 Every server is started on port 0 (or a fresh unix name) and its address read

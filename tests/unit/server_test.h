@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server_test.h — helpers shared by the test_server_*.c programs: a server
  * running serve_forever on a thread, an echo handler, clients of every
  * socket kind, a log collector. Header-only (static) so each test program

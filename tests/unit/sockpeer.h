@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sockpeer.h — small helpers shared by the sock and stream unit tests:
  * a loopback listener and a client connected to it, parsed from text. */
 #ifndef SS_TEST_SOCKPEER_H

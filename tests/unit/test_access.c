@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_access.c — access rules: CIDR syntax, decisions, rules files. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_addr.c — the address syntax: parse, format, resolve, accessors. */
 #include "testutil.h"
 

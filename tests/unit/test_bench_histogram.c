@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_bench_histogram.c — the load generator's log-linear histogram. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_error.c — the error table: codes, names and text. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_event_conn.c — the callback API on one loop, over real sockets: echo on
  * every socket kind, half-close, backpressure against a client that never
  * reads, a burst of connections reset by their clients, idle timeout and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_event_emfile.c — out of descriptors: a server in a child process with
  * a low RLIMIT_NOFILE. More clients connect than it can accept; it must keep
  * serving the ones it has, use (almost) no CPU while the listener stays

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_event_engine.c — several loops on several threads sharing one
  * listener: echo under concurrent clients, the connection cap across loops,
  * drain (stop accepting, wait, then close), datagrams on shared loops.

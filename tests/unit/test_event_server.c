@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_event_server.c — SS_MODEL_EVENT through the server API: echo on every
  * socket kind with two loops, blocking datagram handlers on the loop, the
  * refusal of blocking stream handlers, shutdown and graceful drain.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_loop.c — the event loop alone: timers, stop, wake-ups and posted work
  * from other threads.
  * ctest-labels: tsan

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_peer_limits.c — peer keys, connections per key, token buckets.
  *
  * ctest-labels: tsan

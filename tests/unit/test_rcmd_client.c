@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rcmd_client.c — the rcmd client against a scripted in-process peer
  * (a thread speaking frames over TLS-PSK or plain on an abstract unix
  * socket): exit codes, stdout/stderr apart, stdin forwarding, Ctrl-C,

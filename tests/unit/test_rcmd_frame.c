@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rcmd_frame.c — the rcmd frame encoder, parser, decoders and reader. */
 #include "testutil.h"
 

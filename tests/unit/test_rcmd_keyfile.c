@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rcmd_keyfile.c — key files: generate, load, permissions, format. */
 #include "testutil.h"
 

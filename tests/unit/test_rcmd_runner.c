@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rcmd_runner.c — the command runner: nothing is signalled after a reap
  * (pid reuse), and nothing of a command outlives it.
  * ctest-labels: tsan */

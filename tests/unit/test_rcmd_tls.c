@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rcmd_tls.c — TLS 1.3 PSK transport over a socketpair: handshake, wrong
  * keys on both sides, data both ways, half-close, deadline, no fd leak. */
 #include "testutil.h"

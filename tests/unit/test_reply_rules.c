@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_reply_rules.c — `sockserve reply`'s MATCH=REPLY rules: parsing, files, matching. */
 #include "testutil.h"
 #include "reply/rules.h"

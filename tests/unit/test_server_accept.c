@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_server_accept.c — the hardened accept path under every model: silent
  * connections hold no worker, handshake_timeout and max_pending bound them,
  * bursts wait instead of being refused, max_per_ip, access rules,

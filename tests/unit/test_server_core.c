@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_server_core.c — socketserver semantics (ported from CPython's
  * test_socketserver and the BaseServer docs) and the production behaviour
  * beyond it: hooks, handle_request/timeout, shutdown, errors, bind failure,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_server_models.c — every thread-based model (serial, threading, pool)
  * on every socket kind serves several clients at once correctly: CPython's
  * test_socketserver run_server matrix (TCPServer, ThreadingTCPServer,

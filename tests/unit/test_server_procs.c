@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_server_procs.c — the process models: forking (ForkingTCPServer,
  * ForkingUDPServer, ForkingUnixStreamServer ...) and prefork, on every
  * socket kind; forking keeps to max_children and leaves no zombies; prefork

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sock.c — the sock layer: open, options, bind/listen/accept/connect,
  * unix socket files, names, ss_listen / ss_dial, errors and fd hygiene. */
 #include "sockpeer.h"

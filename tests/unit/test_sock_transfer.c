@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sock_transfer.c — bulk data through sendall and the stream with a
  * peer thread: partial writes, a byte-at-a-time reader, EINTR storms, and
  * 4 MiB checked byte for byte over TCP and unix sockets.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_stream.c — the buffered stream over the plain-fd transport: read,
  * readline, read_exact, write/flush, and every timeout and end-of-file path. */
 #include "sockpeer.h"

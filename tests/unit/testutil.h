@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testutil.h — small helpers for the cmocka unit tests. */
 #ifndef SS_TESTUTIL_H
 #define SS_TESTUTIL_H
