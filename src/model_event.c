@@ -150,13 +150,13 @@ static void proxy_refused(void *arg, const ss_addr *peer, int reason, const char
 {
     ss_server *srv = arg;
     if (reason == SS_EPROTO) {
-        atomic_fetch_add(&srv->counters.bad_header, 1);
-        ss__refusal_note(srv, SS__REFUSED_BAD_HEADER);
         if (srv->opts.log != NULL) {
             char text[SS_ADDR_STRLEN];
             ss__addr_text(peer, text, sizeof text);
             ss_server_log(srv, SS_LOG_DEBUG, "%s: no valid PROXY header: %s", text, why);
         }
+        atomic_fetch_add(&srv->counters.bad_header, 1);
+        ss__refusal_note(srv, SS__REFUSED_BAD_HEADER); /* may write the summary */
     } else if (reason == SS_ETIMEOUT) {
         atomic_fetch_add(&srv->counters.timed_out, 1);
         ss__refusal_note(srv, SS__REFUSED_SILENT);

@@ -360,13 +360,13 @@ static void rearm(ss_server *srv, ss__pending *p)
 static void refuse_header(ss_server *srv, ss__pending *p, int rc, const char *why)
 {
     if (rc == SS_EPROTO) {
-        atomic_fetch_add(&srv->counters.bad_header, 1);
-        ss__refusal_note(srv, SS__REFUSED_BAD_HEADER);
         if (srv->opts.log != NULL) {
             char text[SS_ADDR_STRLEN];
             ss__addr_text(&p->peer, text, sizeof text);
             ss_server_log(srv, SS_LOG_DEBUG, "%s: no valid PROXY header: %s", text, why);
         }
+        atomic_fetch_add(&srv->counters.bad_header, 1);
+        ss__refusal_note(srv, SS__REFUSED_BAD_HEADER); /* may write the summary */
     }
     /* else it went away (or failed) first: nothing to count, as for a
      * connection gone without a byte */
