@@ -228,14 +228,19 @@ static int start_program(session *s, int stdio_fd)
 /* ---- ending the connection ------------------------------------------------- */
 
 /*
- * Send our FIN, then read and drop what the client still sends, until its
- * end of file or a bound. Closing with unread input makes the kernel send a
- * reset, and a reset may destroy the program's output still on its way to
- * the client (Apache's lingering close, for the same reason).
+ * Send our FIN; if the client's input is still unread, read and drop it
+ * (and what follows, up to its end of file or a bound) before closing.
+ * Closing with unread input makes the kernel send a reset, and a reset may
+ * destroy the program's output still on its way to the client (Apache's
+ * lingering close, for the same reason). A client that sent nothing unread
+ * costs no wait.
  */
 static void linger_close(int fd, bool draining)
 {
     shutdown(fd, SHUT_WR);
+    int unread = 0;
+    if (ioctl(fd, FIONREAD, &unread) < 0 || unread <= 0)
+        return;
     int64_t end = exec_relay_now_ms() + (draining ? LINGER_DRAIN_MS : LINGER_MS);
     size_t dropped = 0;
     char junk[4096];

@@ -10,6 +10,7 @@ every model.
 ctest-labels: exec
 """
 import os
+import resource
 import select
 import signal
 import socket
@@ -233,6 +234,48 @@ class Concurrency(ExecCase):
             t.join(60 * SLOW)
         for i in range(50):
             self.assertEqual(results.get(i), b"CLIENT %d\n" % i)
+        self.stop(p)
+
+    def test_many_connections_at_once_are_bounded_and_all_served(self):
+        """600 clients at once, each sending its byte at once: at most 40
+        programs run, every client is served (none cut as "silent" while it
+        waits its turn), and the server holds no descriptor afterwards."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        # a short handshake timeout: waiting for a program is not silence
+        p, address = self.exec_server("-q", "--handshake-timeout", "3", "tcp://127.0.0.1:0",
+                                      "--", "echo", "hi")
+        fds_idle = sstest.fd_count(p.pid)
+        socks = [sstest.connect(address, timeout=60) for _ in range(600)]
+        try:
+            for s in socks:
+                s.sendall(b"x")
+            data = {s: b"" for s in socks}
+            pending = set(socks)
+            most = 0
+            deadline = time.monotonic() + 120 * SLOW
+            turns = 0
+            while pending and time.monotonic() < deadline:
+                r, _, _ = select.select(list(pending), [], [], 0.5)
+                for s in r:
+                    chunk = s.recv(64)  # a reset here fails the test
+                    if chunk:
+                        data[s] += chunk
+                    else:
+                        pending.discard(s)
+                        s.close()
+                turns += 1
+                if turns % 25 == 0:
+                    # forking: one child (the supervisor of one program) per
+                    # connection served; at most --max-conns, 40 by default
+                    most = max(most, len(sstest.children_of(p.pid)))
+            self.assertEqual(sorted(set(data.values())), [b"hi\n"])
+            self.assertLessEqual(most, 40)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertTrue(sstest.wait_until(lambda: sstest.fd_count(p.pid) <= fds_idle, 10))
         self.stop(p)
 
     def check_max_conns(self, model):
