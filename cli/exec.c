@@ -235,9 +235,8 @@ static int start_program(session *s, int stdio_fd)
  * lingering close, for the same reason). A client that sent nothing unread
  * costs no wait.
  */
-static void linger_close(int fd, bool draining)
+static void linger_drop_input(int fd, bool draining)
 {
-    shutdown(fd, SHUT_WR);
     int unread = 0;
     if (ioctl(fd, FIONREAD, &unread) < 0 || unread <= 0)
         return;
@@ -259,6 +258,15 @@ static void linger_close(int fd, bool draining)
         if (poll(&p, 1, (int)left) == 0)
             return;
     }
+}
+
+static void linger_close(int fd, bool draining)
+{
+    shutdown(fd, SHUT_WR);
+    linger_drop_input(fd, draining);
+    /* and for anyone still holding it (a process that left the program's
+     * group): the connection is over both ways */
+    shutdown(fd, SHUT_RDWR);
 }
 
 /* ---- the two ways to connect the program ----------------------------------- */

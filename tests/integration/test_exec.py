@@ -363,8 +363,8 @@ class Stragglers(ExecCase):
         p.wait_stderr(r"exited with status 0")
         self.assertFalse(any("stopped by" in line for line in p.err_lines), p.err_lines)
 
-    def check_drain_kills(self, model, script, signame):
-        p, address = self.exec_server("--model", model, "--drain-timeout", "1",
+    def check_drain_kills(self, model, script, signame, *extra):
+        p, address = self.exec_server(*extra, "--model", model, "--drain-timeout", "1",
                                       "tcp://127.0.0.1:0", "--", "sh", "-c", script)
         with sstest.connect(address, timeout=20) as s:
             s.sendall(b"x")
@@ -389,6 +389,10 @@ class Stragglers(ExecCase):
                 # ignores TERM: KILL 2 s later
                 self.check_drain_kills(model, "trap '' TERM; sleep 60 & echo $$ $!; wait",
                                        "SIGKILL")
+        for model in ("forking", "threading"):
+            with self.subTest(model=model, relay=True):
+                self.check_drain_kills(model, "sleep 60 & echo $$ $!; wait", "SIGTERM",
+                                       "--relay")
 
     def test_background_children_do_not_hold_the_connection(self):
         p, address = self.exec_server("tcp://127.0.0.1:0", "--", "sh", "-c",
@@ -399,6 +403,15 @@ class Stragglers(ExecCase):
         bg = int(got)
         self.assertTrue(sstest.wait_until(lambda: not alive(bg)))
         self.stop(p)
+
+    def test_a_process_that_leaves_the_group_loses_the_connection(self):
+        for mode in ([], ["--relay"]):
+            with self.subTest(mode=mode):
+                p, address = self.exec_server(*mode, "tcp://127.0.0.1:0", "--", "sh", "-c",
+                                              "setsid sh -c 'sleep 2; echo late' & echo early")
+                # the end of file comes when the program exits, not 2 s later
+                self.assertEqual(talk(address, timeout=20), b"early\n")
+                self.stop(p)
 
     def test_a_program_that_never_reads_bounds_a_flooding_client(self):
         for mode in ([], ["--relay"]):
