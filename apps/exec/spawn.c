@@ -112,12 +112,14 @@ static _Noreturn void child(const exec_spawn_opts *o, pid_t parent, int err_w)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) /* the parent died before prctl took */
         _exit(126);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
+    /* Straight to the kernel: libc refuses to touch the real-time signals
+     * it keeps for itself (32 and 33 in glibc), yet an ignored one would be
+     * inherited across exec all the same. An all-zero kernel sigaction is
+     * SIG_DFL, no flags, empty mask, on every architecture. */
+    static const unsigned long dfl[8];
     for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP, libc's own: fine */
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, dfl, NULL, (size_t)((NSIG - 1) / 8));
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
