@@ -24,7 +24,7 @@ typedef struct cli_command {
 
 /* Each cli/<name>.c defines one of these. */
 extern const cli_command cli_cmd_echo, cli_cmd_reply, cli_cmd_connect,
-    cli_cmd_rcmd, cli_cmd_rcmd_server, cli_cmd_keygen, cli_cmd_bench;
+    cli_cmd_rcmd, cli_cmd_rcmd_server, cli_cmd_keygen, cli_cmd_bench, cli_cmd_exec;
 
 const cli_command *cli_find(const char *name);
 

@@ -11,7 +11,7 @@
 
 static const cli_command *const commands[] = {
     &cli_cmd_echo,  &cli_cmd_reply,  &cli_cmd_connect, &cli_cmd_rcmd_server,
-    &cli_cmd_rcmd,  &cli_cmd_keygen, &cli_cmd_bench,
+    &cli_cmd_rcmd,  &cli_cmd_keygen, &cli_cmd_bench,   &cli_cmd_exec,
 };
 
 const cli_command *cli_find(const char *name)

@@ -371,10 +371,12 @@ static void on_stop_signal(int sig)
 {
     if (sig == SIGINT && atomic_load(&stop_signals) > 0)
         _exit(CLI_RUNTIME); /* Ctrl-C twice: the user does not want to wait */
-    atomic_fetch_add(&stop_signals, 1);
+    bool first = atomic_fetch_add(&stop_signals, 1) == 0;
     pthread_mutex_lock(&running_lock);
     if (running_server != NULL)
         ss_server_shutdown_nowait(running_server);
+    if (first && running_cli != NULL && running_cli->on_drain != NULL)
+        running_cli->on_drain(running_cli);
     pthread_mutex_unlock(&running_lock);
 }
 

@@ -37,7 +37,8 @@ typedef struct cli_rule {
 
 #define CLI_MAX_RULES 256
 
-typedef struct cli_server {
+typedef struct cli_server cli_server;
+struct cli_server {
     const char *cmd;     /* subcommand name, for messages */
     ss_server_opts opts; /* filled by the flags; the caller may adjust more */
     int verbosity;       /* CLI_LOG_QUIET, _NORMAL, _VERBOSE, or more (-vv: debug) */
@@ -51,7 +52,12 @@ typedef struct cli_server {
     bool tls_flags;       /* set by the subcommand: it takes --cert/--cert-key/--ca */
     const char *cert_file, *cert_key_file, *ca_file;
     ss_tls_ctx *tls;      /* built by cli_server_check from them; SIGHUP reloads */
-} cli_server;
+    /* Called once, on the signal watcher's thread, when the first SIGINT or
+     * SIGTERM starts the drain, while requests still run (exec tells its
+     * programs' supervisors when their drain deadline starts). May be NULL. */
+    void (*on_drain)(cli_server *c);
+    void *on_drain_data;
+};
 
 /* Return values of cli_server_flag() and cli_flag_value(). */
 enum { CLI_FLAG_NOT_MINE = 0, CLI_FLAG_TAKEN = 1, CLI_FLAG_BAD = -1 };

@@ -441,6 +441,13 @@ void ss__acceptor_expire(ss_server *srv, int64_t now)
     if (t <= 0)
         return;
     int64_t limit = (int64_t)(t * 1000.0);
+    if (a->waiting == NULL || now - a->waiting->accepted_ms < limit)
+        return;
+    /* Collect first: the loop looks at first bytes only when nothing is
+     * ready to dispatch, so under a slow model a connection may have spoken
+     * long ago and still be on the waiting list; it is not silent. */
+    for (int n = a->nwaiting; n > 0 && a->nwaiting > 0; n -= READY_BATCH)
+        ss__acceptor_collect(srv);
     while (a->waiting != NULL && now - a->waiting->accepted_ms >= limit) {
         atomic_fetch_add(&srv->counters.timed_out, 1);
         ss__refusal_note(srv, SS__REFUSED_SILENT);
