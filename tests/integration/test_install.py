@@ -39,6 +39,13 @@ def read(path):
         return f.read()
 
 
+def clean_make_env():
+    """The environment without the make that runs ctest (make test-asan passes
+    CMAKE_ARGS=-DSS_SANITIZE=... down through MAKEFLAGS): this make is the user's."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
 def run(argv, env=None, cwd=None, timeout=240):
     r = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
                        timeout=timeout * SLOW)
@@ -143,7 +150,7 @@ class Install(sstest.TestCase):
         stage = os.path.join(self.tmp, "stage")
         run(["make", "-C", sstest.SOURCE_DIR, "--no-print-directory", "install",
              "BUILD=" + os.path.abspath(sstest.BUILD_DIR), "PREFIX=/opt/sockserve",
-             "DESTDIR=" + stage, "JOBS=2"])
+             "DESTDIR=" + stage, "JOBS=2"], env=clean_make_env())
         root = os.path.join(stage, "opt", "sockserve")
         for rel in ("bin/sockserve", "include/sockserve.h", "lib/libsockserve.a",
                     "lib/libsockserve.so.0", "lib/pkgconfig/sockserve.pc",
