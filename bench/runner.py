@@ -404,31 +404,61 @@ def write_markdown(args, names, scenarios, samples, idle, sockperf, skipped, pat
         f.write("\n".join(L) + "\n")
 
 
+# Every server its own colour and marker, fixed by name, so a series looks the
+# same in every chart whichever servers a run had (colours: Tableau 10 plus two;
+# gnuplot point types: 4/5 squares, 6/7 circles, 8/9 triangles, 12/13 diamonds).
+SERIES_STYLE = {
+    "sockserve-event": ("#d62728", 7), "sockserve-threading": ("#ff9896", 6),
+    "epoll": ("#1f77b4", 5), "io_uring": ("#17becf", 13),
+    "libuv": ("#2ca02c", 9), "libuv-tuned": ("#98df8a", 8),
+    "libevent": ("#9467bd", 11), "libevent-tuned": ("#c5b0d5", 10),
+    "libevent-raw": ("#8c564b", 15), "thread-per-conn": ("#7f7f7f", 4),
+    "uvloop": ("#bcbd22", 12), "py-threading": ("#e377c2", 14),
+}
+
+
 def write_chart(names, scenarios, samples, path):
     if not shutil.which("gnuplot"):
         return "gnuplot missing: no chart"
+    os.makedirs(OUT, exist_ok=True)
     dat = os.path.join(OUT, "results.dat")
-    with open(dat, "w") as f:
-        f.write("scenario " + " ".join(names) + "\n")
-        for sc in scenarios:
+    with open(dat, "w") as f:  # tab-separated: the scenario labels hold spaces
+        f.write("\t".join(["x", "scenario"] + names) + "\n")
+        for x, sc in enumerate(scenarios):
+            label = "%s: %s" % (sc[0], sc[4].split(":")[0])
             vals = []
             for n in names:
                 s, _ = summarize(samples, n, sc[0])
                 vals.append("%.1f" % s["msgs"] if s else "NaN")
-            f.write(sc[0] + " " + " ".join(vals) + "\n")
+            f.write("\t".join([str(x), label] + vals) + "\n")
+    plots = []
+    for col, n in enumerate(names, start=3):
+        rgb, pt = SERIES_STYLE.get(n, ("#000000", 1))
+        plots.append('"%s" using 1:%d:xtic(2) with linespoints lw 2 pt %d ps 1.6 '
+                     'lc rgb "%s" title "%s"' % (dat, col, pt, rgb, n))
     gp = os.path.join(OUT, "results.gp")
     with open(gp, "w") as f:
-        f.write('set terminal pngcairo size 1400,700 font "sans,10"\n'
+        f.write('set terminal pngcairo size 1400,760 font "sans,10"\n'
                 'set output "%s"\n'
-                'set title "Echo servers: messages/s (median), server on CPU 0, client on CPU 1"\n'
-                'set style data histograms\nset style histogram clustered gap 1\n'
-                'set style fill solid 0.9 border -1\nset logscale y\nset grid ytics\n'
-                'set ylabel "messages/s (log)"\nset key outside right top\n'
-                'set datafile missing "NaN"\n'
-                'plot for [i=2:%d] "%s" using i:xtic(1) title columnhead(i)\n'
-                % (path, len(names) + 1, dat))
+                'set title "Echo servers: messages/s (median of the rounds), server on CPU 0, '
+                'client on CPU 1"\n'
+                'set datafile separator "\\t"\nset datafile missing "NaN"\n'
+                'set logscale y\nset grid ytics\nset ylabel "messages/s (log scale)"\n'
+                'set xlabel "scenario: connections x messages in flight x message size"\n'
+                'set xrange [-0.3:%f]\nset xtics rotate by -12\n'
+                'set key outside right top title "server" box\n'
+                'plot %s\n' % (path, len(scenarios) - 0.7, ", \\\n     ".join(plots)))
     r = subprocess.run(["gnuplot", gp], capture_output=True)
     return None if r.returncode == 0 else r.stderr.decode(errors="replace")
+
+
+def chart_from_json(path_json, path_png):
+    """Draw the chart again from a results.json, without running anything."""
+    with open(path_json) as f:
+        data = json.load(f)
+    order = list(SERIES_STYLE)
+    names = sorted(data["samples"], key=lambda n: order.index(n) if n in order else 99)
+    return write_chart(names, [tuple(s) for s in data["scenarios"]], data["samples"], path_png)
 
 
 def main():
@@ -442,7 +472,13 @@ def main():
     ap.add_argument("--idle-conns", type=int, default=10000)
     ap.add_argument("--only", help="comma-separated server names to run")
     ap.add_argument("--scenarios", help="comma-separated scenarios (S1,...,S5)")
+    ap.add_argument("--chart-only", action="store_true",
+                    help="redraw results.png from results.json; run nothing")
     args = ap.parse_args()
+    if args.chart_only:
+        err = chart_from_json(os.path.join(HERE, "results.json"),
+                              os.path.join(HERE, "results.png"))
+        sys.exit("chart: " + err if err else None)
     if args.quick:
         args.rounds, args.duration, args.idle_conns = 1, 1.0, 1000
 

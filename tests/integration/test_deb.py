@@ -39,6 +39,13 @@ TOOLS = ("dpkg", "dpkg-deb", "dpkg-shlibdeps", "dpkg-architecture", "make", "cc"
          "pkg-config")
 
 
+def clean_make_env():
+    """The environment without the make that runs ctest (make test-asan passes
+    CMAKE_ARGS=-DSS_SANITIZE=... down through MAKEFLAGS): this make is the user's."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
 def run(argv, env=None, timeout=240):
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout * SLOW)
     if r.returncode != 0:
@@ -55,7 +62,8 @@ class DebianPackages(sstest.TestCase):
         cls.tmp = sstest.temp_dir()
         cls.build = os.path.join(cls.tmp, "build-deb")
         cls.make_out = run(["make", "-C", sstest.SOURCE_DIR, "--no-print-directory", "deb",
-                            "DEB_BUILD=" + cls.build, "JOBS=2"], timeout=400)
+                            "DEB_BUILD=" + cls.build, "JOBS=2"], env=clean_make_env(),
+                           timeout=400)
         cls.arch = run(["dpkg", "--print-architecture"]).strip()
         cls.multiarch = run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"]).strip()
         cls.debs = {}

@@ -24,6 +24,9 @@ CC = shutil.which("cc") or shutil.which("gcc")
 README = os.path.join(sstest.SOURCE_DIR, "README.md")
 UPPER = os.path.join(sstest.SOURCE_DIR, "examples", "upper_server.c")
 IN_TREE_INCLUDE = os.path.realpath(os.path.join(sstest.SOURCE_DIR, "include"))
+# A sanitized build installs a sanitized library: its users must link the
+# sanitizer runtime too, as a user of such a build would.
+SAN_FLAGS = ["-fsanitize=" + os.environ["SS_SANITIZE"]] if os.environ.get("SS_SANITIZE") else []
 
 
 def readme_c_example():
@@ -37,6 +40,13 @@ def readme_c_example():
 def read(path):
     with open(path) as f:
         return f.read()
+
+
+def clean_make_env():
+    """The environment without the make that runs ctest (make test-asan passes
+    CMAKE_ARGS=-DSS_SANITIZE=... down through MAKEFLAGS): this make is the user's."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 
 
 def run(argv, env=None, cwd=None, timeout=240):
@@ -82,7 +92,7 @@ class Install(sstest.TestCase):
 
     def compile(self, source, exe, cflags, libs):
         """cc -H: the header it reports must be the installed one."""
-        r = run([CC, "-H", "-Wall", "-Wextra", "-o", exe, source] + cflags + libs,
+        r = run([CC, "-H", "-Wall", "-Wextra", "-o", exe, source] + SAN_FLAGS + cflags + libs,
                 cwd=self.src)
         headers = [line.lstrip(". ").strip() for line in r.stderr.splitlines()
                    if line.startswith(".") and line.rstrip().endswith("sockserve.h")]
@@ -143,7 +153,7 @@ class Install(sstest.TestCase):
         stage = os.path.join(self.tmp, "stage")
         run(["make", "-C", sstest.SOURCE_DIR, "--no-print-directory", "install",
              "BUILD=" + os.path.abspath(sstest.BUILD_DIR), "PREFIX=/opt/sockserve",
-             "DESTDIR=" + stage, "JOBS=2"])
+             "DESTDIR=" + stage, "JOBS=2"], env=clean_make_env())
         root = os.path.join(stage, "opt", "sockserve")
         for rel in ("bin/sockserve", "include/sockserve.h", "lib/libsockserve.a",
                     "lib/libsockserve.so.0", "lib/pkgconfig/sockserve.pc",
@@ -207,7 +217,8 @@ class Install(sstest.TestCase):
         # only the prefix: no package registry, no system copy
         run([CMAKE, "-S", proj, "-B", build, "-DCMAKE_PREFIX_PATH=" + self.prefix,
              "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
-             "-DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF"])
+             "-DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF",
+             "-DCMAKE_C_FLAGS=" + " ".join(SAN_FLAGS)])
         cache = read(os.path.join(build, "CMakeCache.txt"))
         self.assertIn("sockserve_DIR:PATH=%s/lib/cmake/sockserve" % self.prefix, cache)
         run([CMAKE, "--build", build, "-j", "2"])
