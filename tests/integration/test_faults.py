@@ -18,21 +18,19 @@ children, its threads), inflicts one fault, and then insists that
 The runs are generated as test methods named test_CASE_MODEL. At the end one
 line says how many ran: "fault suite: N cases x M models = K runs".
 
-ctest-labels: faults
+ctest-labels: faults tsan
 """
 import errno
 import os
-import re
 import resource
+import select
 import selectors
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
-import unittest
 
 import sstest
 from sstest import SLOW, SANITIZED
@@ -199,7 +197,7 @@ def clog(s, limit=256 << 20, quiet_s=0.3):
             continue
         except BlockingIOError:
             pass
-        _, w, _ = __import__("select").select([], [s], [], quiet_s)
+        _, w, _ = select.select([], [s], [], quiet_s)
         if not w:
             return sent
     raise AssertionError("the server kept reading %d bytes it cannot answer" % sent)
@@ -219,7 +217,6 @@ class Clogger(threading.Thread):
         sock.setblocking(False)
 
     def run(self):
-        import select
         chunk = b"w" * 65536
         while not self.stop.is_set() and self.sent < self.limit:
             try:
@@ -354,6 +351,13 @@ class FaultSuite(sstest.TestCase):
         if stop:
             t.p.signal(signal.SIGTERM)
             self.assertEqual(t.p.wait(timeout=15), 0, t.p.err_lines[-10:])
+        self.no_sanitizer_report(t.p)
+
+    def no_sanitizer_report(self, p):
+        """A report from a forked child does not change the server's exit
+        status: look for it in what they all wrote."""
+        reports = [l for l in p.err_lines if "Sanitizer" in l or "runtime error:" in l]
+        self.assertEqual(reports, [], "sanitizer report: %r" % p.err_lines[-40:])
 
     # -- the cases ----------------------------------------------------------
 
@@ -719,6 +723,7 @@ class FaultSuite(sstest.TestCase):
             c.close()
         left = [k for k in kids if os.path.exists("/proc/%d" % k)]
         self.assertEqual(left, [], "children outlived the server")
+        self.no_sanitizer_report(t.p)
 
     def fault_fd_leak(self, model):
         """Rounds of every way a connection can end: descriptors back to the
