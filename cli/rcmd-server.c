@@ -366,6 +366,7 @@ const cli_command cli_cmd_rcmd_server = {
         "The default model is threading. Connections, authentication failures and\n"
         "one audit line per command are logged by default (as sshd does); -q keeps\n"
         "only errors, -v adds debug lines.\n"
-        "\n" CLI_SERVER_FLAGS_HELP,
+        "\n",
+    .usage_more = CLI_SERVER_FLAGS_HELP,
     .run = run,
 };

@@ -161,6 +161,17 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
         c->opts.handshake_timeout = sec;
         return CLI_FLAG_TAKEN;
     }
+    /* docs/safety.md names this flag; the library's default (60 s) holds
+     * without it */
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--write-timeout", &v)) !=
+        CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (!cli_parse_seconds(v, &sec))
+            return bad_value(c, "--write-timeout", v, "expected seconds >= 0 (0 = never)");
+        c->opts.write_timeout = sec;
+        return CLI_FLAG_TAKEN;
+    }
     if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-per-ip", &v)) != CLI_FLAG_NOT_MINE) {
         if (rc == CLI_FLAG_BAD)
             return rc;

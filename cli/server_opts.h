@@ -110,6 +110,8 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
     "  --max-pending N      stream connections waiting for their first byte or a worker\n" \
     "                       (default 1024; past it the oldest silent one is closed)\n" \
     "  --handshake-timeout SEC  close a connection that sends nothing for SEC (default 10)\n" \
+    "  --write-timeout SEC  close a connection that takes none of our output for SEC\n" \
+    "                       (default 60; 0 = never)\n" \
     "  --max-per-ip N       stream connections at once from one address (IPv4 /32,\n" \
     "                       IPv6 /64; default: no limit)\n" \
     "  --allow-from CIDR    serve only matching clients (repeatable)\n" \

@@ -1262,7 +1262,8 @@ bool ss_timer_active(const ss_timer *t);
  *   on_drain  the output queue became empty after a write had to queue.
  *   on_close  the connection is gone; `reason` is 0 (either side closed
  *             cleanly) or a code: -ECONNRESET ..., SS_ETIMEOUT (idle
- *             timeout), SS_EBUSY (output over hard_limit), SS_ESHUTDOWN
+ *             timeout; under the server, also its write_timeout: output
+ *             the peer took none of), SS_EBUSY (output over hard_limit), SS_ESHUTDOWN
  *             (drain deadline passed). The ss_conn is freed when it returns.
  *             Runs once for every connection on_open ran for.
  * Datagram sockets (udp, unixgram):

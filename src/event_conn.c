@@ -11,7 +11,11 @@
  *
  * Idle timeouts cost O(1) per read: each listener keeps its connections in
  * a list ordered by last activity (touched ones move to the tail) and one
- * timer that fires when the head would expire.
+ * timer that fires when the head would expire. Write timeouts work the same
+ * way on a second list, of the connections whose output queue is not empty,
+ * ordered by their last write progress: a peer that stops reading is cut
+ * even when no idle timeout is set, and even while it keeps sending (its
+ * reads are paused by backpressure, but its kernel buffers fill first).
  *
  * TLS (a listener with opts.tls): the connection's reads and writes go
  * through its ss_transport instead of recv/send; the handshake runs first,
@@ -89,6 +93,9 @@ struct ss_listener {
     int64_t idle_ms;
     ss__link idle; /* connections, least recently active first */
     ss_timer idle_timer;
+    int64_t write_ms;  /* write timeout; 0 = none */
+    ss__link stalled;  /* connections with output queued, oldest progress first */
+    ss_timer write_timer;
     ss_timer retry_timer;
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;
@@ -114,6 +121,8 @@ struct ss_conn {
     ss__link link; /* loop->conns */
     ss__link idle; /* listener->idle; listener->headers while F_HEADER */
     int64_t last_active;
+    ss__link stalled;   /* listener->stalled while output is queued */
+    int64_t write_since; /* last write progress while output is queued */
     void *user;
     chunk *qhead, *qtail;
     size_t queued;
@@ -154,6 +163,22 @@ static void update_interest(ss_conn *c)
     if (c->queued > 0 || (c->tls != NULL && c->tls->read_wants_write && reading(c)))
         want |= EPOLLOUT;
     (void)ss__io_set(c->loop, &c->io, want); /* cannot fail for a live fd */
+}
+
+/* The output queue moved (or began, or emptied): keep the write-timeout
+ * list in the order of last progress. */
+static void write_progress(ss_conn *c)
+{
+    ss_listener *l = c->listener;
+    if (l == NULL || l->write_ms <= 0)
+        return;
+    ss__link_remove(&c->stalled);
+    if (c->queued == 0 || (c->flags & F_CLOSED))
+        return;
+    c->write_since = c->loop->now;
+    ss__link_insert_tail(&l->stalled, &c->stalled);
+    if (!ss_timer_active(&l->write_timer))
+        (void)ss_timer_start(c->loop, &l->write_timer, (uint64_t)l->write_ms, 0);
 }
 
 static void touch(ss_conn *c)
@@ -228,6 +253,7 @@ static void conn_finish(ss_conn *c, int reason, bool reset)
     queue_free(c);
     ss__link_remove(&c->link);
     ss__link_remove(&c->idle);
+    ss__link_remove(&c->stalled);
     c->loop->nconns--;
     ss_listener *l = c->listener;
     if (l != NULL)
@@ -355,6 +381,7 @@ static int flush_queue(ss_conn *c)
             }
         }
         touch(c);
+        write_progress(c);
     }
     if ((c->flags & F_PAUSED_BP) && c->queued <= c->low)
         c->flags &= ~F_PAUSED_BP;
@@ -427,9 +454,12 @@ int ss_conn_write(ss_conn *c, const void *buf, size_t len)
         conn_fail(c, -ENOMEM);
         return -ENOMEM;
     }
+    bool started = c->queued == len; /* the queue was empty: its clock starts */
     c->flags |= F_DRAIN_WANTED;
     if (c->queued > c->high)
         c->flags |= F_PAUSED_BP;
+    if (started)
+        write_progress(c);
     update_interest(c);
     return 0;
 }
@@ -590,6 +620,7 @@ static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_
     c->h = h;
     c->deferred.run = conn_deferred_free;
     ss__link_init(&c->idle);
+    ss__link_init(&c->stalled);
     limits_of(h, c);
     if (socktype == SOCK_SEQPACKET)
         c->flags |= F_SEQPACKET;
@@ -829,6 +860,28 @@ static void on_idle_timer(ss_timer *t)
     }
 }
 
+static void on_write_timer(ss_timer *t)
+{
+    ss_listener *l = t->data;
+    int64_t now = l->loop->now;
+    while (!ss__link_empty(&l->stalled)) {
+        ss_conn *c = SS__CONTAINER_OF(l->stalled.next, ss_conn, stalled);
+        int64_t due = c->write_since + l->write_ms;
+        if (due > now) {
+            (void)ss_timer_start(l->loop, &l->write_timer, (uint64_t)(due - now), 0);
+            return;
+        }
+        conn_fail(c, SS_ETIMEOUT); /* removes it from the list */
+    }
+}
+
+void ss__listener_set_write_timeout(ss_listener *l, double seconds)
+{
+    l->write_ms = seconds > 0 ? (int64_t)(seconds * 1000.0 + 0.5) : 0;
+    if (seconds > 0 && l->write_ms == 0)
+        l->write_ms = 1;
+}
+
 static void fill_peer(ss_addr *peer, ss_addr_kind kind, const struct sockaddr_storage *ss,
                       socklen_t len)
 {
@@ -996,7 +1049,9 @@ int ss_loop_listen(ss_loop *loop, int fd, const struct ss_event_handler *h,
     ss__link_init(&l->idle);
     ss__link_init(&l->headers);
     ss_timer_init(&l->header_timer, on_header_timer, l);
+    ss__link_init(&l->stalled);
     ss_timer_init(&l->idle_timer, on_idle_timer, l);
+    ss_timer_init(&l->write_timer, on_write_timer, l);
     ss_timer_init(&l->retry_timer, on_retry, l);
     int rc = ss__set_nonblocking(fd, 1);
     if (rc == 0)
@@ -1014,6 +1069,7 @@ static void listener_free(ss_listener *l)
 {
     ss_timer_stop(&l->header_timer);
     ss_timer_stop(&l->idle_timer);
+    ss_timer_stop(&l->write_timer);
     ss_timer_stop(&l->retry_timer);
     free(l);
 }

@@ -154,6 +154,8 @@ static int register_socket(ss__engine *e, worker *w, ss_error *err)
             return 0;
     }
     int rc = ss_loop_listen(w->loop, fd, &e->h, &lo, &w->listener, err);
+    if (rc == 0)
+        ss__listener_set_write_timeout(w->listener, o->write_timeout);
     if (rc == 0 && o->held)
         ss__listener_hold(w->listener, true);
     return rc;

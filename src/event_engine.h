@@ -18,6 +18,7 @@ typedef struct ss__engine_opts {
     const struct ss_event_handler *handler; /* must outlive the engine */
     int max_conns;                          /* total, split evenly over the loops; 0 = none */
     double idle_timeout;                    /* seconds; 0 = never */
+    double write_timeout;                   /* output stuck this long closes; 0 = never */
     size_t max_packet;                      /* datagram sockets; 0 = 65536 */
     bool (*verify)(void *arg, int fd, const ss_addr *peer);
     void *verify_arg;

@@ -113,6 +113,11 @@ ss_loop *ss__listener_loop(const ss_listener *l);
  * its cap or EMFILE state: nothing touches the descriptor while held, so
  * its owner may close it. Loop thread. */
 void ss__listener_hold(ss_listener *l, bool hold);
+/* A connection of `l` whose output queue makes no progress for `seconds`
+ * (the peer stopped reading) is closed with SS_ETIMEOUT: the server's
+ * write_timeout, as the blocking models have it. 0 = never (the default).
+ * Set before the loop runs. */
+void ss__listener_set_write_timeout(ss_listener *l, double seconds);
 void ss__dgram_hold(ss_dgram *d, bool hold);
 /* Several loops poll this datagram socket: wake one per packet. */
 void ss__dgram_share(ss_dgram *d);

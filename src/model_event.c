@@ -82,7 +82,7 @@ static void on_close(ss_conn *c, int reason)
     if (st->srv->per_ip != NULL && ss__peer_key_of(ss_conn_peer(c), &key))
         ss__admit_release(st->srv, &key);
     const char *what = reason == 0              ? "closed"
-                       : reason == SS_ETIMEOUT  ? "idle, closed"
+                       : reason == SS_ETIMEOUT  ? "timed out (idle, or not reading), closed"
                        : reason == SS_ESHUTDOWN ? "cut off by shutdown"
                                                 : ss_strerror(reason);
     log_peer(st->srv, reason == 0 || reason == SS_ETIMEOUT ? SS_LOG_INFO : SS_LOG_WARN,
@@ -199,6 +199,7 @@ static int event_start(ss_server *srv, ss_error *err)
         .handler = &st->h,
         .max_conns = srv->opts.max_conns,
         .idle_timeout = srv->opts.idle_timeout,
+        .write_timeout = srv->opts.write_timeout,
         .max_packet = srv->opts.max_packet_size,
         .verify = srv->stream ? verify : NULL,
         .verify_arg = srv,

@@ -81,6 +81,33 @@ static bool skippable(const char *line, size_t len)
     return i == len || line[i] == '#';
 }
 
+/*
+ * One line into `buf` (room for `max` bytes): its length with the '\n', 0 at
+ * end of file, -1 after a read error, -2 when it is longer than `max` bytes.
+ * Reading stops at the bound: getline() would first take the whole line, so
+ * a file without a newline (/dev/zero) took all the memory there was
+ * before the length was ever checked.
+ */
+static ssize_t read_line(FILE *f, char *buf, size_t max)
+{
+    size_t n = 0;
+    int ch = 0;
+    while (n < max && (ch = getc(f)) != EOF) {
+        buf[n++] = (char)ch;
+        if (ch == '\n')
+            return (ssize_t)n;
+    }
+    if (n == max) { /* full: fine only if the file ends right here */
+        ch = getc(f);
+        if (ch == EOF)
+            return ferror(f) ? -1 : (ssize_t)n;
+        return -2;
+    }
+    if (ferror(f))
+        return -1;
+    return (ssize_t)n;
+}
+
 int reply_rules_load(reply_rules *r, const char *path, char *why, size_t why_len)
 {
     FILE *f = fopen(path, "re");
@@ -88,21 +115,27 @@ int reply_rules_load(reply_rules *r, const char *path, char *why, size_t why_len
         snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    char *line = malloc(REPLY_RULE_LINE_MAX);
+    if (line == NULL) {
+        snprintf(why, why_len, "cannot read %s: %s", path, strerror(ENOMEM));
+        fclose(f);
+        return -1;
+    }
     ssize_t n;
     unsigned long lineno = 0;
     int rc = 0;
     char detail[128];
-    while ((n = getline(&line, &cap, f)) >= 0) {
+    while ((n = read_line(f, line, REPLY_RULE_LINE_MAX)) != 0) {
         lineno++;
-        size_t len = (size_t)n;
-        if (len > REPLY_RULE_LINE_MAX) {
+        if (n == -1)
+            break; /* said below */
+        if (n == -2) {
             snprintf(why, why_len, "%s:%lu: line longer than %d bytes", path, lineno,
                      REPLY_RULE_LINE_MAX);
             rc = -1;
             break;
         }
+        size_t len = (size_t)n;
         if (len > 0 && line[len - 1] == '\n')
             len--;
         if (len > 0 && line[len - 1] == '\r')
@@ -125,9 +158,8 @@ int reply_rules_load(reply_rules *r, const char *path, char *why, size_t why_len
             break;
         }
     }
-    /* getline() also ends with -1 when it cannot grow its buffer (a file
-     * like /dev/zero under a memory limit): only a real end of file is the
-     * end of the rules */
+    /* a read that fails midway ends the loop too: only a real end of file
+     * is the end of the rules (never start with a part of them) */
     if (rc == 0 && (ferror(f) || !feof(f))) {
         snprintf(why, why_len, "cannot read %s: %s", path,
                  errno != 0 ? strerror(errno) : "read failed");

@@ -8,6 +8,7 @@ ctest-labels: tsan
 """
 import os
 import pwd
+import resource
 import signal
 import socket
 import time
@@ -218,6 +219,51 @@ class Datagrams(sstest.TestCase):
         r = self.run_cli("reply", "--stop-word", "x", "--stop-from", "300.0.0.0/8",
                          "udp://127.0.0.1:0")
         self.assertEqual(r.returncode, 2, r.stderr)
+
+
+class RulesFile(sstest.TestCase):
+    """Finding 5: a rules file whose read fails midway, or that never ends a
+    line, is an error at start, never a server running on part of its rules."""
+
+    def start_on_dev_zero(self, preexec_fn=None):
+        return self.sockserve("reply", "--rules", "/dev/zero", "--default", "d",
+                              "udp://127.0.0.1:0", preexec_fn=preexec_fn)
+
+    def test_rules_from_dev_zero_under_a_memory_limit(self):
+        if sstest.SANITIZED:
+            self.skipTest("the sanitizers reserve terabytes of address space: no RLIMIT_AS")
+
+        def limit_memory():
+            resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+
+        p = self.start_on_dev_zero(limit_memory)
+        self.assertEqual(p.wait(timeout=20), 2, p.err_lines)
+        self.assertFalse([l for l in p.err_lines if "listening on" in l], p.err_lines)
+        self.assertTrue([l for l in p.err_lines if "/dev/zero" in l], p.err_lines)
+
+    def test_rules_line_without_end_is_bounded(self):
+        """getline() read the whole "line" before checking its length: on
+        /dev/zero it took memory until none was left."""
+        p = self.start_on_dev_zero()
+        grew = []
+
+        def done_or_huge():
+            if p.p.poll() is not None:
+                return True
+            try:
+                with open("/proc/%d/status" % p.pid) as f:
+                    rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")]
+            except OSError:
+                return True
+            if rss and rss[0] > 256 * 1024:
+                grew.append(rss[0])
+                return True
+            return False
+
+        sstest.wait_until(done_or_huge, 20)
+        self.assertEqual(grew, [], "RSS grew past 256 MiB reading /dev/zero")
+        self.assertEqual(p.wait(timeout=5), 2, p.err_lines)
+        self.assertIn("/dev/zero:1: line longer than", "\n".join(p.err_lines))
 
 
 class Privileges(sstest.TestCase):

@@ -110,11 +110,13 @@ def wait_until(pred, timeout=5.0, interval=0.02):
 class Proc:
     """A process under test with its stderr read line by line, bounded waits."""
 
-    def __init__(self, argv, stdin=subprocess.DEVNULL, env=None, cwd=None, pass_fds=()):
+    def __init__(self, argv, stdin=subprocess.DEVNULL, env=None, cwd=None, pass_fds=(),
+                 preexec_fn=None):
         self.argv = argv
         self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, cwd=cwd,
-                                  pass_fds=pass_fds, start_new_session=True)
+                                  pass_fds=pass_fds, start_new_session=True,
+                                  preexec_fn=preexec_fn)
         self.err_lines = []
         self._err_buf = b""
         self.out_data = b""

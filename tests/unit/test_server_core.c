@@ -82,6 +82,31 @@ static void handle_request_serves_one(void **state)
     }
 }
 
+/* Finding 6 of the hardening review: under SS_MODEL_EVENT a datagram
+ * server's handle_request dropped the packet. Every model must answer it. */
+static void handle_request_answers_a_datagram_under_every_model(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    static const ss_model models[] = {SS_MODEL_SERIAL, SS_MODEL_THREADING, SS_MODEL_FORKING,
+                                      SS_MODEL_POOL,   SS_MODEL_PREFORK,   SS_MODEL_EVENT};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        ss_server_opts o = opts_for(models[m], NULL);
+        o.timeout = ST_IO_TIMEOUT;
+        ss_server *srv;
+        assert_int_equal(ss_server_new(&srv, "udp://127.0.0.1:0", &st_echo, &o, NULL), 0);
+        dial_job j = {0};
+        ss_addr_format(ss_server_address(srv), j.addr, sizeof j.addr);
+        pthread_t t;
+        pthread_create(&t, NULL, roundtrip_once, &j);
+        assert_int_equal(ss_server_handle_request(srv), 0);
+        pthread_join(t, NULL);
+        if (j.rc != 0)
+            fail_msg("model %s: no answer (%s)", ss_model_name(models[m]), ss_strerror(j.rc));
+        ss_server_free(srv);
+    }
+}
+
 /* ---- hooks -------------------------------------------------------------- */
 
 static bool refuse_all(ss_server *srv, const ss_sock *c, const ss_addr *a)
@@ -581,6 +606,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handle_request_times_out),
         cmocka_unit_test(handle_request_serves_one),
+        cmocka_unit_test(handle_request_answers_a_datagram_under_every_model),
         cmocka_unit_test(verify_request_refuses),
         cmocka_unit_test(finish_runs_after_failing_handle),
         cmocka_unit_test(failing_setup_skips_handle_and_finish),
