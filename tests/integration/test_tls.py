@@ -167,6 +167,21 @@ class TestTlsExample(TlsCase):
         self.assertIn(b"certificate verify failed", r.stderr)
 
 
+class TestTlsExec(TlsCase):
+    def test_exec_relays_tls_to_the_program(self):
+        # cat answers at once; tr buffers until its end of file, which the
+        # client's close_notify + half-close must carry through the relay
+        p, addr = self.server("exec", "--cert", self.path("server.pem"), "--cert-key",
+                              self.path("server.key"), "tcp://127.0.0.1:0", "--", "cat")
+        got, info = self.tls_echo(addr, self.client_ctx(), payload=b"through a program\n")
+        self.assertEqual(got, b"through a program\n")
+        p2, addr2 = self.server("exec", "--cert", self.path("server.pem"), "--cert-key",
+                                self.path("server.key"), "tcp://127.0.0.1:0", "--",
+                                "tr", "a-z", "A-Z")
+        r = self.run_cli("connect", "--ca", self.path("ca.pem"), addr2, input=b"again\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b"AGAIN\n"), r.stderr)
+
+
 class TestTlsBench(TlsCase):
     def test_bench_tls_full_and_resumed_handshakes(self):
         import json
