@@ -46,7 +46,8 @@ def clean_make_env():
     """The environment without the make that runs ctest (make test-asan passes
     CMAKE_ARGS=-DSS_SANITIZE=... down through MAKEFLAGS): this make is the user's."""
     return {k: v for k, v in os.environ.items()
-            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+                         "CMAKE_ARGS", "CTEST_ARGS", "BUILD")}
 
 
 def run(argv, env=None, cwd=None, timeout=240):
