@@ -20,8 +20,8 @@ line says how many ran: "fault suite: N cases x M models = K runs".
 
 ctest-labels: faults tsan
 """
-import errno
 import os
+import pwd
 import resource
 import select
 import selectors
@@ -110,6 +110,114 @@ def threads_of(pid):
             if line.startswith("Threads:"):
                 return int(line.split()[1])
     return 0
+
+
+class TaskCap:
+    """A cap on the tasks (threads and processes) of one server and its
+    children, for the thread-exhaustion case.
+
+    A pids cgroup counts that tree only. A per-user RLIMIT_NPROC (as
+    `--user nobody`) would count every process of that user on the machine,
+    and other tests run servers as nobody at the same time: they ate its
+    slots, and LeakSanitizer's exit check found no task left for its tracer.
+    So: a pids cgroup where one can be made (cgroup v1's pids hierarchy, or
+    a delegated cgroup v2 subtree); else RLIMIT_NPROC as nobody, on top of
+    what nobody runs already. Not root: no cap (the flood alone)."""
+
+    def __init__(self, n):
+        self.path, self.nproc, self.server_args = None, None, []
+        if os.geteuid() != 0:
+            return
+        for parent in self._cgroup_parents():
+            path = os.path.join(parent, "sockserve-faults-%d" % os.getpid())
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            try:
+                with open(os.path.join(path, "pids.max"), "w") as f:
+                    f.write(str(n))
+                self.path = path
+                return
+            except OSError:
+                os.rmdir(path)
+        self.server_args = ["--user", "nobody"]
+        self.nproc = n + tasks_of_uid(nobody_uid())
+
+    @staticmethod
+    def _cgroup_parents():
+        yield "/sys/fs/cgroup/pids"  # v1
+        try:  # v2: our own cgroup, if it hands out the pids controller
+            with open("/proc/self/cgroup") as f:
+                own = [l.split(":", 2)[2].strip() for l in f if l.startswith("0::")]
+            if own:
+                d = "/sys/fs/cgroup" + own[0]
+                with open(os.path.join(d, "cgroup.subtree_control")) as f:
+                    if "pids" in f.read().split():
+                        yield d
+        except OSError:
+            pass
+
+    def enter(self):
+        """preexec_fn: the server (before exec) puts itself under the cap."""
+        if self.path:
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        elif self.nproc:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.nproc, self.nproc))
+
+    def lift(self, pid):
+        if self.path:
+            with open(os.path.join(self.path, "pids.max"), "w") as f:
+                f.write("max")
+        elif self.nproc:
+            inf = resource.RLIM_INFINITY
+            resource.prlimit(pid, resource.RLIMIT_NPROC, (inf, inf))
+
+    def refusals(self):
+        """How often the cgroup refused a fork or a thread (None: unknown)."""
+        if not self.path:
+            return None
+        with open(os.path.join(self.path, "pids.events")) as f:
+            for line in f:
+                if line.startswith("max "):
+                    return int(line.split()[1])
+        return None
+
+    def remove(self):
+        """The cgroup goes once its last task has (bounded wait)."""
+        if self.path:
+            sstest.wait_until(lambda: self._try_rmdir(), 5)
+
+    def _try_rmdir(self):
+        try:
+            os.rmdir(self.path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+
+
+def nobody_uid():
+    return pwd.getpwnam("nobody").pw_uid
+
+
+def tasks_of_uid(uid):
+    """Threads of every process whose real uid is `uid` (what RLIMIT_NPROC
+    counts)."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                fields = dict(l.split(":", 1) for l in f if ":" in l)
+            if int(fields["Uid"].split()[0]) == uid:
+                n += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            pass
+    return n
 
 
 def cpu_seconds(pid):
@@ -321,6 +429,7 @@ class FaultSuite(sstest.TestCase):
         t.base_fds = fds_of(t.p.pid)
         t.base_rss = rss_kib(t.p.pid)
         t.base_threads = threads_of(t.p.pid)
+        t.base_family = len(family(t.p.pid))
 
     def alive(self, t):
         self.assertIsNone(t.p.p.poll(), "the server died: %r" % t.p.err_lines[-10:])
@@ -349,8 +458,13 @@ class FaultSuite(sstest.TestCase):
         if not may_lose_workers:
             self.assertEqual(deaths, [], "a worker or child died")
         if stop:
-            t.p.signal(signal.SIGTERM)
-            self.assertEqual(t.p.wait(timeout=15), 0, t.p.err_lines[-10:])
+            self.stop(t)
+        else:
+            self.no_sanitizer_report(t.p)
+
+    def stop(self, t):
+        t.p.signal(signal.SIGTERM)
+        self.assertEqual(t.p.wait(timeout=15), 0, t.p.err_lines[-10:])
         self.no_sanitizer_report(t.p)
 
     def no_sanitizer_report(self, p):
@@ -524,7 +638,7 @@ class FaultSuite(sstest.TestCase):
         and a burst of connections that vanish at once."""
         t = self.begin(model)
         host, port = sstest.split_inet(t.address)
-        served, refused, hung = many_clients(host, port, 200, 30)
+        served, refused, hung = sstest.burst_clients(host, port, 200, 30)
         self.assertEqual((served, refused, hung), (200, 0, 0))
         for _ in range(100):
             s = socket.socket()
@@ -632,21 +746,38 @@ class FaultSuite(sstest.TestCase):
         self.end(t, may_lose_workers=lose)
 
     def fault_thread_exhaustion(self, model):
-        """Many concurrent connections, under a task limit when we can set one
-        (as root: --user nobody with RLIMIT_NPROC, so threads and children
-        run out): every client is answered or cleanly closed, none lost."""
-        extra, preexec = [], None
-        if os.geteuid() == 0:
-            extra = ["--user", "nobody"]
-
-            def preexec():
-                resource.setrlimit(resource.RLIMIT_NPROC, (24, 24))
-        t = self.begin(model, *extra, preexec_fn=preexec)
-        host, port = sstest.split_inet(t.address)
-        answered, refused, lost = held_clients(host, port, 150, 30)
-        self.assertEqual(lost, 0, "answered %d refused %d lost %d" % (answered, refused, lost))
-        self.assertGreater(answered, 0)
-        self.end(t, may_lose_workers=True)
+        """Many concurrent connections under a cap on the server's tasks
+        (threads and processes), so threads and children run out: every
+        client is answered or cleanly closed, none lost; once they are gone
+        the server serves again, under the same cap."""
+        cap = TaskCap(24)
+        try:
+            t = self.begin(model, *cap.server_args, preexec_fn=cap.enter)
+            host, port = sstest.split_inet(t.address)
+            answered, refused, lost = sstest.burst_clients(host, port, 150, 30, hold_s=1.0)
+            self.assertEqual(lost, 0, "answered %d refused %d lost %d"
+                             % (answered, refused, lost))
+            self.assertGreater(answered, 0)
+            if model in ("threading", "forking") and cap.refusals() is not None:
+                # a task per connection: the cap must have bitten
+                self.assertGreater(cap.refusals(), 0, "the cap never refused a task")
+            # A fork or a thread the cap refused closes that client (it
+            # counts as refused above); children and threads that served the
+            # others take a while to go, under TSan longer. The canary in
+            # end() comes once they have: it must then be served, the cap
+            # still on.
+            self.assertTrue(sstest.wait_until(
+                lambda: len(family(t.p.pid)) <= t.base_family
+                and threads_of(t.p.pid) <= t.base_threads, 10),
+                "tasks never came back: %d processes, %d threads"
+                % (len(family(t.p.pid)), threads_of(t.p.pid)))
+            self.end(t, may_lose_workers=True, stop=False)
+            # The sanitizers' exit check (LeakSanitizer's tracer) needs a
+            # task of its own: lift the cap only for the stop.
+            cap.lift(t.p.pid)
+            self.stop(t)
+        finally:
+            cap.remove()
 
     def fault_stale_unix(self, model):
         """A leftover socket file at the path: the server starts. A live one:
@@ -752,122 +883,6 @@ class FaultSuite(sstest.TestCase):
             self.assertTrue(ok, "round %d: %d descriptors, %d at the baseline"
                             % (rnd, fds_of(t.p.pid), t.base_fds))
         self.end(t)
-
-
-def many_clients(host, port, n, deadline_s):
-    """n connections at once, each sends one message and waits for its echo,
-    then closes. Returns (served, refused, hung)."""
-    sel = selectors.DefaultSelector()
-    state = {}
-    for i in range(n):
-        s = socket.socket()
-        s.setblocking(False)
-        err = s.connect_ex((host, port))
-        if err not in (0, errno.EINPROGRESS):
-            s.close()
-            state[i] = "refused"
-            continue
-        sel.register(s, selectors.EVENT_WRITE, (i, b"m%05d" % i))
-        state[i] = "connecting"
-    deadline = time.monotonic() + deadline_s * SLOW
-    while any(v in ("connecting", "waiting") for v in state.values()):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        for key, ev in sel.select(min(left, 0.5)):
-            s, (i, msg) = key.fileobj, key.data
-            try:
-                if state[i] == "connecting":
-                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        raise OSError(err, "connect")
-                    s.send(msg)
-                    state[i] = "waiting"
-                    sel.modify(s, selectors.EVENT_READ, key.data)
-                else:
-                    data = s.recv(100)
-                    if not data:
-                        raise OSError(0, "closed")
-                    if data != msg:
-                        raise AssertionError("client %d got %r, sent %r" % (i, data, msg))
-                    state[i] = "served"
-                    sel.unregister(s)
-                    s.close()
-            except OSError:
-                state[i] = "refused"
-                sel.unregister(s)
-                s.close()
-    hung = 0
-    for key in list(sel.get_map().values()):
-        key.fileobj.close()
-        hung += 1
-    sel.close()
-    vals = list(state.values())
-    return vals.count("served"), vals.count("refused"), hung
-
-
-def held_clients(host, port, n, deadline_s, hold_s=1.0):
-    """n connections at once, each sends one message. Answers that come in
-    the first `hold_s` are held open, so threads and children pile up at
-    once; then they are let go, and from there on each client closes as soon
-    as it is answered (those still waiting get their turn).
-    Returns (answered, refused, lost)."""
-    sel = selectors.DefaultSelector()
-    state, held = {}, []
-    for i in range(n):
-        s = socket.socket()
-        s.setblocking(False)
-        if s.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
-            s.close()
-            state[i] = "refused"
-            continue
-        sel.register(s, selectors.EVENT_WRITE, (i, b"t%05d" % i))
-        state[i] = "connecting"
-    t0 = time.monotonic()
-    deadline = t0 + deadline_s * SLOW
-    while any(v in ("connecting", "waiting") for v in state.values()):
-        now = time.monotonic()
-        if now > deadline:
-            break
-        if held and now - t0 > hold_s:
-            for s in held:
-                s.close()
-            held = []
-        for key, ev in sel.select(0.1):
-            s, (i, msg) = key.fileobj, key.data
-            try:
-                if state[i] == "connecting":
-                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        raise OSError(err, "connect")
-                    s.send(msg)
-                    state[i] = "waiting"
-                    sel.modify(s, selectors.EVENT_READ, key.data)
-                else:
-                    data = s.recv(100)
-                    if not data:
-                        raise OSError(0, "closed")
-                    if data != msg:
-                        raise AssertionError("client %d got %r, sent %r" % (i, data, msg))
-                    state[i] = "answered"
-                    sel.unregister(s)
-                    if time.monotonic() - t0 <= hold_s:
-                        held.append(s)
-                    else:
-                        s.close()
-            except OSError:
-                state[i] = "refused"
-                sel.unregister(s)
-                s.close()
-    for s in held:
-        s.close()
-    lost = 0
-    for key in list(sel.get_map().values()):
-        key.fileobj.close()
-        lost += 1
-    sel.close()
-    vals = list(state.values())
-    return vals.count("answered"), vals.count("refused"), lost
 
 
 CASES = [name[len("fault_"):] for name in FaultSuite.__dict__ if name.startswith("fault_")]

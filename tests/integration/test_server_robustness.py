@@ -4,8 +4,6 @@ clients at once on every model (and no descriptor leaked), SIGTERM drain.
 
 ctest-labels: tsan
 """
-import errno
-import selectors
 import signal
 import socket
 import struct
@@ -28,60 +26,6 @@ def echo_once(address, payload=b"ping"):
                 break
             got += chunk
         return got
-
-
-def many_clients(address, n, deadline_s):
-    """Open n connections at once, each sends one message and waits for its echo.
-    Returns (served, refused, hung) counts."""
-    host, port = sstest.split_inet(address)
-    sel = selectors.DefaultSelector()
-    state = {}
-    for i in range(n):
-        s = socket.socket()
-        s.setblocking(False)
-        err = s.connect_ex((host, port))
-        if err not in (0, errno.EINPROGRESS):
-            s.close()
-            state[i] = "refused"
-            continue
-        sel.register(s, selectors.EVENT_WRITE, (i, b"m%05d" % i))
-        state[i] = "connecting"
-    deadline = time.monotonic() + deadline_s * SLOW
-    while any(v in ("connecting", "waiting") for v in state.values()):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        for key, ev in sel.select(min(left, 0.5)):
-            s, (i, msg) = key.fileobj, key.data
-            try:
-                if state[i] == "connecting":
-                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        raise OSError(err, "connect")
-                    s.send(msg)
-                    state[i] = "waiting"
-                    sel.modify(s, selectors.EVENT_READ, key.data)
-                else:
-                    data = s.recv(100)
-                    if data and data != msg:
-                        # a wrong answer is a bug, never a "refusal"
-                        raise AssertionError("client %d got %r, sent %r" % (i, data, msg))
-                    if not data:
-                        raise OSError(0, "closed")
-                    state[i] = "served"
-                    sel.unregister(s)
-                    s.close()
-            except OSError:
-                state[i] = "refused"  # reset or closed: a clean refusal
-                sel.unregister(s)
-                s.close()
-    hung = 0
-    for key in list(sel.get_map().values()):
-        key.fileobj.close()
-        hung += 1
-    sel.close()
-    vals = list(state.values())
-    return vals.count("served"), vals.count("refused"), hung
 
 
 def settled_fd_count(pid):
@@ -248,7 +192,7 @@ class FiveHundred(sstest.TestCase):
         p, bound = self.server("echo", "-q", "--model", model, "tcp://127.0.0.1:0")
         self.assertEqual(echo_once(bound), b"ping")  # warm up: workers, children
         start_fds = settled_fd_count(p.pid)
-        served, refused, hung = many_clients(bound, 500, 40)
+        served, refused, hung = sstest.burst_clients(*sstest.split_inet(bound), 500, 40)
         self.assertEqual(hung, 0, "served %d refused %d hung %d" % (served, refused, hung))
         self.assertEqual(served + refused, 500)
         self.assertGreater(served, 0)

@@ -5,9 +5,11 @@ Every server is started on port 0 (or a fresh unix name) and its address read
 from its `sockserve: listening on ADDRESS` line; every wait is bounded; every
 process started is killed at the end of its test.
 """
+import errno
 import os
 import re
 import select
+import selectors
 import signal
 import socket
 import subprocess
@@ -105,6 +107,73 @@ def wait_until(pred, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return pred()
+
+def burst_clients(host, port, n, deadline_s, hold_s=0.0):
+    """n TCP connections opened at once; each sends one message and waits
+    for its echo. Answers that come in the first `hold_s` seconds are held
+    open (so threads and children pile up at once) and let go after it;
+    later ones close as soon as they are answered. An answer that is not
+    the message is a bug (AssertionError), never a refusal.
+    Returns (answered, refused, lost): refused = reset or closed before its
+    answer, lost = still waiting at the deadline (deadline_s scaled by SLOW).
+    """
+    sel = selectors.DefaultSelector()
+    state, held = {}, []
+    for i in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        if s.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
+            s.close()
+            state[i] = "refused"
+            continue
+        sel.register(s, selectors.EVENT_WRITE, (i, b"m%05d" % i))
+        state[i] = "connecting"
+    t0 = time.monotonic()
+    deadline = t0 + deadline_s * SLOW
+    while any(v in ("connecting", "waiting") for v in state.values()):
+        now = time.monotonic()
+        if now > deadline:
+            break
+        if held and now - t0 > hold_s:
+            for s in held:
+                s.close()
+            held = []
+        for key, _ in sel.select(min(deadline - now, 0.1)):
+            s, (i, msg) = key.fileobj, key.data
+            try:
+                if state[i] == "connecting":
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise OSError(err, "connect")
+                    s.send(msg)
+                    state[i] = "waiting"
+                    sel.modify(s, selectors.EVENT_READ, key.data)
+                    continue
+                data = s.recv(100)
+                if not data:
+                    raise OSError(0, "closed")
+                if data != msg:
+                    raise AssertionError("client %d got %r, sent %r" % (i, data, msg))
+                state[i] = "answered"
+                sel.unregister(s)
+                if time.monotonic() - t0 <= hold_s:
+                    held.append(s)
+                else:
+                    s.close()
+            except OSError:
+                state[i] = "refused"
+                sel.unregister(s)
+                s.close()
+    for s in held:
+        s.close()
+    lost = 0
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+        lost += 1
+    sel.close()
+    vals = list(state.values())
+    return vals.count("answered"), vals.count("refused"), lost
+
 
 
 class Proc:
