@@ -39,8 +39,10 @@ static void forking_dispatch(ss_server *srv, ss__req *req)
     ss__children *c = srv->model_state;
     pid_t pid = fork();
     if (pid < 0) {
-        ss_server_log(srv, SS_LOG_ERROR, "%s: cannot fork: %s", req->peer_text,
-                      strerror(errno));
+        int e = errno;
+        if (ss__req_defer(srv, req, "cannot fork", e))
+            return;
+        ss_server_log(srv, SS_LOG_ERROR, "%s: cannot fork: %s", req->peer_text, strerror(e));
         ss__req_end(srv, req, false);
         return;
     }

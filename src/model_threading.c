@@ -60,6 +60,8 @@ static void threading_dispatch(ss_server *srv, ss__req *req)
     }
     if (rc != 0) {
         free(w);
+        if (ss__req_defer(srv, req, "cannot start a thread", rc))
+            return;
         ss_server_log(srv, SS_LOG_ERROR, "%s: cannot start a thread: %s",
                       req->peer_text, strerror(rc));
         ss__req_end(srv, req, false);

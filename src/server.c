@@ -178,6 +178,7 @@ void ss__enter_child(ss_server *srv)
 {
     atomic_store(&srv->in_child, true);
     ss__acceptor_forget(srv);
+    srv->deferred = NULL; /* the parent's to give again, never the child's */
     ss__tls_ctx_after_fork(srv->opts.tls);
     /* Only the forking thread lives on in the child; a lock another thread
      * held at fork() would never be released, so start from fresh ones. */
@@ -372,6 +373,8 @@ static void destroy(ss_server *srv)
 {
     if (srv->model != NULL && srv->model->destroy != NULL)
         srv->model->destroy(srv);
+    if (!atomic_load(&srv->in_child))
+        ss__deferred_drop(srv);
     ss__acceptor_free(srv);
     ss__admit_free(srv);
     remove_unix_file(srv);
@@ -577,6 +580,9 @@ void ss_server_close(ss_server *srv)
         if (!atomic_load(&srv->in_child))
             ss__acceptor_free(srv);
     }
+    /* a request held for want of a task never started: it ends here */
+    if (!atomic_load(&srv->in_child))
+        ss__deferred_drop(srv);
     if (requests_may_wait(srv))
         finish_requests(srv);
 }

@@ -172,6 +172,13 @@ struct ss_server {
     /* the acceptor (server_accept.c): the loop's thread only */
     ss__acceptor acceptor;
 
+    /* A request the model could not start for want of a task (fork or
+     * pthread_create said EAGAIN): the loop holds it and gives it again
+     * (server_loop.c, ss__req_defer). The loop's thread only. */
+    ss__req *deferred, *retrying;
+    int64_t deferred_since, deferred_retry_at;
+    int deferred_backoff_ms;
+
     /* accept back-off after EMFILE/ENFILE/ENOMEM (never spin) */
     int64_t accept_resume_at;
     int accept_backoff_ms;
@@ -308,5 +315,13 @@ void ss__req_run(ss_server *srv, ss__req *req);
 /* Unregister, close (shutting the write side first unless `detach`, as the
  * forking parent must not touch the child's connection), log, free. */
 void ss__req_end(ss_server *srv, ss__req *req, bool detach);
+/* For a model's dispatch: fork() or pthread_create() failed with `e`
+ * (`what` says which) for want of a task. When the shortage may pass
+ * (EAGAIN, ENOMEM) and the request has not waited too long, the loop takes
+ * it back, gives out nothing else meanwhile, and dispatches it again after
+ * a short back-off: true. False: the model logs and ends it as before. */
+bool ss__req_defer(ss_server *srv, ss__req *req, const char *what, int e);
+/* End a request still held by ss__req_defer (the server closes). */
+void ss__deferred_drop(ss_server *srv);
 
 #endif

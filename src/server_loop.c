@@ -21,8 +21,16 @@
 /* How soon a refusal summary that is due gets written. */
 #define REFUSAL_TICK_MS 1000
 
+/* How long a request waits for a task before it is dropped, and how often
+ * it is tried meanwhile (doubling from the first to the last). */
+#define DEFER_LIMIT_MS 10000
+#define DEFER_FIRST_MS 10
+#define DEFER_MAX_MS 200
+
 static bool has_room(ss_server *srv)
 {
+    if (srv->deferred != NULL)
+        return false; /* it goes first */
     if (srv->stream && srv->opts.max_conns > 0 &&
         atomic_load(&srv->active) >= (size_t)srv->opts.max_conns)
         return false;
@@ -50,11 +58,68 @@ static int grow_pollset(ss_server *srv, int want)
     return 0;
 }
 
+/* ---- a request that waits for a task ----------------------------------
+ *
+ * fork() and pthread_create() fail with EAGAIN when the tasks run out
+ * (RLIMIT_NPROC, a pids cgroup, threads-max). That is usually brief: the
+ * requests being served end and give theirs back. Closing the connection
+ * would lose a client to a passing shortage, so the model hands the
+ * request back; the loop holds that one, gives out nothing else (the rest
+ * wait in the acceptor, bounded by max_pending as ever), and tries it
+ * again with a back-off. Past DEFER_LIMIT_MS it is dropped with a line.
+ */
+
+bool ss__req_defer(ss_server *srv, ss__req *req, const char *what, int e)
+{
+    if ((e != EAGAIN && e != ENOMEM) || srv->deferred != NULL)
+        return false;
+    int64_t now = ss__now_ms();
+    if (req != srv->retrying) {
+        srv->deferred_since = now;
+        srv->deferred_backoff_ms = DEFER_FIRST_MS;
+        ss_server_log(srv, SS_LOG_WARN, "%s: %s: %s; it waits for one to end", req->peer_text,
+                      what, strerror(e));
+    } else if (now - srv->deferred_since >= DEFER_LIMIT_MS) {
+        return false;
+    } else if (srv->deferred_backoff_ms < DEFER_MAX_MS) {
+        srv->deferred_backoff_ms *= 2;
+    }
+    srv->deferred = req;
+    srv->deferred_retry_at = now + srv->deferred_backoff_ms;
+    return true;
+}
+
+void ss__deferred_drop(ss_server *srv)
+{
+    ss__req *req = srv->deferred;
+    srv->deferred = NULL;
+    if (req != NULL)
+        ss__req_end(srv, req, false);
+}
+
+/* Give the held request again once its back-off is over. Returns 1 when
+ * the model took it, 0 when it is still held (or there is none). */
+static int dispatch_deferred(ss_server *srv)
+{
+    ss__req *req = srv->deferred;
+    if (req == NULL || ss__now_ms() < srv->deferred_retry_at)
+        return 0;
+    srv->deferred = NULL;
+    if (!has_room(srv)) { /* e.g. max_children: wait for that as usual */
+        srv->deferred = req;
+        return 0;
+    }
+    srv->retrying = req;
+    srv->model->dispatch(srv, req);
+    srv->retrying = NULL;
+    return srv->deferred == req ? 0 : 1;
+}
+
 /* Give ready connections (or, for datagrams, nothing: they are taken as
  * they come) to the model while it has room. Returns how many. */
 static int dispatch_ready(ss_server *srv, int budget)
 {
-    int given = 0;
+    int given = dispatch_deferred(srv);
     while (given < budget && !ss__shutdown_requested(srv) && ss__acceptor_has_ready(srv) &&
            has_room(srv)) {
         ss__req *req;
@@ -105,6 +170,8 @@ static int serve_turn(ss_server *srv, int64_t deadline, int budget)
         int given = dispatch_ready(srv, budget);
         if (given > 0)
             return given;
+    } else if (dispatch_deferred(srv) > 0) {
+        return 1;
     }
 
     struct pollfd *pfd = srv->pfd;
@@ -134,6 +201,10 @@ static int serve_turn(ss_server *srv, int64_t deadline, int budget)
         timeout = min_timeout(timeout, SERVICE_TICK_MS);
     if (ss__refusal_due(srv))
         timeout = min_timeout(timeout, REFUSAL_TICK_MS);
+    if (srv->deferred != NULL)
+        timeout = min_timeout(timeout, srv->deferred_retry_at > now
+                                           ? (int)(srv->deferred_retry_at - now)
+                                           : 0);
 
     int ready = poll(pfd, (nfds_t)n, timeout);
     if (ready < 0)

@@ -748,8 +748,9 @@ class FaultSuite(sstest.TestCase):
     def fault_thread_exhaustion(self, model):
         """Many concurrent connections under a cap on the server's tasks
         (threads and processes), so threads and children run out: every
-        client is answered or cleanly closed, none lost; once they are gone
-        the server serves again, under the same cap."""
+        client is answered or cleanly closed, none lost (a task per
+        connection: all answered, the one that met the cap waits for a
+        task); once they are gone the server serves again, same cap."""
         cap = TaskCap(24)
         try:
             t = self.begin(model, *cap.server_args, preexec_fn=cap.enter)
@@ -759,8 +760,14 @@ class FaultSuite(sstest.TestCase):
                              % (answered, refused, lost))
             self.assertGreater(answered, 0)
             if model in ("threading", "forking") and cap.refusals() is not None:
-                # a task per connection: the cap must have bitten
+                # A task per connection: the cap must have bitten, and the
+                # request that met it waited for a task instead of being
+                # dropped, so no client was turned away.
                 self.assertGreater(cap.refusals(), 0, "the cap never refused a task")
+                self.assertEqual(refused, 0, "clients dropped for want of a task")
+                t.p._pump(0)
+                self.assertTrue(any("it waits for one to end" in l for l in t.p.err_lines),
+                                t.p.err_lines[-10:])
             # A fork or a thread the cap refused closes that client (it
             # counts as refused above); children and threads that served the
             # others take a while to go, under TSan longer. The canary in
