@@ -9,8 +9,8 @@ While they are held the server must
   - hold every one (one descriptor each; none closed or reset: the clients
     count the dropped ones when they close);
   - cost at most 4 KiB of RSS growth per connection (the issue's bound for
-    the event model; not under the sanitizers, whose shadow memory and
-    quarantine make RSS meaningless);
+    the event model; 16 KiB for the coroutine model): not checked under the
+    sanitizers, whose shadow memory and quarantine make RSS meaningless;
   - serve a fresh client;
 
 and once the clients close, every descriptor comes back. The server is
@@ -29,7 +29,10 @@ from sstest import SANITIZED
 
 IDLE_CLIENTS = os.path.join(sstest.BUILD_DIR, "tests", "idle_clients")
 CONNS = 10000
-PER_CONN_BOUND = 4096  # bytes of RSS growth per idle connection, event model
+# The issue's bound on RSS growth per idle connection, by model. The
+# coroutine model (16 KiB) gets its test method once it is on main:
+# def test_coroutine_model_...(self): self.hold_idle_connections("coroutine")
+PER_CONN_BOUND = {"event": 4096, "coroutine": 16384}
 LOW_SOFT = 1024
 
 
@@ -80,8 +83,11 @@ class C100kTest(sstest.TestCase):
             return got
 
     def test_event_model_holds_10000_idle_connections(self):
+        self.hold_idle_connections("event")
+
+    def hold_idle_connections(self, model):
         self.assertTrue(os.access(IDLE_CLIENTS, os.X_OK), "%s is not built" % IDLE_CLIENTS)
-        srv, address = self.server("echo", "--model", "event", "tcp://127.0.0.1:0",
+        srv, address = self.server("echo", "--model", model, "tcp://127.0.0.1:0",
                                    preexec_fn=low_soft_limit)
         soft, hard = nofile_limits(srv.pid)
         self.assertEqual(soft, hard, "the server did not raise its soft open-files limit")
@@ -103,7 +109,7 @@ class C100kTest(sstest.TestCase):
         time.sleep(0.5)  # the loops' last turn
         per_conn = (rss_bytes(srv.pid) - rss_before) / CONNS
         if not SANITIZED:
-            self.assertLessEqual(per_conn, PER_CONN_BOUND,
+            self.assertLessEqual(per_conn, PER_CONN_BOUND[model],
                                  "%.0f bytes of RSS per idle connection" % per_conn)
 
         # a fresh client is served while the 10,000 are held
