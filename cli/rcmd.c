@@ -295,6 +295,18 @@ static int run_native(const opts *o)
         cli_error("rcmd", "%s", err.msg);
         return CLI_USAGE;
     }
+    if (o->cert_file != NULL) {
+        /* the certificate files too, before any connection: the client
+         * loads them again as it connects (cheap; the files are small) */
+        rcmd_tls_config tc = {.cert_file = o->cert_file, .cert_key_file = o->cert_key_file,
+                              .ca_file = o->ca_file};
+        rcmd_tls_ctx *probe;
+        if (rcmd_tls_ctx_new(&probe, false, &tc, &err) < 0) {
+            cli_error("rcmd", "%s", err.msg);
+            return CLI_USAGE;
+        }
+        rcmd_tls_ctx_free(probe);
+    }
     rcmd_client_opts co = {
         .address = o->address,
         .key = o->key_file ? &key : NULL,
