@@ -282,9 +282,10 @@ class LogLines(sstest.TestCase):
     peer, the bytes in and out and the duration; with JOURNAL_STREAM naming
     our stderr (systemd's journal, which stamps lines itself) no time."""
 
-    def run_server(self, cmd, journal):
+    def run_server(self, cmd, journal, extra=()):
         """Serve one connection with -v, stderr to a file; its lines."""
         before, after = SERVER_ARGS[cmd]
+        before = before + list(extra)
         err = tempfile.NamedTemporaryFile(prefix="sockserve-test-", suffix=".err")
         st = os.fstat(err.fileno())
         env = dict(os.environ)
@@ -342,6 +343,14 @@ class LogLines(sstest.TestCase):
                 if cmd in ("echo", "reply"):
                     self.assertIn(", 5 bytes in, %d out" % (5 if cmd == "echo" else 2),
                                   closed[0])
+        # the event model's line says the same (its connections are not streams)
+        for cmd in ("echo", "reply"):
+            with self.subTest(cmd=cmd, model="event"):
+                lines, port = self.run_server(cmd, None, ["--model", "event"])
+                closed = [l for l in lines if "127.0.0.1:%d closed" % port in l]
+                self.assertEqual(len(closed), 1, lines)
+                self.assertRegex(closed[0], "^" + STAMP + r"sockserve: %s: .* closed after "
+                                 r"\d+\.\d{3}s, 5 bytes in, %d out$" % (cmd, 5 if cmd == "echo" else 2))
 
     def test_no_time_when_stderr_is_the_journal(self):
         for cmd in SERVERS:
