@@ -89,6 +89,12 @@ class Syntax(sstest.TestCase):
                 self.assertEqual(self.usage_line(cmd, "--hel", *OPERANDS[cmd]),
                                  "sockserve: %s: unknown option '--hel'%s" % (cmd, hint))
 
+    def test_unknown_option_before_the_command(self):
+        r = self.run_cli("--no-such-flag=1")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, b"sockserve: unknown option '--no-such-flag' "
+                                   b"(see 'sockserve --help')\n")
+
     def test_missing_value_wording(self):
         for cmd, flag in VALUE_FLAG.items():
             with self.subTest(cmd=cmd):
