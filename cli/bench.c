@@ -5,15 +5,19 @@
  * shows a progress line when stderr is a terminal, and prints the result as
  * text or as one JSON object. */
 #include "cli.h"
+#include "opts.h"
 
 #include "bench/engine.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define CMD "bench"
+#define TEXT_OF(x) TEXT_OF_(x)
+#define TEXT_OF_(x) #x
 
 typedef struct bench_cli {
     bench_opts o;
@@ -50,21 +54,94 @@ static void on_warm(long conns, double warmup, void *arg)
     }
 }
 
-static bool flag_value(int argc, char **argv, int *i, const char *name, const char **value)
+static int set_conns(const cli_optarg *a)
 {
-    size_t len = strlen(name);
-    if (strncmp(argv[*i], name, len) != 0)
-        return false;
-    if (argv[*i][len] == '=') {
-        *value = argv[*i] + len + 1;
-        return true;
-    }
-    if (argv[*i][len] != '\0')
-        return false;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return true;
+    long n;
+    if (!cli_parse_int(a->value, 1, BENCH_MAX_CONNS, &n))
+        return cli_bad_value(a, "expected an integer from 1 to " TEXT_OF(BENCH_MAX_CONNS));
+    ((bench_cli *)a->ctx)->o.conns = n;
+    return CLI_OK;
 }
 
+static int set_depth(const cli_optarg *a)
+{
+    long n;
+    if (!cli_parse_int(a->value, 1, BENCH_MAX_DEPTH, &n))
+        return cli_bad_value(a, "expected an integer from 1 to " TEXT_OF(BENCH_MAX_DEPTH));
+    ((bench_cli *)a->ctx)->o.depth = n;
+    return CLI_OK;
+}
+
+static int set_size(const cli_optarg *a)
+{
+    unsigned long long sz;
+    if (!cli_parse_size(a->value, &sz) || sz < 1 || sz > BENCH_MAX_SIZE)
+        return cli_bad_value(a, "expected a byte count from 1 to 16M");
+    ((bench_cli *)a->ctx)->o.size = (size_t)sz;
+    return CLI_OK;
+}
+
+/* --duration, --warmup: positive seconds into the double at offset */
+static int set_positive_seconds(const cli_optarg *a)
+{
+    double sec;
+    if (!cli_parse_seconds(a->value, &sec) || sec <= 0)
+        return cli_bad_value(a, "expected a positive number of seconds");
+    *(double *)(void *)((char *)a->ctx + a->opt->offset) = sec;
+    return CLI_OK;
+}
+
+static int set_server_pid(const cli_optarg *a)
+{
+    long n;
+    if (!cli_parse_int(a->value, 1, 1L << 30, &n))
+        return cli_bad_value(a, "expected a process id");
+    ((bench_cli *)a->ctx)->o.server_pid = n;
+    return CLI_OK;
+}
+
+static int set_resume(const cli_optarg *a)
+{
+    bench_cli *b = a->ctx;
+    b->tls = b->o.resume = true;
+    return CLI_OK;
+}
+
+/* --ca, --server-name, --cert, --cert-key: a string, and TLS on */
+static int set_tls_string(const cli_optarg *a)
+{
+    ((bench_cli *)a->ctx)->tls = true;
+    return cli_opt_set_string(a);
+}
+
+static const cli_opt bench_options[] = {
+    {"conns", 0, CLI_VALUE, set_conns, 0},
+    {"depth", 0, CLI_VALUE, set_depth, 0},
+    {"size", 0, CLI_VALUE, set_size, 0},
+    {"duration", 0, CLI_VALUE, set_positive_seconds, offsetof(bench_cli, o.duration)},
+    {"warmup", 0, CLI_VALUE, set_positive_seconds, offsetof(bench_cli, o.warmup_max)},
+    {"json", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(bench_cli, json)},
+    {"idle", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(bench_cli, o.idle)},
+    {"server-pid", 0, CLI_VALUE, set_server_pid, 0},
+    {"tls", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(bench_cli, tls)},
+    {"resume", 0, CLI_NO_VALUE, set_resume, 0},
+    {"ca", 0, CLI_VALUE, set_tls_string, offsetof(bench_cli, ca_file)},
+    {"server-name", 0, CLI_VALUE, set_tls_string, offsetof(bench_cli, o.server_name)},
+    {"cert", 0, CLI_VALUE, set_tls_string, offsetof(bench_cli, cert_file)},
+    {"cert-key", 0, CLI_VALUE, set_tls_string, offsetof(bench_cli, cert_key_file)},
+    {NULL, 0, 0, NULL, 0},
+};
+
+static int take_address(void *ctx, const char *arg)
+{
+    bench_cli *b = ctx;
+    if (b->address != NULL)
+        return cli_usage_error(CMD, "unexpected argument '%s'", arg);
+    b->address = arg;
+    return CLI_OK;
+}
+
+/* Returns CLI_PARSE_GO_ON, or an exit code (CLI_OK after --help). */
 static int parse(bench_cli *b, int argc, char **argv)
 {
     b->o.conns = 1;
@@ -72,64 +149,12 @@ static int parse(bench_cli *b, int argc, char **argv)
     b->o.size = 64;
     b->o.duration = 5;
     b->o.warmup_max = 10;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *v;
-        long n;
-        unsigned long long sz;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-            return -1;
-        if (strcmp(arg, "--json") == 0) {
-            b->json = true;
-        } else if (strcmp(arg, "--idle") == 0) {
-            b->o.idle = true;
-        } else if (flag_value(argc, argv, &i, "--conns", &v)) {
-            if (!cli_parse_int(v, 1, BENCH_MAX_CONNS, &n))
-                return cli_usage_error(CMD, "--conns needs an integer from 1 to %d",
-                                       BENCH_MAX_CONNS);
-            b->o.conns = n;
-        } else if (flag_value(argc, argv, &i, "--depth", &v)) {
-            if (!cli_parse_int(v, 1, BENCH_MAX_DEPTH, &n))
-                return cli_usage_error(CMD, "--depth needs an integer from 1 to %d",
-                                       BENCH_MAX_DEPTH);
-            b->o.depth = n;
-        } else if (flag_value(argc, argv, &i, "--size", &v)) {
-            if (!cli_parse_size(v, &sz) || sz < 1 || sz > BENCH_MAX_SIZE)
-                return cli_usage_error(CMD, "--size needs a byte count from 1 to 16M");
-            b->o.size = (size_t)sz;
-        } else if (flag_value(argc, argv, &i, "--duration", &v)) {
-            if (!cli_parse_seconds(v, &b->o.duration) || b->o.duration <= 0)
-                return cli_usage_error(CMD, "--duration needs a positive number of seconds");
-        } else if (flag_value(argc, argv, &i, "--warmup", &v)) {
-            if (!cli_parse_seconds(v, &b->o.warmup_max) || b->o.warmup_max <= 0)
-                return cli_usage_error(CMD, "--warmup needs a positive number of seconds");
-        } else if (flag_value(argc, argv, &i, "--server-pid", &v)) {
-            if (!cli_parse_int(v, 1, 1L << 30, &n))
-                return cli_usage_error(CMD, "--server-pid needs a process id");
-            b->o.server_pid = n;
-        } else if (strcmp(arg, "--tls") == 0) {
-            b->tls = true;
-        } else if (strcmp(arg, "--resume") == 0) {
-            b->tls = b->o.resume = true;
-        } else if (flag_value(argc, argv, &i, "--ca", &v) ||
-                   flag_value(argc, argv, &i, "--server-name", &v) ||
-                   flag_value(argc, argv, &i, "--cert-key", &v) ||
-                   flag_value(argc, argv, &i, "--cert", &v)) {
-            if (v == NULL)
-                return cli_usage_error(CMD, "%s needs a value", arg);
-            const char **slot = strncmp(arg, "--ca", 4) == 0         ? &b->ca_file
-                                : strncmp(arg, "--server-name", 13) == 0 ? &b->o.server_name
-                                : strncmp(arg, "--cert-key", 10) == 0    ? &b->cert_key_file
-                                                                        : &b->cert_file;
-            *slot = v;
-            b->tls = true;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return cli_usage_error(CMD, "unknown flag '%s'", arg);
-        } else if (b->address == NULL) {
-            b->address = arg;
-        } else {
-            return cli_usage_error(CMD, "unexpected argument '%s'", arg);
-        }
-    }
+    cli_spec spec = {.command = &cli_cmd_bench, .operand = take_address, .operand_ctx = b};
+    cli_spec_add(&spec, bench_options, b);
+    int tail;
+    int rc = cli_parse(&spec, argc, argv, &tail, NULL);
+    if (rc != CLI_PARSE_GO_ON)
+        return rc;
     if (b->address == NULL)
         return cli_usage_error(CMD, "missing ADDRESS");
     if ((unsigned long long)b->o.depth * b->o.size > BENCH_MAX_WINDOW)
@@ -143,7 +168,7 @@ static int parse(bench_cli *b, int argc, char **argv)
     if (b->o.addr.kind != SS_ADDR_TCP && b->o.addr.kind != SS_ADDR_UNIX)
         return cli_usage_error(CMD, "'%s': bench needs a tcp or unix stream address",
                                b->address);
-    return 0;
+    return CLI_PARSE_GO_ON;
 }
 
 static void print_text(const bench_cli *b, const bench_result *r)
@@ -221,9 +246,7 @@ static int run(int argc, char **argv)
 {
     bench_cli b = {0};
     int rc = parse(&b, argc, argv);
-    if (rc < 0)
-        return cli_help(&cli_cmd_bench);
-    if (rc > 0)
+    if (rc != CLI_PARSE_GO_ON)
         return rc;
     b.live = isatty(STDERR_FILENO);
     if (b.tls) {

@@ -17,9 +17,10 @@
  * --timeout passes, close.
  */
 #include "cli.h"
-#include "server_opts.h" /* cli_flag_value */
+#include "opts.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,61 +530,61 @@ static const char usage[] =
     "\n"
     "exit: 0 done, 1 connection or I/O failure, 2 bad flag or address\n";
 
-static int parse_args(int argc, char **argv, options *o, bool *help)
+static int set_timeout(const cli_optarg *a)
 {
-    bool options_done = false;
-    int rc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (options_done || a[0] != '-' || a[1] == '\0') {
-            if (o->address != NULL)
-                return cli_usage_error(CMD, "one ADDRESS only ('%s' is extra)", a);
-            o->address = a;
-        } else if (strcmp(a, "--") == 0) {
-            options_done = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            *help = true;
-        } else if (strcmp(a, "--reconnect") == 0) {
-            o->reconnect = true;
-        } else if (strcmp(a, "--no-newline") == 0) {
-            o->no_newline = true;
-        } else if (strcmp(a, "--timeout") == 0 || strncmp(a, "--timeout=", 10) == 0) {
-            const char *v = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
-            if (v == NULL)
-                return cli_usage_error(CMD, "--timeout needs a value (seconds)");
-            if (!cli_parse_seconds(v, &o->timeout))
-                return cli_usage_error(CMD, "bad --timeout '%s': want seconds >= 0", v);
-        } else if (strcmp(a, "--tls") == 0) {
-            o->tls = true;
-        } else if ((rc = cli_flag_value(CMD, argc, argv, &i, "--ca", &o->ca_file)) !=
-                       CLI_FLAG_NOT_MINE ||
-                   (rc = cli_flag_value(CMD, argc, argv, &i, "--server-name", &o->server_name)) !=
-                       CLI_FLAG_NOT_MINE ||
-                   (rc = cli_flag_value(CMD, argc, argv, &i, "--cert-key", &o->cert_key_file)) !=
-                       CLI_FLAG_NOT_MINE ||
-                   (rc = cli_flag_value(CMD, argc, argv, &i, "--cert", &o->cert_file)) !=
-                       CLI_FLAG_NOT_MINE) {
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            o->tls = true;
-        } else {
-            return cli_usage_error(CMD, "unknown flag '%s'", a);
-        }
-    }
-    if (!*help && o->address == NULL)
-        return cli_usage_error(CMD, "missing ADDRESS");
+    options *o = a->ctx;
+    if (!cli_parse_seconds(a->value, &o->timeout))
+        return cli_bad_value(a, "expected seconds >= 0");
     return CLI_OK;
+}
+
+/* --ca, --server-name, --cert, --cert-key: a string, and TLS on */
+static int set_tls_string(const cli_optarg *a)
+{
+    ((options *)a->ctx)->tls = true;
+    return cli_opt_set_string(a);
+}
+
+static const cli_opt connect_options[] = {
+    {"reconnect", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(options, reconnect)},
+    {"no-newline", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(options, no_newline)},
+    {"timeout", 0, CLI_VALUE, set_timeout, 0},
+    {"tls", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(options, tls)},
+    {"ca", 0, CLI_VALUE, set_tls_string, offsetof(options, ca_file)},
+    {"server-name", 0, CLI_VALUE, set_tls_string, offsetof(options, server_name)},
+    {"cert", 0, CLI_VALUE, set_tls_string, offsetof(options, cert_file)},
+    {"cert-key", 0, CLI_VALUE, set_tls_string, offsetof(options, cert_key_file)},
+    {NULL, 0, 0, NULL, 0},
+};
+
+static int take_address(void *ctx, const char *arg)
+{
+    options *o = ctx;
+    if (o->address != NULL)
+        return cli_usage_error(CMD, "one ADDRESS only ('%s' is extra)", arg);
+    o->address = arg;
+    return CLI_OK;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    cli_spec spec = {.command = &cli_cmd_connect, .operand = take_address, .operand_ctx = o};
+    cli_spec_add(&spec, connect_options, o);
+    int tail;
+    int rc = cli_parse(&spec, argc, argv, &tail, NULL);
+    if (rc != CLI_PARSE_GO_ON)
+        return rc;
+    if (o->address == NULL)
+        return cli_usage_error(CMD, "missing ADDRESS");
+    return CLI_PARSE_GO_ON;
 }
 
 static int run(int argc, char **argv)
 {
     client c = {.opt = {.timeout = 2.0}, .sock = SS_SOCK_INIT};
-    bool help = false;
-    int rc = parse_args(argc, argv, &c.opt, &help);
-    if (rc != CLI_OK)
+    int rc = parse_args(argc, argv, &c.opt);
+    if (rc != CLI_PARSE_GO_ON)
         return rc;
-    if (help)
-        return cli_help(&cli_cmd_connect);
 
     /* Parse up front: a bad address is the user's typo (exit 2) and the
      * kind decides how lines are framed. ss_dial parses again to connect. */

@@ -12,6 +12,7 @@
 #include "server_opts.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,23 @@ static void on_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *
     free(out);
 }
 
+static const cli_opt echo_options[] = {
+    {"upper", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(echo_cfg, upper)},
+    {"prefix", 0, CLI_VALUE, cli_opt_set_string, offsetof(echo_cfg, prefix)},
+    {"once", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(echo_cfg, once)},
+    {NULL, 0, 0, NULL, 0},
+};
+
+/* [ADDRESS]: one at most */
+static int take_address(void *ctx, const char *arg)
+{
+    const char **address = ctx;
+    if (*address != NULL)
+        return cli_usage_error("echo", "unexpected argument '%s'", arg);
+    *address = arg;
+    return CLI_OK;
+}
+
 static int run(int argc, char **argv)
 {
     cli_server srv;
@@ -137,45 +155,14 @@ static int run(int argc, char **argv)
     srv.tls_flags = true;
     echo_cfg cfg = {.prefix = ""};
     const char *address = NULL;
-    bool options_done = false;
 
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *v;
-        int rc;
-        if (!options_done && arg[0] == '-' && arg[1] != '\0') {
-            if (strcmp(arg, "--") == 0) {
-                options_done = true;
-                continue;
-            }
-            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
-                return cli_help(&cli_cmd_echo);
-            if (strcmp(arg, "--upper") == 0) {
-                cfg.upper = true;
-                continue;
-            }
-            if (strcmp(arg, "--once") == 0) {
-                cfg.once = true;
-                continue;
-            }
-            rc = cli_flag_value("echo", argc, argv, &i, "--prefix", &v);
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (rc == CLI_FLAG_TAKEN) {
-                cfg.prefix = v;
-                continue;
-            }
-            rc = cli_server_flag(&srv, argc, argv, &i);
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (rc == CLI_FLAG_TAKEN)
-                continue;
-            return cli_usage_error("echo", "unknown option '%s'", arg);
-        }
-        if (address != NULL)
-            return cli_usage_error("echo", "unexpected argument '%s'", arg);
-        address = arg;
-    }
+    cli_spec spec = {.command = &cli_cmd_echo, .operand = take_address, .operand_ctx = &address};
+    cli_spec_add(&spec, echo_options, &cfg);
+    cli_server_add_options(&spec, &srv);
+    int tail;
+    int rc = cli_parse(&spec, argc, argv, &tail, NULL);
+    if (rc != CLI_PARSE_GO_ON)
+        return rc;
     if (cli_server_check(&srv) != 0)
         return CLI_USAGE;
     cfg.prefix_len = strlen(cfg.prefix);

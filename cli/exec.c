@@ -39,6 +39,7 @@
 #include "exec/ucspi_env.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -492,6 +493,30 @@ static int serve(cli_server *srv, exec_cfg *cfg, const char *address)
     return rc;
 }
 
+/* exec's own flags (the shared server ones are cli_server_options) */
+typedef struct exec_flags {
+    bool relay;
+    bool speaks_first;
+} exec_flags;
+
+static const cli_opt exec_options[] = {
+    {"server-speaks-first", 0, CLI_NO_VALUE, cli_opt_set_true,
+     offsetof(exec_flags, speaks_first)},
+    {"relay", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(exec_flags, relay)},
+    {NULL, 0, 0, NULL, 0},
+};
+
+/* ADDRESS: one, before the `--` that starts the program */
+static int take_address(void *ctx, const char *arg)
+{
+    const char **address = ctx;
+    if (*address != NULL)
+        return cli_usage_error("exec", "unexpected argument '%s' (the program goes after '--')",
+                               arg);
+    *address = arg;
+    return CLI_OK;
+}
+
 static int run(int argc, char **argv)
 {
     cli_server srv;
@@ -501,41 +526,21 @@ static int run(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.drain_r = cfg.drain_w = -1;
     const char *address = NULL;
-    bool speaks_first = false;
-    int prog_at = 0;
+    exec_flags flags = {0};
 
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--") == 0) {
-            prog_at = i + 1;
-            break;
-        }
-        if (arg[0] == '-' && arg[1] != '\0') {
-            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
-                return cli_help(&cli_cmd_exec);
-            if (strcmp(arg, "--relay") == 0) {
-                cfg.force_relay = true;
-                continue;
-            }
-            if (strcmp(arg, "--server-speaks-first") == 0) {
-                speaks_first = true;
-                continue;
-            }
-            int rc = cli_server_flag(&srv, argc, argv, &i);
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (rc == CLI_FLAG_TAKEN)
-                continue;
-            return cli_usage_error("exec", "unknown option '%s'", arg);
-        }
-        if (address != NULL)
-            return cli_usage_error("exec", "unexpected argument '%s' (the program goes after '--')",
-                                   arg);
-        address = arg;
-    }
+    cli_spec spec = {.command = &cli_cmd_exec, .operand = take_address,
+                     .operand_ctx = &address, .dashdash_ends = true};
+    cli_spec_add(&spec, exec_options, &flags);
+    cli_server_add_options(&spec, &srv);
+    int prog_at;
+    int prc = cli_parse(&spec, argc, argv, &prog_at, NULL);
+    if (prc != CLI_PARSE_GO_ON)
+        return prc;
+    cfg.force_relay = flags.relay;
+    bool speaks_first = flags.speaks_first;
     if (address == NULL)
         return cli_usage_error("exec", "no ADDRESS given");
-    if (prog_at == 0 || prog_at >= argc)
+    if (prog_at >= argc)
         return cli_usage_error("exec",
                                "no program given: sockserve exec ADDRESS -- PROG [ARGS...]");
     if (is_datagram_address(address))

@@ -2,6 +2,7 @@
 /* keygen.c — `sockserve keygen FILE`: a fresh rcmd key, mode 0600, never
  * overwriting (docs/rcmd-protocol.md §2.1). */
 #include "cli.h"
+#include "opts.h"
 
 #include "rcmd/keyfile.h"
 
@@ -9,25 +10,28 @@
 #include <stdio.h>
 #include <string.h>
 
+static int take_file(void *ctx, const char *arg)
+{
+    const char **path = ctx;
+    if (*path != NULL)
+        return cli_usage_error("keygen", "one FILE only");
+    *path = arg;
+    return CLI_OK;
+}
+
+static const cli_opt keygen_options[] = {
+    {NULL, 0, 0, NULL, 0}, /* none but -h, --help */
+};
+
 static int run(int argc, char **argv)
 {
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return cli_help(&cli_cmd_keygen);
-        if (strcmp(argv[i], "--") == 0) {
-            if (i + 1 < argc && path == NULL)
-                path = argv[++i];
-            if (i + 1 < argc)
-                return cli_usage_error("keygen", "one FILE only");
-            break;
-        }
-        if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_usage_error("keygen", "unknown option '%s'", argv[i]);
-        if (path != NULL)
-            return cli_usage_error("keygen", "one FILE only");
-        path = argv[i];
-    }
+    cli_spec spec = {.command = &cli_cmd_keygen, .operand = take_file, .operand_ctx = &path};
+    cli_spec_add(&spec, keygen_options, NULL);
+    int tail;
+    int rc = cli_parse(&spec, argc, argv, &tail, NULL);
+    if (rc != CLI_PARSE_GO_ON)
+        return rc;
     if (path == NULL)
         return cli_usage_error("keygen", "missing FILE");
     ss_error err = {0};

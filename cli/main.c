@@ -80,6 +80,12 @@ int main(int argc, char **argv)
         return cli_help(c);
     }
     const cli_command *c = cli_find(name);
+    if (c == NULL && name[0] == '-') {
+        /* worded as the subcommands word theirs (opts.c) */
+        fprintf(stderr, "sockserve: unknown option '%.*s' (see 'sockserve --help')\n",
+                (int)strcspn(name, "="), name);
+        return CLI_USAGE;
+    }
     if (c == NULL) {
         fprintf(stderr, "sockserve: unknown command '%s' (try 'sockserve help')\n",
                 name);

@@ -12,6 +12,7 @@
 #include "../apps/rcmd/tls.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -132,6 +133,89 @@ static int start_insecure(cli_server *srv, const char *address, ss_addr *addr,
     return rc;
 }
 
+/* What rcmd-server's own flags set (the shared ones are cli_server_options). */
+typedef struct rcmd_server_flags {
+    rcmd_server_cfg *cfg;
+    const char *key_file, *protocol;
+    const char *cert_file, *cert_key_file, *ca_file;
+    const char **allow; /* MAX_ALLOW + 1 slots, NULL-terminated */
+    size_t nallow;
+    long max_unauth;
+} rcmd_server_flags;
+
+static int set_insecure(const cli_optarg *a)
+{
+    ((rcmd_server_flags *)a->ctx)->cfg->insecure = true;
+    return CLI_OK;
+}
+
+static int set_max_unauth(const cli_optarg *a)
+{
+    if (!cli_parse_int(a->value, 1, 100000, &((rcmd_server_flags *)a->ctx)->max_unauth))
+        return cli_bad_value(a, "expected 1-100000");
+    return CLI_OK;
+}
+
+static int set_protocol(const cli_optarg *a)
+{
+    if (strcmp(a->value, "native") != 0 && strcmp(a->value, "seed") != 0)
+        return cli_bad_value(a, "expected native or seed");
+    ((rcmd_server_flags *)a->ctx)->protocol = a->value;
+    return CLI_OK;
+}
+
+static int add_allow(const cli_optarg *a)
+{
+    rcmd_server_flags *f = a->ctx;
+    if (a->value[0] == '\0')
+        return cli_bad_value(a, "expected a program name");
+    if (f->nallow == MAX_ALLOW)
+        return cli_usage_error("rcmd-server", "more than %d --allow", MAX_ALLOW);
+    f->allow[f->nallow++] = a->value;
+    return CLI_OK;
+}
+
+static int set_timeout(const cli_optarg *a)
+{
+    rcmd_server_cfg *cfg = ((rcmd_server_flags *)a->ctx)->cfg;
+    char *end;
+    cfg->timeout = strtod(a->value, &end);
+    if (end == a->value || *end != '\0' || !(cfg->timeout >= 0) || cfg->timeout > 1e7)
+        return cli_bad_value(a, "expected seconds >= 0");
+    return CLI_OK;
+}
+
+static int set_max_output(const cli_optarg *a)
+{
+    if (parse_u64(a->value, &((rcmd_server_flags *)a->ctx)->cfg->max_output) != 0)
+        return cli_bad_value(a, "expected a byte count");
+    return CLI_OK;
+}
+
+static const cli_opt rcmd_server_options[] = {
+    {"key", 0, CLI_VALUE, cli_opt_set_string, offsetof(rcmd_server_flags, key_file)},
+    {"cert", 0, CLI_VALUE, cli_opt_set_string, offsetof(rcmd_server_flags, cert_file)},
+    {"cert-key", 0, CLI_VALUE, cli_opt_set_string, offsetof(rcmd_server_flags, cert_key_file)},
+    {"ca", 0, CLI_VALUE, cli_opt_set_string, offsetof(rcmd_server_flags, ca_file)},
+    {"max-unauth", 0, CLI_VALUE, set_max_unauth, 0},
+    {"insecure-no-auth", 0, CLI_NO_VALUE, set_insecure, 0},
+    {"protocol", 0, CLI_VALUE, set_protocol, 0},
+    {"allow", 0, CLI_VALUE, add_allow, 0},
+    {"timeout", 0, CLI_VALUE, set_timeout, 0},
+    {"max-output", 0, CLI_VALUE, set_max_output, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+/* [ADDRESS]: one at most */
+static int take_address(void *ctx, const char *arg)
+{
+    const char **address = ctx;
+    if (*address != NULL)
+        return cli_usage_error("rcmd-server", "unexpected argument '%s'", arg);
+    *address = arg;
+    return CLI_OK;
+}
+
 static int run(int argc, char **argv)
 {
     cli_server srv;
@@ -140,104 +224,22 @@ static int run(int argc, char **argv)
     srv.verbosity = CLI_LOG_VERBOSE;
     rcmd_server_cfg cfg = {0};
     const char *allow[MAX_ALLOW + 1] = {0};
-    size_t nallow = 0;
-    const char *address = NULL, *key_file = NULL, *protocol = "native";
-    const char *cert_file = NULL, *cert_key_file = NULL, *ca_file = NULL;
-    long max_unauth = RCMD_DEFAULT_MAX_UNAUTH;
-    bool options_done = false;
+    const char *address = NULL;
 
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *v;
-        int rc;
-        if (!options_done && arg[0] == '-' && arg[1] != '\0') {
-            if (strcmp(arg, "--") == 0) {
-                options_done = true;
-                continue;
-            }
-            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
-                return cli_help(&cli_cmd_rcmd_server);
-            if (strcmp(arg, "--insecure-no-auth") == 0) {
-                cfg.insecure = true;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--key", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                key_file = v;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--cert", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                cert_file = v;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--cert-key", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                cert_key_file = v;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--ca", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                ca_file = v;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--max-unauth", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                if (!cli_parse_int(v, 1, 100000, &max_unauth))
-                    return cli_usage_error("rcmd-server",
-                                           "--max-unauth: expected 1-100000, not '%s'", v);
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--protocol", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                if (strcmp(v, "native") != 0 && strcmp(v, "seed") != 0)
-                    return cli_usage_error("rcmd-server",
-                                           "--protocol must be native or seed, not '%s'", v);
-                protocol = v;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--allow", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                if (v[0] == '\0' || nallow == MAX_ALLOW)
-                    return cli_usage_error("rcmd-server", "--allow: empty, or more than %d",
-                                           MAX_ALLOW);
-                allow[nallow++] = v;
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--timeout", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                char *end;
-                cfg.timeout = strtod(v, &end);
-                if (end == v || *end != '\0' || !(cfg.timeout >= 0) || cfg.timeout > 1e7)
-                    return cli_usage_error("rcmd-server", "--timeout: bad seconds '%s'", v);
-                continue;
-            }
-            if ((rc = cli_flag_value("rcmd-server", argc, argv, &i, "--max-output", &v)) != 0) {
-                if (rc == CLI_FLAG_BAD)
-                    return CLI_USAGE;
-                if (parse_u64(v, &cfg.max_output) != 0)
-                    return cli_usage_error("rcmd-server", "--max-output: bad byte count '%s'", v);
-                continue;
-            }
-            rc = cli_server_flag(&srv, argc, argv, &i);
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (rc == CLI_FLAG_TAKEN)
-                continue;
-            return cli_usage_error("rcmd-server", "unknown option '%s'", arg);
-        }
-        if (address != NULL)
-            return cli_usage_error("rcmd-server", "unexpected argument '%s'", arg);
-        address = arg;
-    }
+    rcmd_server_flags f = {.cfg = &cfg, .allow = allow, .protocol = "native",
+                           .max_unauth = RCMD_DEFAULT_MAX_UNAUTH};
+    cli_spec spec = {.command = &cli_cmd_rcmd_server, .operand = take_address,
+                     .operand_ctx = &address};
+    cli_spec_add(&spec, rcmd_server_options, &f);
+    cli_server_add_options(&spec, &srv);
+    int tail;
+    int parse_rc = cli_parse(&spec, argc, argv, &tail, NULL);
+    if (parse_rc != CLI_PARSE_GO_ON)
+        return parse_rc;
+    const char *key_file = f.key_file, *protocol = f.protocol;
+    const char *cert_file = f.cert_file, *cert_key_file = f.cert_key_file, *ca_file = f.ca_file;
+    size_t nallow = f.nallow;
+    long max_unauth = f.max_unauth;
     if (address == NULL)
         address = RCMD_DEFAULT_ADDRESS;
     if (!srv.model_given)
@@ -316,8 +318,10 @@ static int run(int argc, char **argv)
         if (key_file != NULL)
             rcmd_key_wipe(&key);
         if (trc != 0) {
+            /* a certificate or key file that does not load is the user's
+             * to fix, as an unreadable --key is: a usage error */
             cli_error("rcmd-server", "%s", err.msg);
-            return CLI_RUNTIME;
+            return certs ? CLI_USAGE : CLI_RUNTIME;
         }
         rcmd_server_set_tls(&cfg, tls);
     }

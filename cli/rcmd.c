@@ -4,6 +4,7 @@
  * command's, 128+N for a signal, 255 when connecting, authenticating or the
  * protocol fails, 2 for a usage error. */
 #include "cli.h"
+#include "opts.h"
 
 #include "rcmd/client.h"
 #include "rcmd/frame.h"
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,67 +76,61 @@ static bool all_loopback(const char *address)
     return n <= 0 || rcmd_addrs_all_loopback(addrs, (size_t)n);
 }
 
+static int set_protocol(const cli_optarg *a)
+{
+    opts *o = a->ctx;
+    if (strcmp(a->value, "seed") == 0)
+        o->seed = true;
+    else if (strcmp(a->value, "native") == 0)
+        o->seed = false;
+    else
+        return cli_bad_value(a, "expected native or seed");
+    return CLI_OK;
+}
+
+static int set_connect_timeout(const cli_optarg *a)
+{
+    opts *o = a->ctx;
+    if (!cli_parse_seconds(a->value, &o->connect_timeout) || o->connect_timeout <= 0)
+        return cli_bad_value(a, "expected a positive number of seconds");
+    return CLI_OK;
+}
+
+static const cli_opt rcmd_options[] = {
+    {"key", 0, CLI_VALUE, cli_opt_set_string, offsetof(opts, key_file)},
+    {"cert", 0, CLI_VALUE, cli_opt_set_string, offsetof(opts, cert_file)},
+    {"cert-key", 0, CLI_VALUE, cli_opt_set_string, offsetof(opts, cert_key_file)},
+    {"ca", 0, CLI_VALUE, cli_opt_set_string, offsetof(opts, ca_file)},
+    {"protocol", 0, CLI_VALUE, set_protocol, 0},
+    {"insecure-no-auth", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(opts, insecure)},
+    {"shell", 0, CLI_NO_VALUE, cli_opt_set_true, offsetof(opts, shell)},
+    {"connect-timeout", 0, CLI_VALUE, set_connect_timeout, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+/* The first operand is ADDRESS; the second starts COMMAND, whose words
+ * (flags too) are its own. */
+static int take_operand(void *ctx, const char *arg)
+{
+    opts *o = ctx;
+    if (o->address != NULL)
+        return CLI_OPERANDS_REST;
+    o->address = arg;
+    return CLI_OK;
+}
+
+/* Returns CLI_PARSE_GO_ON, or an exit code (CLI_OK after --help). */
 static int parse_args(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
     o->connect_timeout = 10;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return 1;
-        if (a[0] != '-' || a[1] == '\0') {
-            if (o->address == NULL) {
-                o->address = a;
-                continue;
-            }
-            break; /* COMMAND starts: everything from here is its argv */
-        }
-#define NEED_VALUE()                                                                               \
-    do {                                                                                           \
-        if (val == NULL)                                                                           \
-            return cli_usage_error("rcmd", "%s needs a value", a);                                 \
-        i++;                                                                                       \
-    } while (0)
-        if (strcmp(a, "--key") == 0) {
-            NEED_VALUE();
-            o->key_file = val;
-        } else if (strcmp(a, "--cert") == 0) {
-            NEED_VALUE();
-            o->cert_file = val;
-        } else if (strcmp(a, "--cert-key") == 0) {
-            NEED_VALUE();
-            o->cert_key_file = val;
-        } else if (strcmp(a, "--ca") == 0) {
-            NEED_VALUE();
-            o->ca_file = val;
-        } else if (strcmp(a, "--protocol") == 0) {
-            NEED_VALUE();
-            if (strcmp(val, "seed") == 0)
-                o->seed = true;
-            else if (strcmp(val, "native") != 0)
-                return cli_usage_error("rcmd", "--protocol must be native or seed, not '%s'", val);
-        } else if (strcmp(a, "--insecure-no-auth") == 0) {
-            o->insecure = true;
-        } else if (strcmp(a, "--shell") == 0) {
-            o->shell = true;
-        } else if (strcmp(a, "--connect-timeout") == 0) {
-            NEED_VALUE();
-            if (!cli_parse_seconds(val, &o->connect_timeout) || o->connect_timeout <= 0)
-                return cli_usage_error("rcmd",
-                                       "--connect-timeout must be a positive number "
-                                       "of seconds, not '%s'",
-                                       val);
-        } else {
-            return cli_usage_error("rcmd", "unknown option '%s'", a);
-        }
-#undef NEED_VALUE
-    }
+    cli_spec spec = {.command = &cli_cmd_rcmd, .operand = take_operand, .operand_ctx = o,
+                     .dashdash_ends = true};
+    cli_spec_add(&spec, rcmd_options, o);
+    int i;
+    int rc = cli_parse(&spec, argc, argv, &i, NULL);
+    if (rc != CLI_PARSE_GO_ON)
+        return rc;
     if (o->address == NULL)
         o->address = RCMD_DEFAULT_ADDRESS;
     o->command = argv + i;
@@ -167,7 +163,7 @@ static int parse_args(int argc, char **argv, opts *o)
                                "%s is cleartext and only allowed on a loopback or "
                                "unix address, not %s",
                                o->seed ? "--protocol seed" : "--insecure-no-auth", o->address);
-    return 0;
+    return CLI_PARSE_GO_ON;
 }
 
 /* "a b c" from argv, or NULL when too long for `max`. */
@@ -294,8 +290,22 @@ static int run_native(const opts *o)
     rcmd_key key;
     ss_error err = {0};
     if (o->key_file && rcmd_key_load(&key, o->key_file, &err) < 0) {
+        /* a key file we cannot use is what the user typed: a usage error,
+         * before any connection (as an unreadable rcmd-server --key) */
         cli_error("rcmd", "%s", err.msg);
-        return RCMD_STATUS_FAILED;
+        return CLI_USAGE;
+    }
+    if (o->cert_file != NULL) {
+        /* the certificate files too, before any connection: the client
+         * loads them again as it connects (cheap; the files are small) */
+        rcmd_tls_config tc = {.cert_file = o->cert_file, .cert_key_file = o->cert_key_file,
+                              .ca_file = o->ca_file};
+        rcmd_tls_ctx *probe;
+        if (rcmd_tls_ctx_new(&probe, false, &tc, &err) < 0) {
+            cli_error("rcmd", "%s", err.msg);
+            return CLI_USAGE;
+        }
+        rcmd_tls_ctx_free(probe);
     }
     rcmd_client_opts co = {
         .address = o->address,
@@ -374,9 +384,7 @@ static int run(int argc, char **argv)
 {
     opts o;
     int rc = parse_args(argc, argv, &o);
-    if (rc == 1)
-        return cli_help(&cli_cmd_rcmd);
-    if (rc != 0)
+    if (rc != CLI_PARSE_GO_ON)
         return rc;
     return o.seed ? run_seed(&o) : run_native(&o);
 }

@@ -149,91 +149,94 @@ static void on_packet(ss_dgram *d, const void *data, size_t len, const ss_addr *
     free(out);
 }
 
-/* Parse the command line into `rules`; returns -1 to go on, or an exit code. */
+static int out_of_memory(void)
+{
+    cli_error("reply", "out of memory");
+    return CLI_RUNTIME;
+}
+
+static int add_rule(const cli_optarg *a)
+{
+    reply_cfg *cfg = a->ctx;
+    char why[512];
+    int rc = reply_rules_add(&cfg->rules, a->value, why, sizeof why);
+    if (rc == -ENOMEM)
+        return out_of_memory();
+    if (rc < 0)
+        return cli_usage_error("reply", "--rule '%s': %s", a->value, why);
+    return CLI_OK;
+}
+
+static int load_rules(const cli_optarg *a)
+{
+    reply_cfg *cfg = a->ctx;
+    char why[512];
+    if (reply_rules_load(&cfg->rules, a->value, why, sizeof why) < 0) {
+        cli_error("reply", "%s", why); /* names the file and line */
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+static int set_default(const cli_optarg *a)
+{
+    reply_cfg *cfg = a->ctx;
+    return reply_rules_set_default(&cfg->rules, a->value) < 0 ? out_of_memory() : CLI_OK;
+}
+
+static int set_stop_word(const cli_optarg *a)
+{
+    reply_cfg *cfg = a->ctx;
+    if (a->value[0] == '\0')
+        return cli_bad_value(a, "expected a non-empty word");
+    return reply_rules_set_stop(&cfg->rules, a->value) < 0 ? out_of_memory() : CLI_OK;
+}
+
+static int add_stop_from(const cli_optarg *a)
+{
+    reply_cfg *cfg = a->ctx;
+    if (cfg->stop_from == NULL && ss_access_new(&cfg->stop_from) < 0)
+        return out_of_memory();
+    ss_error err = {0};
+    if (ss_access_add(cfg->stop_from, true, a->value, &err) < 0)
+        return cli_usage_error("reply", "--stop-from: %s", err.msg);
+    return CLI_OK;
+}
+
+static const cli_opt reply_options[] = {
+    {"rule", 0, CLI_VALUE, add_rule, 0},
+    {"rules", 0, CLI_VALUE, load_rules, 0},
+    {"default", 0, CLI_VALUE, set_default, 0},
+    {"stop-word", 0, CLI_VALUE, set_stop_word, 0},
+    {"stop-from", 0, CLI_VALUE, add_stop_from, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+/* ADDRESS: exactly one */
+static int take_address(void *ctx, const char *arg)
+{
+    const char **address = ctx;
+    if (*address != NULL)
+        return cli_usage_error("reply", "unexpected argument '%s'", arg);
+    *address = arg;
+    return CLI_OK;
+}
+
+/* Parse the command line into `cfg`; returns -1 to go on, or an exit code. */
 static int parse(int argc, char **argv, cli_server *srv, reply_cfg *cfg, const char **addr)
 {
-    reply_rules *rules = &cfg->rules;
-    bool options_done = false;
-    char why[512];
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *v;
-        int rc;
-        if (options_done || arg[0] != '-' || arg[1] == '\0') {
-            if (*addr != NULL)
-                return cli_usage_error("reply", "unexpected argument '%s'", arg);
-            *addr = arg;
-            continue;
-        }
-        if (strcmp(arg, "--") == 0) {
-            options_done = true;
-            continue;
-        }
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
-            return cli_help(&cli_cmd_reply);
-        if ((rc = cli_flag_value("reply", argc, argv, &i, "--rule", &v)) != CLI_FLAG_NOT_MINE) {
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            rc = reply_rules_add(rules, v, why, sizeof why);
-            if (rc == -ENOMEM)
-                goto nomem;
-            if (rc < 0)
-                return cli_usage_error("reply", "--rule '%s': %s", v, why);
-            continue;
-        }
-        if ((rc = cli_flag_value("reply", argc, argv, &i, "--rules", &v)) != CLI_FLAG_NOT_MINE) {
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (reply_rules_load(rules, v, why, sizeof why) < 0) {
-                cli_error("reply", "%s", why); /* names the file and line */
-                return CLI_USAGE;
-            }
-            continue;
-        }
-        if ((rc = cli_flag_value("reply", argc, argv, &i, "--default", &v)) !=
-            CLI_FLAG_NOT_MINE) {
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (reply_rules_set_default(rules, v) < 0)
-                goto nomem;
-            continue;
-        }
-        if ((rc = cli_flag_value("reply", argc, argv, &i, "--stop-word", &v)) !=
-            CLI_FLAG_NOT_MINE) {
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (v[0] == '\0')
-                return cli_usage_error("reply", "--stop-word needs a non-empty word");
-            if (reply_rules_set_stop(rules, v) < 0)
-                goto nomem;
-            continue;
-        }
-        if ((rc = cli_flag_value("reply", argc, argv, &i, "--stop-from", &v)) !=
-            CLI_FLAG_NOT_MINE) {
-            if (rc == CLI_FLAG_BAD)
-                return CLI_USAGE;
-            if (cfg->stop_from == NULL && ss_access_new(&cfg->stop_from) < 0)
-                goto nomem;
-            ss_error err = {0};
-            if (ss_access_add(cfg->stop_from, true, v, &err) < 0)
-                return cli_usage_error("reply", "--stop-from: %s", err.msg);
-            continue;
-        }
-        rc = cli_server_flag(srv, argc, argv, &i);
-        if (rc == CLI_FLAG_BAD)
-            return CLI_USAGE;
-        if (rc == CLI_FLAG_TAKEN)
-            continue;
-        return cli_usage_error("reply", "unknown option '%s'", arg);
-    }
+    cli_spec spec = {.command = &cli_cmd_reply, .operand = take_address, .operand_ctx = addr};
+    cli_spec_add(&spec, reply_options, cfg);
+    cli_server_add_options(&spec, srv);
+    int tail;
+    int rc = cli_parse(&spec, argc, argv, &tail, NULL);
+    if (rc != CLI_PARSE_GO_ON)
+        return rc;
     if (*addr == NULL)
         return cli_usage_error("reply", "missing ADDRESS");
     if (cli_server_check(srv) != 0)
         return CLI_USAGE;
     return -1;
-nomem:
-    cli_error("reply", "out of memory");
-    return CLI_RUNTIME;
 }
 
 static int run(int argc, char **argv)

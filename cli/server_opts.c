@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -31,211 +32,175 @@ static pid_t main_pid;
 
 /* ---- flags ------------------------------------------------------------------ */
 
-int cli_flag_value(const char *cmd, int argc, char **argv, int *i, const char *name,
-                   const char **value)
+/*
+ * The shared server options: one table (opts.h), added by every server
+ * subcommand to its own. One row a flag; its apply() below it. To add a
+ * flag: write `static int set_NAME(const cli_optarg *a)` (the cli_server is
+ * a->ctx, the value a->value; cli_bad_value() for one that does not parse),
+ * add its row to cli_server_options[] and its help line to
+ * CLI_SERVER_FLAGS_HELP (server_opts.h) and man/sockserve.1.
+ */
+
+static cli_server *server_of(const cli_optarg *a)
 {
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0)
-        return CLI_FLAG_NOT_MINE;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return CLI_FLAG_TAKEN;
-    }
-    if (arg[n] != '\0')
-        return CLI_FLAG_NOT_MINE;
-    if (*i + 1 >= argc) {
-        cli_usage_error(cmd, "%s needs a value", name);
-        return CLI_FLAG_BAD;
-    }
-    *value = argv[++*i];
-    return CLI_FLAG_TAKEN;
+    return a->ctx;
 }
 
-static int bad_value(const cli_server *c, const char *flag, const char *value, const char *want)
+static int set_quiet(const cli_optarg *a)
 {
-    cli_usage_error(c->cmd, "bad value '%s' for %s: %s", value, flag, want);
-    return CLI_FLAG_BAD;
+    server_of(a)->verbosity = CLI_LOG_QUIET;
+    return CLI_OK;
 }
 
-/* --cert, --cert-key, --ca: taken only by subcommands that serve TLS. */
-static int tls_flag(cli_server *c, int argc, char **argv, int *i)
+/* -v: one line per connection; -vv (or -v -v): debug too */
+static int set_verbose(const cli_optarg *a)
 {
-    static const struct {
-        const char *name;
-        size_t offset;
-    } flags[] = {
-        {"--cert-key", offsetof(cli_server, cert_key_file)},
-        {"--cert", offsetof(cli_server, cert_file)},
-        {"--ca", offsetof(cli_server, ca_file)},
-    };
-    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
-        const char *v;
-        int rc = cli_flag_value(c->cmd, argc, argv, i, flags[k].name, &v);
-        if (rc == CLI_FLAG_NOT_MINE)
-            continue;
-        if (rc == CLI_FLAG_TAKEN)
-            *(const char **)(void *)((char *)c + flags[k].offset) = v;
-        return rc;
-    }
-    return CLI_FLAG_NOT_MINE;
+    cli_server *c = server_of(a);
+    c->verbosity = c->verbosity < CLI_LOG_VERBOSE ? CLI_LOG_VERBOSE : c->verbosity + 1;
+    return CLI_OK;
 }
 
-int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
+static int set_proxy_protocol(const cli_optarg *a)
 {
-    if (c->tls_flags) {
-        int trc = tls_flag(c, argc, argv, i);
-        if (trc != CLI_FLAG_NOT_MINE)
-            return trc;
-    }
-    const char *arg = argv[*i];
-    const char *v;
-    int rc;
+    server_of(a)->opts.proxy_protocol = true;
+    return CLI_OK;
+}
+
+static int set_model(const cli_optarg *a)
+{
+    cli_server *c = server_of(a);
+    if (ss_model_parse(a->value, &c->opts.model) != 0)
+        return cli_bad_value(a, "expected serial, threading, forking, pool, prefork or event");
+    c->model_given = true;
+    return CLI_OK;
+}
+
+static int set_workers(const cli_optarg *a)
+{
+    cli_server *c = server_of(a);
     long n;
-    double sec;
+    if (!cli_parse_int(a->value, 1, 4096, &n))
+        return cli_bad_value(a, "expected a positive integer (1-4096)");
+    c->opts.workers = (int)n;
+    c->workers_given = true;
+    return CLI_OK;
+}
 
-    if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
-        c->verbosity = CLI_LOG_QUIET;
-        return CLI_FLAG_TAKEN;
+/* A positive count into the int at offset in ss_server_opts. */
+static int set_count(const cli_optarg *a)
+{
+    long n;
+    if (!cli_parse_int(a->value, 1, 10000000, &n))
+        return cli_bad_value(a, "expected a positive integer");
+    *(int *)(void *)((char *)&server_of(a)->opts + a->opt->offset) = (int)n;
+    return CLI_OK;
+}
+
+/* Seconds >= 0 into the double at offset in ss_server_opts. */
+static int set_seconds(const cli_optarg *a)
+{
+    double sec;
+    if (!cli_parse_seconds(a->value, &sec))
+        return cli_bad_value(a, "expected seconds >= 0");
+    *(double *)(void *)((char *)&server_of(a)->opts + a->opt->offset) = sec;
+    return CLI_OK;
+}
+
+static int set_handshake_timeout(const cli_optarg *a)
+{
+    double sec;
+    if (!cli_parse_seconds(a->value, &sec) || sec <= 0)
+        return cli_bad_value(a, "expected seconds > 0");
+    server_of(a)->opts.handshake_timeout = sec;
+    return CLI_OK;
+}
+
+/* docs/safety.md names this flag; the library's default (60 s) holds
+ * without it */
+static int set_write_timeout(const cli_optarg *a)
+{
+    double sec;
+    if (!cli_parse_seconds(a->value, &sec))
+        return cli_bad_value(a, "expected seconds >= 0 (0 = never)");
+    server_of(a)->opts.write_timeout = sec;
+    return CLI_OK;
+}
+
+static int set_reply_rate(const cli_optarg *a)
+{
+    long n;
+    if (!cli_parse_int(a->value, 0, 100000000, &n))
+        return cli_bad_value(a, "expected an integer >= 0 (0 = no limit)");
+    server_of(a)->opts.reply_rate = (unsigned)n;
+    return CLI_OK;
+}
+
+/* --allow-from, --deny-from: checked now, built into rules at check time */
+static int add_rule(const cli_optarg *a)
+{
+    cli_server *c = server_of(a);
+    bool allow = strcmp(a->opt->name, "allow-from") == 0;
+    ss_access *probe;
+    ss_error err = {0};
+    if (ss_access_new(&probe) < 0) {
+        cli_error(c->cmd, "out of memory");
+        return CLI_RUNTIME;
     }
-    if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
-        c->verbosity = c->verbosity < CLI_LOG_VERBOSE ? CLI_LOG_VERBOSE : c->verbosity + 1;
-        return CLI_FLAG_TAKEN;
-    }
-    if (strcmp(arg, "--proxy-protocol") == 0) {
-        c->opts.proxy_protocol = true;
-        return CLI_FLAG_TAKEN;
-    }
-    if (strcmp(arg, "-vv") == 0) {
-        c->verbosity = CLI_LOG_VERBOSE + 1;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--model", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (ss_model_parse(v, &c->opts.model) != 0)
-            return bad_value(c, "--model", v,
-                             "expected serial, threading, forking, pool, prefork or event");
-        c->model_given = true;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--workers", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_int(v, 1, 4096, &n))
-            return bad_value(c, "--workers", v, "expected a positive integer (1-4096)");
-        c->opts.workers = (int)n;
-        c->workers_given = true;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-conns", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_int(v, 1, 10000000, &n))
-            return bad_value(c, "--max-conns", v, "expected a positive integer");
-        c->opts.max_conns = (int)n;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--idle-timeout", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_seconds(v, &sec))
-            return bad_value(c, "--idle-timeout", v, "expected seconds >= 0");
-        c->opts.idle_timeout = sec;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-pending", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_int(v, 1, 10000000, &n))
-            return bad_value(c, "--max-pending", v, "expected a positive integer");
-        c->opts.max_pending = (int)n;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--handshake-timeout", &v)) !=
-        CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_seconds(v, &sec) || sec <= 0)
-            return bad_value(c, "--handshake-timeout", v, "expected seconds > 0");
-        c->opts.handshake_timeout = sec;
-        return CLI_FLAG_TAKEN;
-    }
-    /* docs/safety.md names this flag; the library's default (60 s) holds
-     * without it */
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--write-timeout", &v)) !=
-        CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_seconds(v, &sec))
-            return bad_value(c, "--write-timeout", v, "expected seconds >= 0 (0 = never)");
-        c->opts.write_timeout = sec;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-per-ip", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_int(v, 1, 10000000, &n))
-            return bad_value(c, "--max-per-ip", v, "expected a positive integer");
-        c->opts.max_per_ip = (int)n;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--reply-rate", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_int(v, 0, 100000000, &n))
-            return bad_value(c, "--reply-rate", v, "expected an integer >= 0 (0 = no limit)");
-        c->opts.reply_rate = (unsigned)n;
-        return CLI_FLAG_TAKEN;
-    }
-    bool allow = strncmp(arg, "--allow-from", 12) == 0;
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, allow ? "--allow-from" : "--deny-from",
-                             &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        const char *flag = allow ? "--allow-from" : "--deny-from";
-        ss_access *probe;
-        ss_error err = {0};
-        if (ss_access_new(&probe) < 0) {
-            cli_error(c->cmd, "out of memory");
-            return CLI_FLAG_BAD;
-        }
-        int bad = ss_access_add(probe, allow, v, &err);
-        ss_access_free(probe);
-        if (bad < 0)
-            return bad_value(c, flag, v, "expected an address or CIDR (10.0.0.0/8, ::1, 2001:db8::/32)");
-        if (c->nrules >= CLI_MAX_RULES) {
-            cli_usage_error(c->cmd, "too many %s rules (at most %d; use --access-file)", flag,
-                            CLI_MAX_RULES);
-            return CLI_FLAG_BAD;
-        }
-        c->rules[c->nrules++] = (cli_rule){allow, v};
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--access-file", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        c->access_file = v;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--user", &v)) != CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (getpwnam(v) == NULL)
-            return bad_value(c, "--user", v, "no such user");
-        c->user_name = v;
-        return CLI_FLAG_TAKEN;
-    }
-    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--drain-timeout", &v)) !=
-        CLI_FLAG_NOT_MINE) {
-        if (rc == CLI_FLAG_BAD)
-            return rc;
-        if (!cli_parse_seconds(v, &sec))
-            return bad_value(c, "--drain-timeout", v, "expected seconds >= 0");
-        c->opts.drain_timeout = sec;
-        return CLI_FLAG_TAKEN;
-    }
-    return CLI_FLAG_NOT_MINE;
+    int bad = ss_access_add(probe, allow, a->value, &err);
+    ss_access_free(probe);
+    if (bad < 0)
+        return cli_bad_value(a, "expected an address or CIDR (10.0.0.0/8, ::1, 2001:db8::/32)");
+    if (c->nrules >= CLI_MAX_RULES)
+        return cli_usage_error(c->cmd, "too many --%s rules (at most %d; use --access-file)",
+                               a->opt->name, CLI_MAX_RULES);
+    c->rules[c->nrules++] = (cli_rule){allow, a->value};
+    return CLI_OK;
+}
+
+static int set_user(const cli_optarg *a)
+{
+    if (getpwnam(a->value) == NULL)
+        return cli_bad_value(a, "no such user");
+    server_of(a)->user_name = a->value;
+    return CLI_OK;
+}
+
+#define SERVER_OPT(field) offsetof(ss_server_opts, field)
+
+const cli_opt cli_server_options[] = {
+    {"model", 0, CLI_VALUE, set_model, 0},
+    {"workers", 0, CLI_VALUE, set_workers, 0},
+    {"max-conns", 0, CLI_VALUE, set_count, SERVER_OPT(max_conns)},
+    {"idle-timeout", 0, CLI_VALUE, set_seconds, SERVER_OPT(idle_timeout)},
+    {"drain-timeout", 0, CLI_VALUE, set_seconds, SERVER_OPT(drain_timeout)},
+    {"user", 0, CLI_VALUE, set_user, 0},
+    {"max-pending", 0, CLI_VALUE, set_count, SERVER_OPT(max_pending)},
+    {"handshake-timeout", 0, CLI_VALUE, set_handshake_timeout, 0},
+    {"write-timeout", 0, CLI_VALUE, set_write_timeout, 0},
+    {"max-per-ip", 0, CLI_VALUE, set_count, SERVER_OPT(max_per_ip)},
+    {"allow-from", 0, CLI_VALUE, add_rule, 0},
+    {"deny-from", 0, CLI_VALUE, add_rule, 0},
+    {"access-file", 0, CLI_VALUE, cli_opt_set_string, offsetof(cli_server, access_file)},
+    {"reply-rate", 0, CLI_VALUE, set_reply_rate, 0},
+    {"proxy-protocol", 0, CLI_NO_VALUE, set_proxy_protocol, 0},
+    {"quiet", 'q', CLI_NO_VALUE, set_quiet, 0},
+    {"verbose", 'v', CLI_NO_VALUE, set_verbose, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+/* --cert, --cert-key, --ca: only for subcommands that serve TLS (tls_flags) */
+const cli_opt cli_server_tls_options[] = {
+    {"cert", 0, CLI_VALUE, cli_opt_set_string, offsetof(cli_server, cert_file)},
+    {"cert-key", 0, CLI_VALUE, cli_opt_set_string, offsetof(cli_server, cert_key_file)},
+    {"ca", 0, CLI_VALUE, cli_opt_set_string, offsetof(cli_server, ca_file)},
+    {NULL, 0, 0, NULL, 0},
+};
+
+void cli_server_add_options(cli_spec *spec, cli_server *c)
+{
+    cli_spec_add(spec, cli_server_options, c);
+    if (c->tls_flags)
+        cli_spec_add(spec, cli_server_tls_options, c);
 }
 
 int cli_server_check(cli_server *c)
@@ -296,6 +261,43 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
 
 /* ---- logging ---------------------------------------------------------------- */
 
+/*
+ * Is stderr the journal? systemd sets JOURNAL_STREAM=DEV:INO for a service
+ * whose stderr it connected to journald (systemd.exec(5)); journald stamps
+ * every line itself, so ours would only repeat it. Compared with stderr's
+ * own device and inode, since the variable is inherited by whatever the
+ * service starts, stderr redirected or not.
+ */
+static bool stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    if (js == NULL || *js == '\0')
+        return false;
+    unsigned long long dev, ino;
+    char extra;
+    if (sscanf(js, "%llu:%llu%c", &dev, &ino, &extra) != 2)
+        return false;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+/* "2026-12-07T09:30:01.123Z ": ISO 8601, UTC, milliseconds. */
+static void timestamp(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (gmtime_r(&ts.tv_sec, &tm) == NULL) {
+        buf[0] = '\0';
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             ts.tv_nsec / 1000000L);
+}
+
 /* One write() per line so lines from threads and children never interleave. */
 static void log_line(void *data, ss_log_level level, const char *line)
 {
@@ -307,8 +309,11 @@ static void log_line(void *data, ss_log_level level, const char *line)
     if (level > max)
         return;
     static const char *const tag[] = {"error: ", "warning: ", "", "debug: "};
+    char stamp[96] = "";
+    if (c->log_timestamps)
+        timestamp(stamp, sizeof stamp);
     char buf[1024];
-    int n = snprintf(buf, sizeof buf, "sockserve: %s: %s%s\n", c->cmd,
+    int n = snprintf(buf, sizeof buf, "%ssockserve: %s: %s%s\n", stamp, c->cmd,
                      (unsigned)level < 4 ? tag[level] : "", line);
     if (n < 0)
         return;
@@ -346,6 +351,7 @@ void cli_server_init(cli_server *c, const char *cmd)
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     c->verbosity = CLI_LOG_NORMAL;
+    c->log_timestamps = !stderr_is_journal();
     ss_server_opts_init(&c->opts);
     c->opts.drain_timeout = 5.0;
     /* a tool left running takes bursts: a backlog that overflows makes the

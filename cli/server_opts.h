@@ -4,16 +4,15 @@
  * shares: the common flags of CLI.md, the log callback, the listening line,
  * and the signal handling that turns SIGINT/SIGTERM into a graceful drain.
  *
- * A subcommand uses it like this:
+ * A subcommand uses it like this (opts.h is the parser):
  *
  *     cli_server srv_cli;
  *     cli_server_init(&srv_cli, "echo");
- *     for (int i = 1; i < argc; i++) {
- *         int rc = cli_server_flag(&srv_cli, argc, argv, &i);
- *         if (rc == CLI_FLAG_TAKEN) continue;
- *         if (rc == CLI_FLAG_BAD) return CLI_USAGE;
- *         ... the subcommand's own flags and arguments ...
- *     }
+ *     cli_spec spec = {.command = &cli_cmd_echo, .operand = ..., ...};
+ *     cli_spec_add(&spec, echo_options, &cfg);   (the subcommand's own table)
+ *     cli_server_add_options(&spec, &srv_cli);    (the shared one, + TLS)
+ *     int rc = cli_parse(&spec, argc, argv, &tail, NULL);
+ *     if (rc != CLI_PARSE_GO_ON) return rc;
  *     if (cli_server_check(&srv_cli) != 0) return CLI_USAGE;
  *     return cli_server_main(&srv_cli, address, &handler);
  *
@@ -26,6 +25,7 @@
 #define SS_CLI_SERVER_OPTS_H
 
 #include "cli.h"
+#include "opts.h"
 
 #include <stdbool.h>
 
@@ -42,6 +42,7 @@ struct cli_server {
     const char *cmd;     /* subcommand name, for messages */
     ss_server_opts opts; /* filled by the flags; the caller may adjust more */
     int verbosity;       /* CLI_LOG_QUIET, _NORMAL, _VERBOSE, or more (-vv: debug) */
+    bool log_timestamps; /* log lines start with the UTC time (not under the journal) */
     bool model_given;
     bool workers_given;
     const char *user_name;   /* --user: drop to this user after binding */
@@ -59,21 +60,19 @@ struct cli_server {
     void *on_drain_data;
 };
 
-/* Return values of cli_server_flag() and cli_flag_value(). */
-enum { CLI_FLAG_NOT_MINE = 0, CLI_FLAG_TAKEN = 1, CLI_FLAG_BAD = -1 };
-
 /* Defaults: ss_server_opts_init(), drain 5 s, our log callback. */
 void cli_server_init(cli_server *c, const char *cmd);
 
 /*
- * Look at argv[*i]: if it is one of the common flags (--model, --workers,
- * --max-conns, --idle-timeout, --drain-timeout, --proxy-protocol,
- * -q/--quiet, -v/--verbose,
- * in the forms `--flag VALUE` and `--flag=VALUE`), apply it, leave *i on
- * its last word and return CLI_FLAG_TAKEN. A bad value prints one usage
- * line and returns CLI_FLAG_BAD. Anything else: CLI_FLAG_NOT_MINE.
+ * The shared server flags (--model, --workers, --max-conns, ... -q, -v), one
+ * table whose rows apply to a cli_server; and --cert, --cert-key, --ca for
+ * the subcommands that serve TLS. cli_server_add_options() adds the first,
+ * and the second when c->tls_flags is set, to a subcommand's spec (set
+ * tls_flags before). A bad value is one usage line and exit 2.
  */
-int cli_server_flag(cli_server *c, int argc, char **argv, int *i);
+extern const cli_opt cli_server_options[];
+extern const cli_opt cli_server_tls_options[];
+void cli_server_add_options(cli_spec *spec, cli_server *c);
 
 /*
  * Checks and settles what single flags cannot (e.g. --workers means
@@ -165,14 +164,5 @@ int cli_server_main(cli_server *c, const char *address, const ss_handler *handle
  * (which signal the main process). Async-signal-safe.
  */
 void cli_server_stop(ss_server *srv);
-
-/*
- * Generic flag helper for the subcommands: if argv[*i] is `name` (then the
- * value is the next word) or `name=VALUE`, set *value, move *i to the last
- * word used and return CLI_FLAG_TAKEN; a missing value prints a usage line
- * and returns CLI_FLAG_BAD; otherwise CLI_FLAG_NOT_MINE.
- */
-int cli_flag_value(const char *cmd, int argc, char **argv, int *i, const char *name,
-                   const char **value);
 
 #endif

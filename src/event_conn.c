@@ -134,6 +134,8 @@ struct ss_conn {
     conn_tls *tls; /* NULL: plain */
     ss_proxy_parser *proxy; /* while F_HEADER */
     bool verified; /* verify passed: unopened() owes it an undo */
+    int64_t opened_ms;            /* loop time at accept or adoption */
+    uint64_t bytes_in, bytes_out; /* application bytes, for the log line at the end */
 };
 
 static void conn_io(ss_loop *loop, ss__io *io, uint32_t events);
@@ -367,6 +369,7 @@ static int flush_queue(ss_conn *c)
             return rc;
         }
         c->queued -= (size_t)n;
+        c->bytes_out += (uint64_t)n;
         while (n > 0) {
             chunk *k = c->qhead;
             size_t have = k->end - k->start;
@@ -408,6 +411,13 @@ static int flush_queue(ss_conn *c)
     return 0;
 }
 
+void ss__conn_counts(const ss_conn *c, uint64_t *in, uint64_t *out, int64_t *age_ms)
+{
+    *in = c->bytes_in;
+    *out = c->bytes_out;
+    *age_ms = c->loop->now - c->opened_ms;
+}
+
 int ss_conn_write(ss_conn *c, const void *buf, size_t len)
 {
     if (c->flags & (F_CLOSED | F_CLOSING | F_SHUT_PENDING | F_SHUT_DONE))
@@ -441,6 +451,7 @@ int ss_conn_write(ss_conn *c, const void *buf, size_t len)
             }
             n = 0;
         }
+        c->bytes_out += (uint64_t)n;
         if ((size_t)n == len)
             return 0;
         p += n;
@@ -488,6 +499,7 @@ static void conn_read(ss_conn *c)
     }
     if (n > 0) {
         touch(c);
+        c->bytes_in += (uint64_t)n;
         if (c->h->on_data != NULL)
             c->h->on_data(c, c->loop->rbuf, (size_t)n);
         return;
@@ -633,6 +645,7 @@ static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_
     ss__link_insert_tail(&loop->conns, &c->link);
     loop->nconns++;
     c->last_active = loop->now;
+    c->opened_ms = loop->now;
     if (l != NULL) {
         l->nconns++;
         l->refs++;

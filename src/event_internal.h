@@ -133,4 +133,8 @@ void ss__listeners_close_all(ss_loop *loop);
 void ss__listeners_free_retired(ss_loop *loop);
 void ss__dgrams_close_all(ss_loop *loop);
 
+/* What a connection carried and how long it has been open, for the log
+ * line at its end (event_conn.c). */
+void ss__conn_counts(const ss_conn *c, uint64_t *in, uint64_t *out, int64_t *age_ms);
+
 #endif

@@ -50,4 +50,8 @@ void ss__addr_text(const ss_addr *a, char *buf, size_t len);
  * parent's other threads held at fork() (tls.c). NULL is fine. */
 void ss__tls_ctx_after_fork(ss_tls_ctx *ctx);
 
+/* Bytes the stream's transport has read and written so far (for the one
+ * log line at the end of a connection; stream.c). */
+void ss__stream_counts(const ss_stream *s, uint64_t *in, uint64_t *out);
+
 #endif

@@ -31,8 +31,10 @@
 #include "server_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,8 +87,14 @@ static void on_close(ss_conn *c, int reason)
                        : reason == SS_ETIMEOUT  ? "timed out (idle, or not reading), closed"
                        : reason == SS_ESHUTDOWN ? "cut off by shutdown"
                                                 : ss_strerror(reason);
+    uint64_t bytes_in, bytes_out;
+    int64_t age_ms;
+    ss__conn_counts(c, &bytes_in, &bytes_out, &age_ms);
+    char line[160];
+    snprintf(line, sizeof line, "%s after %.3fs, %" PRIu64 " bytes in, %" PRIu64 " out", what,
+             (double)age_ms / 1000.0, bytes_in, bytes_out);
     log_peer(st->srv, reason == 0 || reason == SS_ETIMEOUT ? SS_LOG_INFO : SS_LOG_WARN,
-             ss_conn_peer(c), what);
+             ss_conn_peer(c), line);
     ss__active_add(st->srv, -1);
 }
 

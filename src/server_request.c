@@ -6,6 +6,7 @@
 #include "server_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +289,9 @@ void ss__req_end(ss_server *srv, ss__req *req, bool detach)
         ss__admit_release(srv, &req->key);
     registry_remove(srv, req);
     bool stream = req->pub.stream != NULL;
+    uint64_t bytes_in = 0, bytes_out = 0;
     if (stream) {
+        ss__stream_counts(req->pub.stream, &bytes_in, &bytes_out);
         ss_stream_free(req->pub.stream);
         req->pub.stream = NULL;
         /* Python's shutdown_request: SHUT_WR first so the peer sees the end
@@ -305,9 +308,10 @@ void ss__req_end(ss_server *srv, ss__req *req, bool detach)
             shutdown(req->conn.fd, SHUT_WR);
         ss_sock_close(&req->conn);
         if (!detach)
-            ss_server_log(srv, SS_LOG_INFO, "%s closed after %.3fs%s%s", req->peer_text,
-                          (double)(ss__now_ms() - req->started_ms) / 1000.0,
-                          req->end_note[0] ? ", " : "", req->end_note);
+            ss_server_log(srv, SS_LOG_INFO,
+                          "%s closed after %.3fs, %" PRIu64 " bytes in, %" PRIu64 " out%s%s",
+                          req->peer_text, (double)(ss__now_ms() - req->started_ms) / 1000.0,
+                          bytes_in, bytes_out, req->end_note[0] ? ", " : "", req->end_note);
     }
     free(req->packet_copy);
     free(req);

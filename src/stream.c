@@ -31,6 +31,8 @@ struct ss_stream {
 
     unsigned char *wbuf; /* bytes not yet written are wbuf[0, wlen) */
     size_t wcap, wlen;
+
+    uint64_t bytes_in, bytes_out; /* through the transport, for the log */
 };
 
 int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o)
@@ -74,6 +76,12 @@ ss_transport *ss_stream_transport(ss_stream *s)
     return s->t;
 }
 
+void ss__stream_counts(const ss_stream *s, uint64_t *in, uint64_t *out)
+{
+    *in = s->bytes_in;
+    *out = s->bytes_out;
+}
+
 size_t ss_stream_buffered(const ss_stream *s)
 {
     return s->rlen - s->rpos;
@@ -99,6 +107,8 @@ static ssize_t read_some(ss_stream *s, void *buf, size_t len)
 {
     for (;;) {
         ssize_t n = s->t->ops->read(s->t, buf, len);
+        if (n > 0)
+            s->bytes_in += (uint64_t)n;
         if (n != -EAGAIN)
             return n;
         int rc = wait_transport(s, POLLIN);
@@ -221,6 +231,7 @@ static int write_out(ss_stream *s, const unsigned char *buf, size_t len, size_t 
         ssize_t n = s->t->ops->write(s->t, buf + *done, len - *done);
         if (n > 0) {
             *done += (size_t)n;
+            s->bytes_out += (uint64_t)n;
             continue;
         }
         if (n == 0)

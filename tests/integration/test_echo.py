@@ -5,6 +5,7 @@ logging flags, clean exit, and the usage/runtime errors of the common flags.
 ctest-labels: tsan
 """
 import os
+import re
 import signal
 import socket
 import unittest
@@ -207,7 +208,9 @@ class EchoFlags(sstest.TestCase):
         logs = [l for l in p.err_lines if "listening on" not in l]
         self.assertGreaterEqual(len(logs), 3, p.err_lines)
         port = bound.rsplit(":", 1)[1]
-        self.assertTrue(all(l.startswith("sockserve: ") for l in logs), logs)
+        # each log line: an ISO 8601 UTC time, then "sockserve: "
+        self.assertTrue(all(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z sockserve: ", l) for l in logs),
+                        logs)
         self.assertFalse(any(port in l and "listening" in l for l in logs))
 
     def test_sigint_is_a_clean_stop(self):
