@@ -18,7 +18,7 @@ import sstest
 MAN = os.path.join(sstest.SOURCE_DIR, "man")
 PAGES = [os.path.join(MAN, "sockserve.1"), os.path.join(MAN, "libsockserve.3")]
 HEADER = os.path.join(sstest.SOURCE_DIR, "include", "sockserve.h")
-COMMANDS = ["echo", "reply", "connect", "rcmd-server", "rcmd", "keygen", "bench"]
+COMMANDS = ["echo", "reply", "connect", "rcmd-server", "rcmd", "keygen", "bench", "exec"]
 
 
 def read(path):
