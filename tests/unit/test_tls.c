@@ -127,7 +127,7 @@ static bool resumed(const ss_transport *t)
 }
 
 /* The CN of the certificate the client got. */
-static __attribute__((unused)) void peer_cn(const ss_transport *t, char *buf, size_t len)
+static void peer_cn(const ss_transport *t, char *buf, size_t len)
 {
     X509 *peer = SSL_get0_peer_certificate(ss_tls_ssl(t));
     assert_non_null(peer);
@@ -193,11 +193,96 @@ static void test_burst_resumes_one_ticket(void **state)
     ss_tls_ctx_free(srv);
 }
 
+/* The CN of the certificate a client sending `name` (NULL: no SNI) gets. */
+static void served_cn(ss_tls_ctx *cli, ss_tls_ctx *srv, const char *name, char *cn, size_t len)
+{
+    tls_link l;
+    link_open(&l, cli, srv, name);
+    link_handshake(&l);
+    peer_cn(&l.cli, cn, len);
+    link_close(&l);
+}
+
+static void expect_cn(ss_tls_ctx *cli, ss_tls_ctx *srv, const char *name, const char *want)
+{
+    char cn[64] = "";
+    served_cn(cli, srv, name, cn, sizeof cn);
+    if (strcmp(cn, want) != 0)
+        fail_msg("SNI %s: got the certificate of '%s', want '%s'", name ? name : "(none)", cn,
+                 want);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char buf[8192];
+    FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+/* Several pairs: the client's SNI picks the certificate whose SAN covers
+ * it (wildcards too); no SNI or an unknown name gets the first. Reload
+ * re-reads every pair; a bad one keeps them all as they were. */
+static void test_sni_selects_the_certificate(void **state)
+{
+    (void)state;
+    char dc[256], dk[256], ac[256], ak[256], bc[256], bk[256], a2c[256], a2k[256];
+    make_cert("default", "default", "DNS:localhost", dc, dk, sizeof dc);
+    make_cert("a", "a", "DNS:a.test", ac, ak, sizeof ac);
+    make_cert("b", "b", "DNS:b.test,DNS:*.b.test", bc, bk, sizeof bc);
+    make_cert("a2", "a2", "DNS:a.test", a2c, a2k, sizeof a2c);
+    char live_c[256], live_k[256];
+    tu_temp_path(live_c, sizeof live_c, "live-a.pem");
+    tu_temp_path(live_k, sizeof live_k, "live-a.key");
+    copy_file(ac, live_c);
+    copy_file(ak, live_k);
+
+    ss_tls_ctx *srv = server_ctx(dc, dk), *cli = client_ctx();
+    ss_error err = {0};
+    assert_int_equal(ss_tls_ctx_add_cert(srv, live_c, live_k, &err), 0);
+    assert_int_equal(ss_tls_ctx_add_cert(srv, bc, bk, &err), 0);
+    expect_cn(cli, srv, "a.test", "a");
+    expect_cn(cli, srv, "b.test", "b");
+    expect_cn(cli, srv, "www.b.test", "b");
+    expect_cn(cli, srv, "localhost", "default");
+    expect_cn(cli, srv, "unknown.test", "default");
+    expect_cn(cli, srv, NULL, "default");
+
+    /* a bad pair is refused and changes nothing */
+    assert_int_equal(ss_tls_ctx_add_cert(srv, ac, bk, &err), SS_ETLS);
+    assert_non_null(strstr(err.msg, "does not match"));
+    assert_int_equal(ss_tls_ctx_add_cert(cli, ac, ak, &err), SS_EUSAGE);
+    expect_cn(cli, srv, "a.test", "a");
+
+    /* reload covers every pair */
+    copy_file(a2c, live_c);
+    copy_file(a2k, live_k);
+    assert_int_equal(ss_tls_ctx_reload(srv, &err), 0);
+    expect_cn(cli, srv, "a.test", "a2");
+    expect_cn(cli, srv, "b.test", "b");
+    FILE *f = fopen(live_c, "w");
+    assert_non_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    assert_int_equal(ss_tls_ctx_reload(srv, &err), SS_ETLS);
+    assert_non_null(strstr(err.msg, live_c));
+    expect_cn(cli, srv, "a.test", "a2");
+    expect_cn(cli, srv, NULL, "default");
+    ss_tls_ctx_free(cli);
+    ss_tls_ctx_free(srv);
+}
+
 int main(void)
 {
     tu_alarm(60);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_resumes_one_ticket),
+        cmocka_unit_test(test_sni_selects_the_certificate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
