@@ -351,6 +351,47 @@ class TestTlsReload(TlsCase):
                         dict(x[0] for x in info["peer"]["subject"])["commonName"], "renewed")
                 p.kill()
 
+    @unittest.skipIf(sstest.SANITIZED, "prefork with several workers under ASan: libasan's "
+                     "fork deadlock (see test_client_certificates_required_and_checked)")
+    def test_prefork_every_worker_serves_the_last_good_reload(self):
+        # A good reload no worker sees (no connection), then a bad file and
+        # a second SIGHUP: every worker must serve the reloaded certificate,
+        # not re-read the bad file and keep the one from start. Connections
+        # held open at once land on distinct workers (each serves one at a
+        # time), so all three workers answer.
+        live = os.path.join(self.dir, "live-prefork3")
+        os.makedirs(live, exist_ok=True)
+        cert, key = os.path.join(live, "c.pem"), os.path.join(live, "c.key")
+        shutil.copy(self.path("server.pem"), cert)
+        shutil.copy(self.path("server.key"), key)
+        p, addr = self.server("echo", "--cert", cert, "--cert-key", key, "--model", "prefork",
+                              "--workers", "3", "-v", "tcp://127.0.0.1:0")
+        shutil.copy(self.path("server2.pem"), cert)
+        shutil.copy(self.path("server2.key"), key)
+        p.signal(signal.SIGHUP)
+        p.wait_stderr(r"SIGHUP: certificate re-read")
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+        p.signal(signal.SIGHUP)
+        p.wait_stderr(r"SIGHUP: cannot load certificate .*keeping the old certificate")
+        host, port = sstest.split_inet(addr)
+        ctx = self.client_ctx()
+        for _ in range(3):
+            held = []
+            try:
+                for _ in range(3):
+                    raw = socket.create_connection((host, port), timeout=5 * SLOW)
+                    t = ctx.wrap_socket(raw, server_hostname="localhost")
+                    held.append(t)
+                    t.sendall(b"ping\n")
+                    self.assertEqual(t.recv(16), b"ping\n")
+                    cn = dict(x[0] for x in t.getpeercert()["subject"])["commonName"]
+                    self.assertEqual(cn, "renewed", "connection %d of 3 held open" % len(held))
+            finally:
+                for t in held:
+                    t.close()
+        p.kill()
+
     def test_bad_files_at_start_are_usage_errors(self):
         cases = [
             (["--cert", self.path("server.pem")], "needs both --cert and --cert-key"),
