@@ -170,6 +170,35 @@ class TestTlsExample(TlsCase):
         self.assertIn(b"certificate verify failed", r.stderr)
 
 
+class TestTlsSni(TlsCase):
+    def test_sni_chooses_the_certificate(self):
+        # ss_tls_ctx_add_cert through the example: the default, one name,
+        # and a wildcard pair; Python's ssl sends each server_hostname.
+        d = self.dir
+        make_cert(d, "sni-a", "ca", "a.test", san="DNS:a.test")
+        make_cert(d, "sni-b", "ca", "b.test", san="DNS:b.test,DNS:*.b.test")
+        exe = os.path.join(sstest.BUILD_DIR, "examples", "tls_echo")
+        p = self.start([exe, "serve", "tcp://127.0.0.1:0", self.path("server.pem"),
+                        self.path("server.key"), self.path("sni-a.pem"), self.path("sni-a.key"),
+                        self.path("sni-b.pem"), self.path("sni-b.key")])
+        out = p.wait_out(b"...\n")
+        addr = out.split(b"server is running on ")[1].split(b"...")[0].decode()
+        ctx = self.client_ctx()
+        ctx.check_hostname = False  # the default certificate does not cover every name
+        for name, want in (("a.test", "a.test"), ("b.test", "b.test"),
+                           ("www.b.test", "b.test"), ("localhost", "localhost"),
+                           ("nobody.test", "localhost")):
+            with self.subTest(name=name):
+                got, info = self.tls_echo(addr, ctx, server_hostname=name)
+                self.assertEqual(got, b"hello over tls\n")
+                self.assertEqual(dict(x[0] for x in info["peer"]["subject"])["commonName"], want)
+        # verified by name: the certificate it got covers the name it asked for
+        strict = self.client_ctx()
+        _, info = self.tls_echo(addr, strict, server_hostname="www.b.test")
+        self.assertEqual(dict(x[0] for x in info["peer"]["subject"])["commonName"], "b.test")
+        p.kill()
+
+
 class TestTlsExec(TlsCase):
     def test_exec_relays_tls_to_the_program(self):
         # cat answers at once; tr buffers until its end of file, which the
