@@ -1365,6 +1365,22 @@ bool ss_listener_paused(const ss_listener *l);
 int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out);
 
 /*
+ * The same over TLS: the handshake runs on the loop, non-blocking, with
+ * `tls` (a client context: this end connects, sends `server_name` as SNI
+ * and verifies the certificate against it, NULL = no name, the chain only;
+ * a server context: this end accepts), bounded by handshake_timeout
+ * seconds (0 = 10). on_open comes once it is done; on_data sees plaintext,
+ * ss_conn_write encrypts, ss_conn_tls gives the transport. A handshake that
+ * fails or times out calls on_close(c, reason) with no on_open before it
+ * (SS_EAUTH: verification failed; SS_ETLS, SS_ETIMEOUT, SS_ECLOSED or a
+ * negative errno). `tls` must outlive the connection. Takes the fd (closed
+ * on failure too). Returns 0, SS_EUSAGE (no context, not a stream socket)
+ * or a code. Loop thread.
+ */
+int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_tls_ctx *tls,
+                      const char *server_name, double handshake_timeout, ss_conn **out);
+
+/*
  * Queue `len` bytes for the peer (copied). When nothing is queued the bytes
  * go straight to the socket; only what the kernel does not take is queued.
  * Returns 0, SS_ECLOSED (closed or closing: nothing written), or SS_EBUSY

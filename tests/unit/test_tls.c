@@ -12,6 +12,8 @@
 #include <openssl/x509v3.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -277,12 +279,148 @@ static void test_sni_selects_the_certificate(void **state)
     ss_tls_ctx_free(srv);
 }
 
+/* ---- a TLS client on the event loop (ss_loop_adopt_tls) ---- */
+
+typedef struct echo_peer {
+    ss_tls_ctx *ctx;
+    int fd;
+    int handshake_rc;
+} echo_peer;
+
+/* The server end, blocking, on its own thread: handshake, echo one read. */
+static void *echo_peer_run(void *arg)
+{
+    echo_peer *p = arg;
+    ss_transport t;
+    ss_error err = {0};
+    assert_int_equal(ss_tls_transport_new(&t, p->ctx, p->fd, NULL, &err), 0);
+    p->handshake_rc = ss_tls_handshake(&t, 5.0, &err);
+    if (p->handshake_rc == 0) {
+        char buf[64];
+        ssize_t n = -EAGAIN;
+        for (int i = 0; i < 500 && n == -EAGAIN; i++) {
+            n = t.ops->read(&t, buf, sizeof buf);
+            if (n == -EAGAIN)
+                poll(&(struct pollfd){.fd = t.fd, .events = t.ops->wait_events(&t, POLLIN)}, 1, 10);
+        }
+        if (n > 0)
+            (void)t.ops->write(&t, buf, (size_t)n);
+    }
+    t.ops->close(&t);
+    return NULL;
+}
+
+typedef struct loop_client {
+    bool opened, resumed;
+    int closed_reason, closes;
+    char got[64];
+    size_t got_len;
+} loop_client;
+
+static void lc_open(ss_conn *c)
+{
+    loop_client *lc = ss_conn_handler_data(c);
+    lc->opened = true;
+    ss_tls_info info;
+    assert_int_equal(ss_tls_info_get(ss_conn_tls(c), &info), 0);
+    lc->resumed = info.resumed;
+    assert_int_equal(ss_conn_write(c, "ping", 4), 0);
+}
+
+static void lc_data(ss_conn *c, const void *data, size_t len)
+{
+    loop_client *lc = ss_conn_handler_data(c);
+    if (len > sizeof lc->got - lc->got_len)
+        len = sizeof lc->got - lc->got_len;
+    memcpy(lc->got + lc->got_len, data, len);
+    lc->got_len += len;
+    if (lc->got_len >= 4)
+        ss_conn_close(c);
+}
+
+static void lc_close(ss_conn *c, int reason)
+{
+    loop_client *lc = ss_conn_handler_data(c);
+    lc->closes++;
+    lc->closed_reason = reason;
+    ss_loop_stop(ss_conn_loop(c));
+}
+
+/* One connection: the loop adopts one end of a socketpair as a TLS client. */
+static void loop_dial(ss_tls_ctx *cli, ss_tls_ctx *srv, const char *name, loop_client *lc,
+                      echo_peer *peer)
+{
+    struct ss_event_handler h = {.on_open = lc_open, .on_data = lc_data, .on_close = lc_close,
+                                 .data = lc};
+    memset(lc, 0, sizeof *lc);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    *peer = (echo_peer){.ctx = srv, .fd = sv[1]};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, echo_peer_run, peer), 0);
+    ss_loop *loop;
+    assert_int_equal(ss_loop_new(&loop, NULL), 0);
+    ss_conn *c;
+    assert_int_equal(ss_loop_adopt_tls(loop, sv[0], &h, cli, name, 5.0, &c), 0);
+    assert_non_null(c);
+    for (int i = 0; i < 500 && lc->closes == 0; i++)
+        ss_loop_run_once(loop, 10);
+    pthread_join(th, NULL);
+    ss_loop_free(loop);
+    assert_int_equal(lc->closes, 1);
+}
+
+static void test_loop_adopt_tls_client(void **state)
+{
+    (void)state;
+    char cert[256], key[256], other[256], okey[256];
+    make_cert("loop", "loop", "DNS:loop.test", cert, key, sizeof cert);
+    make_cert("other", "other", "DNS:other.test", other, okey, sizeof other);
+    ss_tls_ctx *srv = server_ctx(cert, key), *cli = client_ctx();
+    loop_client lc;
+    echo_peer peer;
+    loop_dial(cli, srv, "loop.test", &lc, &peer);
+    assert_true(lc.opened);
+    assert_false(lc.resumed);
+    assert_int_equal(lc.got_len, 4);
+    assert_memory_equal(lc.got, "ping", 4);
+    assert_int_equal(lc.closed_reason, 0);
+    loop_dial(cli, srv, "loop.test", &lc, &peer); /* the ticket of the first */
+    assert_true(lc.opened);
+    assert_true(lc.resumed);
+
+    /* verification fails: on_close with SS_EAUTH, no on_open */
+    ss_tls_ctx *strict;
+    ss_error err = {0};
+    ss_tls_opts o = {.ca_file = other};
+    assert_int_equal(ss_tls_ctx_new(&strict, false, &o, &err), 0);
+    loop_dial(strict, srv, "loop.test", &lc, &peer);
+    assert_false(lc.opened);
+    assert_int_equal(lc.closed_reason, SS_EAUTH);
+    assert_int_not_equal(peer.handshake_rc, 0);
+
+    /* not a stream socket: refused, the fd closed */
+    ss_loop *loop;
+    assert_int_equal(ss_loop_new(&loop, NULL), 0);
+    int dv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, dv), 0);
+    struct ss_event_handler h = {.on_close = lc_close, .data = &lc};
+    assert_int_equal(ss_loop_adopt_tls(loop, dv[0], &h, cli, NULL, 1.0, NULL), SS_EUSAGE);
+    assert_int_equal(fcntl(dv[0], F_GETFD), -1);
+    close(dv[1]);
+    ss_loop_free(loop);
+    ss_tls_ctx_free(strict);
+    ss_tls_ctx_free(cli);
+    ss_tls_ctx_free(srv);
+}
+
 int main(void)
 {
     tu_alarm(60);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_resumes_one_ticket),
         cmocka_unit_test(test_sni_selects_the_certificate),
+        cmocka_unit_test(test_loop_adopt_tls_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
