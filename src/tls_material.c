@@ -282,7 +282,7 @@ uint64_t tls_shared_generation(const tls_shared *s)
  * and the bytes (native byte order: the same machine reads it). */
 static size_t put(unsigned char *dst, size_t at, const void *src, size_t len)
 {
-    if (at + len <= TLS_SHARED_BYTES)
+    if (len > 0 && at + len <= TLS_SHARED_BYTES) /* no CA file: NULL, 0 */
         memcpy(dst + at, src, len);
     return at + len;
 }
