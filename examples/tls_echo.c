@@ -4,7 +4,9 @@
  * what Python's ssl.SSLContext.wrap_socket() gives a socketserver, with the
  * handshake, certificates and reload done by sockserve.
  *
- *   usage: tls_echo serve ADDRESS CERT KEY   (threads; one echo per line)
+ *   usage: tls_echo serve ADDRESS CERT KEY [CERT KEY]...
+ *              (threads; one echo per line; the pairs after the first are
+ *              served to clients whose SNI their names cover)
  *          tls_echo send ADDRESS CA TEXT     (verifies the server, prints the echo)
  */
 #include <sockserve.h>
@@ -26,15 +28,21 @@ static int handle(ss_request *req)
     return n < 0 ? (int)n : 0;
 }
 
-static int serve(const char *address, const char *cert, const char *key)
+static int serve(const char *address, char **pairs, int npairs)
 {
     ss_error err = {0};
     ss_tls_ctx *tls;
-    ss_tls_opts to = {.cert_file = cert, .key_file = key};
+    ss_tls_opts to = {.cert_file = pairs[0], .key_file = pairs[1]};
     if (ss_tls_ctx_new(&tls, true, &to, &err) < 0) {
         fprintf(stderr, "tls_echo: %s\n", err.msg);
         return 2;
     }
+    for (int i = 1; i < npairs; i++) /* chosen by the client's SNI */
+        if (ss_tls_ctx_add_cert(tls, pairs[2 * i], pairs[2 * i + 1], &err) < 0) {
+            fprintf(stderr, "tls_echo: %s\n", err.msg);
+            ss_tls_ctx_free(tls);
+            return 2;
+        }
     ss_server_opts opts;
     ss_server_opts_init(&opts);
     opts.model = SS_MODEL_THREADING;
@@ -87,10 +95,10 @@ static int send_line(const char *address, const char *ca, const char *text)
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "serve") == 0)
-        return serve(argv[2], argv[3], argv[4]);
+    if (argc >= 5 && argc % 2 == 1 && strcmp(argv[1], "serve") == 0)
+        return serve(argv[2], argv + 3, (argc - 3) / 2);
     if (argc == 5 && strcmp(argv[1], "send") == 0)
         return send_line(argv[2], argv[3], argv[4]);
-    fprintf(stderr, "usage: %s serve ADDRESS CERT KEY | send ADDRESS CA TEXT\n", argv[0]);
+    fprintf(stderr, "usage: %s serve ADDRESS CERT KEY [CERT KEY]... | send ADDRESS CA TEXT\n", argv[0]);
     return 2;
 }

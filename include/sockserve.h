@@ -447,14 +447,30 @@ int ss_tls_ctx_new(ss_tls_ctx **out, bool server, const ss_tls_opts *opts, ss_er
 int ss_tls_ctx_adopt(ss_tls_ctx **out, bool server, void *ssl_ctx, ss_error *err);
 
 /*
- * Re-read the certificate, key and CA files for the connections made from
+ * Re-read every certificate, key and CA file for the connections made from
  * now on; existing connections keep what they started with. On failure the
  * context is unchanged and err->msg names the file. Session tickets issued
  * before stay valid. Under the forking and prefork models, processes forked
- * earlier re-read the files themselves at their next connection (so the
- * files must stay readable after --user). Any thread.
+ * earlier take what this call loaded at their next connection (the bytes
+ * go through a mapping shared across fork; they never read the files, so a
+ * file that went bad after a good reload cannot reach them). Each file is
+ * at most 256 KiB, all of them 1 MiB. Any thread.
  */
 int ss_tls_ctx_reload(ss_tls_ctx *ctx, ss_error *err);
+
+/*
+ * Server: serve another certificate chain and key to clients whose SNI it
+ * covers (the certificate's subjectAltName DNS names, "*.example.org"
+ * wildcards included; its CN when it has none). The certificate of
+ * ss_tls_opts.cert_file stays the default: for a client that sends no
+ * name, or a name no certificate covers. Pairs are tried in the order they
+ * were added; at most 16 in all. The files are read now (errors as
+ * ss_tls_ctx_new's), kept for ss_tls_ctx_reload, and take effect for new
+ * connections, in every process of the server. SS_EUSAGE on a client or
+ * adopted context. Any thread.
+ */
+int ss_tls_ctx_add_cert(ss_tls_ctx *ctx, const char *cert_file, const char *key_file,
+                        ss_error *err);
 
 /* Free the context (NULL is fine). Connections made from it keep working. */
 void ss_tls_ctx_free(ss_tls_ctx *ctx);
@@ -1347,6 +1363,22 @@ bool ss_listener_paused(const ss_listener *l);
  * (closed with the connection), runs on_open. Returns 0 or a code (the fd
  * is closed on failure). `out` may be NULL. Loop thread. */
 int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out);
+
+/*
+ * The same over TLS: the handshake runs on the loop, non-blocking, with
+ * `tls` (a client context: this end connects, sends `server_name` as SNI
+ * and verifies the certificate against it, NULL = no name, the chain only;
+ * a server context: this end accepts), bounded by handshake_timeout
+ * seconds (0 = 10). on_open comes once it is done; on_data sees plaintext,
+ * ss_conn_write encrypts, ss_conn_tls gives the transport. A handshake that
+ * fails or times out calls on_close(c, reason) with no on_open before it
+ * (SS_EAUTH: verification failed; SS_ETLS, SS_ETIMEOUT, SS_ECLOSED or a
+ * negative errno). `tls` must outlive the connection. Takes the fd (closed
+ * on failure too). Returns 0, SS_EUSAGE (no context, not a stream socket)
+ * or a code. Loop thread.
+ */
+int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_tls_ctx *tls,
+                      const char *server_name, double handshake_timeout, ss_conn **out);
 
 /*
  * Queue `len` bytes for the peer (copied). When nothing is queued the bytes

@@ -62,6 +62,7 @@ enum {
     F_SEQPACKET = 1 << 9,    /* keep message boundaries in the queue */
     F_INET = 1 << 10,
     F_HEADER = 1 << 11, /* reading the PROXY header: not opened yet */
+    F_TLS_ADOPTED = 1 << 12, /* ss_loop_adopt_tls: a failed handshake is on_close */
 };
 
 /* A TLS connection's state, allocated only for TLS connections. */
@@ -210,7 +211,7 @@ static void conn_deferred_free(ss__deferred *d)
 {
     ss_conn *c = SS__CONTAINER_OF(d, ss_conn, deferred);
     ss_listener *l = c->listener;
-    if ((c->flags & F_OPENED) && c->h->on_close != NULL)
+    if ((c->flags & (F_OPENED | F_TLS_ADOPTED)) && c->h->on_close != NULL)
         c->h->on_close(c, c->close_reason);
     else if (!(c->flags & F_OPENED) && l != NULL) {
         /* never opened: its header or its TLS handshake failed */
@@ -553,13 +554,14 @@ static void on_handshake_timeout(ss_timer *timer)
     conn_fail(c, SS_ETIMEOUT);
 }
 
-/* Start TLS on an accepted connection of a TLS listener. */
-static int tls_begin(ss_conn *c, ss_listener *l)
+/* Start TLS on a connection: an accepted one of a TLS listener, or one
+ * adopted with ss_loop_adopt_tls (`name`: a client's SNI). */
+static int tls_start(ss_conn *c, ss_tls_ctx *ctx, const char *name, uint64_t ms)
 {
     conn_tls *t = calloc(1, sizeof *t);
     if (t == NULL)
         return -ENOMEM;
-    int rc = ss_tls_transport_new(&t->t, l->tls, c->io.fd, NULL, NULL);
+    int rc = ss_tls_transport_new(&t->t, ctx, c->io.fd, name, NULL);
     if (rc < 0) {
         free(t);
         return rc;
@@ -567,7 +569,12 @@ static int tls_begin(ss_conn *c, ss_listener *l)
     t->handshaking = true;
     c->tls = t;
     ss_timer_init(&t->deadline, on_handshake_timeout, c);
-    return ss_timer_start(c->loop, &t->deadline, l->handshake_ms, 0);
+    return ss_timer_start(c->loop, &t->deadline, ms, 0);
+}
+
+static int tls_begin(ss_conn *c, ss_listener *l)
+{
+    return tls_start(c, l->tls, NULL, l->handshake_ms);
 }
 
 static void header_io(ss_conn *c);
@@ -802,6 +809,42 @@ static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, const 
 int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
 {
     return adopt(loop, fd, h, NULL, out);
+}
+
+int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_tls_ctx *tls,
+                      const char *server_name, double handshake_timeout, ss_conn **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    int type = 0;
+    if (tls == NULL ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(socklen_t){sizeof type}) < 0 ||
+        type != SOCK_STREAM) {
+        close(fd);
+        return SS_EUSAGE;
+    }
+    /* adopt() opens at once; the handshake must come first, so adopt with
+     * a handler-less open and start TLS before the loop sees the fd. */
+    static const struct ss_event_handler none;
+    ss_conn *c;
+    int rc = adopt(loop, fd, &none, NULL, &c);
+    if (rc < 0)
+        return rc;
+    c->h = h;
+    limits_of(h, c);
+    c->flags &= ~F_OPENED;
+    c->flags |= F_TLS_ADOPTED;
+    uint64_t ms = handshake_timeout > 0 ? (uint64_t)(handshake_timeout * 1000.0 + 0.5) : 10000;
+    rc = tls_start(c, tls, server_name, ms);
+    if (rc < 0) {
+        c->flags &= ~F_TLS_ADOPTED; /* nothing reaches the handler: the caller hears rc */
+        conn_finish(c, rc, false);
+        return rc;
+    }
+    if (out != NULL)
+        *out = c;
+    tls_handshake_step(c); /* a client speaks first: its ClientHello goes now */
+    return 0;
 }
 
 int ss__loop_adopt_as(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,

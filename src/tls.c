@@ -14,14 +14,21 @@
  * process and never changes (pthread_once), the one piece of process-wide
  * state here, immutable after it is made.
  *
- * Reload: the current SSL_CTX is swapped under a mutex held only for the
- * swap and for SSL_new (the files are read outside it). Connections keep
- * the SSL_CTX they were made from (OpenSSL counts references). Processes
- * forked before a reload see a generation counter in a shared page change
- * and re-read the files at their next connection: a prefork worker renews
- * its certificate without being restarted.
+ * Reload: the files are read into memory (tls_material.c) and the SSL_CTX
+ * is built from those bytes outside any lock; the swap holds a mutex only
+ * for the swap and for SSL_new. Connections keep the SSL_CTX they were made
+ * from (OpenSSL counts references). The reloading process also publishes
+ * the bytes in a shared mapping made before any fork: a prefork worker
+ * sees the generation change at its next connection and builds from those
+ * bytes, so it serves what the parent last loaded successfully, never a
+ * file that has gone bad since.
+ *
+ * Several certificate/key pairs (ss_tls_ctx_add_cert): the first is the
+ * SSL_CTX's own; a certificate callback picks another whose names cover
+ * the client's SNI.
  */
 #include "internal.h"
+#include "tls_material.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -45,16 +52,17 @@
 #define TICKET_KEYS_LEN 80 /* OpenSSL's name + HMAC + AES keys */
 
 struct ss_tls_ctx {
-    pthread_mutex_t lock; /* guards cur, local_gen, session */
+    pthread_mutex_t lock;        /* guards cur and session (held briefly) */
+    pthread_mutex_t config_lock; /* serialises builds: names, reload, catch-up */
     SSL_CTX *cur;
     bool server;
     bool adopted; /* made by the caller: nothing to reload */
-    char *cert_file, *key_file, *ca_file;
+    tls_names names; /* the files (names.cert[0] is ss_tls_opts.cert_file) */
     ss_tls_opts opts; /* the flags of the options (file names above) */
-    SSL_SESSION *session; /* client: the latest resumable session */
+    SSL_SESSION *session; /* client: a copy of the latest resumable session */
     char session_name[256]; /* the server name it was made for ("" = none) */
-    _Atomic uint64_t *shared_gen; /* a MAP_SHARED page: survives fork */
-    uint64_t local_gen;
+    tls_shared *shared; /* server: what the latest reload loaded, shared across fork */
+    _Atomic uint64_t local_gen; /* the generation of cur in this process */
 };
 
 /* Per-connection state behind ss_transport.impl. */
@@ -156,48 +164,136 @@ static BIO_METHOD *socket_bio_method(void)
 
 /* ---- contexts ---------------------------------------------------------------- */
 
-/* Client: keep the newest session for the next connection (one server per
- * client context is the common case; a session for another name is not
- * offered, see transport_new). */
+/* Client: keep a private copy of the newest session for the next
+ * connections (one server per client context is the common case; a
+ * session for another name is not offered, see offer_session).
+ *
+ * A copy, never the object OpenSSL hands us: that one is the connection's
+ * own s->session, and OpenSSL marks a connection's session not resumable
+ * when the handshake ends with TLS 1.3 ("use a ticket once": the client
+ * cache removes it), on a fatal alert, or when the SSL is freed without
+ * close_notify. Kept shared, one resumed connection of a burst would
+ * poison the session for every connection started after it (the burst
+ * then resumed 1 of 20). The copy belongs to no SSL, so nothing marks it;
+ * each connection offers a copy of its own (offer_session). */
 static int client_new_session(SSL *ssl, SSL_SESSION *sess)
 {
     ss_tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     if (c == NULL || !SSL_SESSION_is_resumable(sess))
         return 0;
+    SSL_SESSION *mine = SSL_SESSION_dup(sess);
+    if (mine == NULL)
+        return 0; /* out of memory: the next connection does a full handshake */
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     pthread_mutex_lock(&c->lock);
     SSL_SESSION *old = c->session;
-    c->session = sess;
+    c->session = mine;
     snprintf(c->session_name, sizeof c->session_name, "%s", name != NULL ? name : "");
     pthread_mutex_unlock(&c->lock);
     SSL_SESSION_free(old);
-    return 1; /* we keep the reference OpenSSL gave us */
+    return 0; /* OpenSSL keeps (and frees) its own reference */
 }
 
-/* OpenSSL says "system lib" for a missing file: say which file and why. */
-static int check_readable(const char *what, const char *path, ss_error *err)
+/* ---- certificate selection by SNI -------------------------------------------- */
+
+/* The pairs of a server context with more than one, owned by its SSL_CTX
+ * (ex_data, freed with it): connections made from an SSL_CTX keep it. */
+typedef struct cert_set {
+    size_t n;
+    tls_pair pair[TLS_MAX_CERTS];
+} cert_set;
+
+static int cert_set_index = -1;
+static pthread_once_t cert_set_once = PTHREAD_ONCE_INIT;
+
+static void cert_set_free(cert_set *s)
 {
-    if (path == NULL)
-        return 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return ss__fail(err, SS_ETLS, "cannot read %s '%s': %s", what, path, strerror(errno));
-    fclose(f);
-    return 0;
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        tls_pair_free(&s->pair[i]);
+    free(s);
 }
 
-/* Build an SSL_CTX from the files named in `c`. */
-static int build(ss_tls_ctx *c, SSL_CTX **out, ss_error *err)
+static void cert_set_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                             void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    cert_set_free(ptr);
+}
+
+static void cert_set_index_make(void)
+{
+    cert_set_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, cert_set_ex_free);
+}
+
+/* After the ClientHello: the first pair whose certificate covers the SNI
+ * (its SAN DNS names, wildcards as a browser matches them); no SNI, or no
+ * match, keeps the first pair, already the SSL_CTX's. */
+static int select_cert(SSL *ssl, void *arg)
+{
+    const cert_set *s = arg;
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (sni == NULL || s == NULL)
+        return 1;
+    size_t len = strlen(sni);
+    if (X509_check_host(s->pair[0].cert, sni, len, 0, NULL) == 1)
+        return 1;
+    for (size_t i = 1; i < s->n; i++)
+        if (X509_check_host(s->pair[i].cert, sni, len, 0, NULL) == 1)
+            return SSL_use_cert_and_key(ssl, s->pair[i].cert, s->pair[i].key, s->pair[i].chain,
+                                        1) == 1;
+    return 1;
+}
+
+/* ---- building and reloading ------------------------------------------------------ */
+
+/* Load the pairs of `m` into `x`: the first is the SSL_CTX's own, and a
+ * server with more selects among them by SNI. */
+static int load_pairs(ss_tls_ctx *c, SSL_CTX *x, const tls_material *m, ss_error *err)
+{
+    char r[256];
+    if (m->ncerts == 0)
+        return 0;
+    cert_set *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return ss__fail(err, -ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < m->ncerts; i++) {
+        const char *cn = i < c->names.ncerts ? c->names.cert[i] : "(shared)";
+        const char *kn = i < c->names.ncerts ? c->names.key[i] : "(shared)";
+        rc = tls_pair_load(&s->pair[i], &m->cert[i], &m->key[i], cn, kn, err);
+        if (rc == 0)
+            s->n = i + 1;
+    }
+    if (rc == 0 && SSL_CTX_use_cert_and_key(x, s->pair[0].cert, s->pair[0].key,
+                                            s->pair[0].chain, 1) != 1)
+        rc = ss__fail(err, SS_ETLS, "cannot use certificate '%s': %s", c->names.cert[0],
+                      ssl_reason(r, sizeof r));
+    if (rc == 0 && c->server && s->n > 1) {
+        pthread_once(&cert_set_once, cert_set_index_make);
+        if (cert_set_index < 0 || SSL_CTX_set_ex_data(x, cert_set_index, s) != 1) {
+            rc = ss__fail(err, SS_ETLS, "cannot keep the certificates: %s",
+                          ssl_reason(r, sizeof r));
+        } else {
+            SSL_CTX_set_cert_cb(x, select_cert, s);
+            s = NULL; /* x owns it now */
+        }
+    }
+    cert_set_free(s); /* one pair: the SSL_CTX holds its own references */
+    return rc;
+}
+
+/* Build an SSL_CTX from the bytes of `m` (the files named in `c`, read by
+ * this process or published by the one that reloaded). */
+static int build(ss_tls_ctx *c, const tls_material *m, SSL_CTX **out, ss_error *err)
 {
     char r[256];
     *out = NULL;
-    int prc = check_readable("certificate", c->cert_file, err);
-    if (prc == 0)
-        prc = check_readable("private key", c->key_file, err);
-    if (prc == 0)
-        prc = check_readable("CA file", c->ca_file, err);
-    if (prc < 0)
-        return prc;
     SSL_CTX *x = SSL_CTX_new(c->server ? TLS_server_method() : TLS_client_method());
     if (x == NULL)
         return ss__fail(err, SS_ETLS, "cannot make a TLS context: %s", ssl_reason(r, sizeof r));
@@ -212,31 +308,15 @@ static int build(ss_tls_ctx *c, SSL_CTX **out, ss_error *err)
     SSL_CTX_set_options(x, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(x, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
-    if (rc == 0 && c->cert_file != NULL) {
-        if (SSL_CTX_use_certificate_chain_file(x, c->cert_file) != 1)
-            rc = ss__fail(err, SS_ETLS, "cannot load certificate '%s': %s", c->cert_file,
-                          ssl_reason(r, sizeof r));
-        else if (SSL_CTX_use_PrivateKey_file(x, c->key_file, SSL_FILETYPE_PEM) != 1)
-            rc = ss__fail(err, SS_ETLS, "cannot load private key '%s': %s", c->key_file,
-                          ssl_reason(r, sizeof r));
-        else if (SSL_CTX_check_private_key(x) != 1)
-            rc = ss__fail(err, SS_ETLS, "private key '%s' does not match certificate '%s'",
-                          c->key_file, c->cert_file);
-        ERR_clear_error();
-    }
-    if (rc == 0 && c->ca_file != NULL &&
-        SSL_CTX_load_verify_locations(x, c->ca_file, NULL) != 1)
-        rc = ss__fail(err, SS_ETLS, "cannot load CA file '%s': %s", c->ca_file,
-                      ssl_reason(r, sizeof r));
+    if (rc == 0)
+        rc = load_pairs(c, x, m, err);
+    if (rc == 0 && c->names.ca != NULL)
+        rc = tls_ca_load(x, &m->ca, c->names.ca, c->server, err);
     if (rc == 0 && c->server) {
         SSL_CTX_set_session_id_context(x, (const unsigned char *)SESSION_ID_CONTEXT,
                                        sizeof SESSION_ID_CONTEXT - 1);
-        if (c->ca_file != NULL) {
-            STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->ca_file);
-            if (names != NULL)
-                SSL_CTX_set_client_CA_list(x, names);
+        if (c->names.ca != NULL)
             SSL_CTX_set_verify(x, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-        }
         /* Stateless tickets only, no server-side cache: a ticket works in
          * every process of a forking or prefork server (they share the
          * keys, made before the fork), a per-process cache would not, and
@@ -249,7 +329,7 @@ static int build(ss_tls_ctx *c, SSL_CTX **out, ss_error *err)
         SSL_CTX_set_max_early_data(x, 0); /* 0-RTT data can be replayed */
     }
     if (rc == 0 && !c->server) {
-        if (c->ca_file == NULL && SSL_CTX_set_default_verify_paths(x) != 1)
+        if (c->names.ca == NULL && SSL_CTX_set_default_verify_paths(x) != 1)
             rc = ss__fail(err, SS_ETLS, "cannot load the system CAs: %s", ssl_reason(r, sizeof r));
         SSL_CTX_set_verify(x, c->opts.insecure_no_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
         if (!c->opts.no_resumption) {
@@ -267,6 +347,17 @@ static int build(ss_tls_ctx *c, SSL_CTX **out, ss_error *err)
     return 0;
 }
 
+/* Read the files now and build from them; `m` keeps the bytes (to publish). */
+static int build_from_files(ss_tls_ctx *c, tls_material *m, SSL_CTX **out, ss_error *err)
+{
+    int rc = tls_material_read(m, &c->names, err);
+    if (rc == 0)
+        rc = build(c, m, out, err);
+    if (rc < 0)
+        tls_material_free(m);
+    return rc;
+}
+
 static char *dup_or_null(const char *s, bool *oom)
 {
     if (s == NULL)
@@ -277,21 +368,23 @@ static char *dup_or_null(const char *s, bool *oom)
     return d;
 }
 
-static int ctx_alloc(ss_tls_ctx **out, bool server, ss_error *err)
+static int ctx_alloc(ss_tls_ctx **out, bool server, bool reloadable, ss_error *err)
 {
     ss_tls_ctx *c = calloc(1, sizeof *c);
     if (c == NULL)
         return ss__fail(err, -ENOMEM, "out of memory");
-    void *page = mmap(NULL, sizeof(_Atomic uint64_t), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (page == MAP_FAILED) {
-        int e = errno;
-        free(c);
-        return ss__fail(err, -e, "cannot map the TLS reload counter: %s", strerror(e));
+    /* Made now, before any fork: the processes of a forking or prefork
+     * server share it with the one that reloads. */
+    if (server && reloadable) {
+        int rc = tls_shared_new(&c->shared, err);
+        if (rc < 0) {
+            free(c);
+            return rc;
+        }
     }
-    c->shared_gen = page;
-    atomic_init(c->shared_gen, 0);
+    atomic_init(&c->local_gen, 0);
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->config_lock, NULL);
     c->server = server;
     *out = c;
     return 0;
@@ -311,20 +404,25 @@ int ss_tls_ctx_new(ss_tls_ctx **out, bool server, const ss_tls_opts *opts, ss_er
     if (socket_bio_method() == NULL)
         return ss__fail(err, SS_ETLS, "cannot make the TLS socket BIO");
     ss_tls_ctx *c;
-    int rc = ctx_alloc(&c, server, err);
+    int rc = ctx_alloc(&c, server, true, err);
     if (rc < 0)
         return rc;
     bool oom = false;
     c->opts = *o;
-    c->cert_file = dup_or_null(o->cert_file, &oom);
-    c->key_file = dup_or_null(o->key_file, &oom);
-    c->ca_file = dup_or_null(o->ca_file, &oom);
+    if (o->cert_file != NULL) {
+        c->names.ncerts = 1;
+        c->names.cert[0] = dup_or_null(o->cert_file, &oom);
+        c->names.key[0] = dup_or_null(o->key_file, &oom);
+    }
+    c->names.ca = dup_or_null(o->ca_file, &oom);
     c->opts.cert_file = c->opts.key_file = c->opts.ca_file = NULL;
-    rc = oom ? ss__fail(err, -ENOMEM, "out of memory") : build(c, &c->cur, err);
+    tls_material m;
+    rc = oom ? ss__fail(err, -ENOMEM, "out of memory") : build_from_files(c, &m, &c->cur, err);
     if (rc < 0) {
         ss_tls_ctx_free(c);
         return rc;
     }
+    tls_material_free(&m); /* generation 0: every process has this one */
     *out = c;
     return 0;
 }
@@ -337,7 +435,7 @@ int ss_tls_ctx_adopt(ss_tls_ctx **out, bool server, void *ssl_ctx, ss_error *err
     if (socket_bio_method() == NULL)
         return ss__fail(err, SS_ETLS, "cannot make the TLS socket BIO");
     ss_tls_ctx *c;
-    int rc = ctx_alloc(&c, server, err);
+    int rc = ctx_alloc(&c, server, false, err);
     if (rc < 0)
         return rc;
     SSL_CTX_up_ref(ssl_ctx);
@@ -370,47 +468,105 @@ static void retire(SSL_CTX *old)
     SSL_CTX_free(old);
 }
 
-int ss_tls_ctx_reload(ss_tls_ctx *ctx, ss_error *err)
+/* Read the files, build, publish the bytes to the processes forked before
+ * (a server), swap. Holding config_lock. On failure nothing changes. */
+static int rebuild_locked(ss_tls_ctx *c, ss_error *err)
 {
-    if (ctx->adopted)
-        return ss__fail(err, SS_EUNSUPPORTED, "an adopted TLS context cannot reload");
+    tls_material m;
     SSL_CTX *x;
-    int rc = build(ctx, &x, err);
+    int rc = build_from_files(c, &m, &x, err);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&ctx->lock);
-    SSL_CTX *old = swap_locked(ctx, x);
-    ctx->local_gen = atomic_fetch_add(ctx->shared_gen, 1) + 1;
-    pthread_mutex_unlock(&ctx->lock);
+    uint64_t gen = 0;
+    if (c->shared != NULL && (rc = tls_shared_publish(c->shared, &m, &gen, err)) < 0) {
+        tls_material_free(&m);
+        SSL_CTX_free(x);
+        return rc;
+    }
+    tls_material_free(&m);
+    pthread_mutex_lock(&c->lock);
+    SSL_CTX *old = swap_locked(c, x);
+    pthread_mutex_unlock(&c->lock);
+    atomic_store(&c->local_gen, gen);
     retire(old);
     return 0;
 }
 
-/* A process forked before the latest reload catches up (see the top). A
- * failure keeps the old certificate; the reloading process reported it. */
+int ss_tls_ctx_reload(ss_tls_ctx *ctx, ss_error *err)
+{
+    if (ctx->adopted)
+        return ss__fail(err, SS_EUNSUPPORTED, "an adopted TLS context cannot reload");
+    pthread_mutex_lock(&ctx->config_lock);
+    int rc = rebuild_locked(ctx, err);
+    pthread_mutex_unlock(&ctx->config_lock);
+    return rc;
+}
+
+int ss_tls_ctx_add_cert(ss_tls_ctx *ctx, const char *cert_file, const char *key_file,
+                        ss_error *err)
+{
+    if (ctx == NULL || !ctx->server || ctx->adopted)
+        return ss__fail(err, SS_EUSAGE, "certificates are added to a server context of its own");
+    if (cert_file == NULL || key_file == NULL)
+        return ss__fail(err, SS_EUSAGE, "a TLS certificate needs its key, and a key its certificate");
+    pthread_mutex_lock(&ctx->config_lock);
+    size_t i = ctx->names.ncerts;
+    int rc = 0;
+    if (i >= TLS_MAX_CERTS)
+        rc = ss__fail(err, SS_EUSAGE, "at most %d certificates in a TLS context", TLS_MAX_CERTS);
+    if (rc == 0) {
+        ctx->names.cert[i] = strdup(cert_file);
+        ctx->names.key[i] = strdup(key_file);
+        ctx->names.ncerts = i + 1;
+        rc = ctx->names.cert[i] == NULL || ctx->names.key[i] == NULL
+                 ? ss__fail(err, -ENOMEM, "out of memory")
+                 : rebuild_locked(ctx, err);
+        if (rc < 0) {
+            free(ctx->names.cert[i]);
+            free(ctx->names.key[i]);
+            ctx->names.cert[i] = ctx->names.key[i] = NULL;
+            ctx->names.ncerts = i;
+        }
+    }
+    pthread_mutex_unlock(&ctx->config_lock);
+    return rc;
+}
+
+/* A process forked before the latest reload (or added certificate) builds
+ * from the bytes the reloading process published, never from the files: it
+ * serves what that process last loaded successfully. A writer caught in the
+ * middle, or a failure here (memory), leaves it as it is until its next
+ * connection. */
 static void catch_up(ss_tls_ctx *c)
 {
-    uint64_t gen = atomic_load(c->shared_gen);
-    pthread_mutex_lock(&c->lock);
-    bool behind = gen != c->local_gen;
-    c->local_gen = gen;
-    pthread_mutex_unlock(&c->lock);
-    if (!behind)
+    if (c->shared == NULL)
         return;
-    SSL_CTX *x;
-    if (build(c, &x, NULL) < 0)
-        return;
-    pthread_mutex_lock(&c->lock);
-    SSL_CTX *old = swap_locked(c, x);
-    pthread_mutex_unlock(&c->lock);
-    retire(old);
+    uint64_t gen = tls_shared_generation(c->shared);
+    if (gen == atomic_load(&c->local_gen))
+        return; /* the common case: one atomic load */
+    pthread_mutex_lock(&c->config_lock);
+    tls_material m;
+    SSL_CTX *x = NULL;
+    if (gen != atomic_load(&c->local_gen) && tls_shared_fetch(c->shared, &m, &gen) == 0) {
+        if (build(c, &m, &x, NULL) == 0) {
+            pthread_mutex_lock(&c->lock);
+            SSL_CTX *old = swap_locked(c, x);
+            pthread_mutex_unlock(&c->lock);
+            atomic_store(&c->local_gen, gen);
+            retire(old);
+        }
+        tls_material_free(&m);
+    }
+    pthread_mutex_unlock(&c->config_lock);
 }
 
 void ss__tls_ctx_after_fork(ss_tls_ctx *ctx)
 {
-    /* Another thread of the parent may have held the lock at fork(). */
-    if (ctx != NULL)
+    /* Another thread of the parent may have held a lock at fork(). */
+    if (ctx != NULL) {
         pthread_mutex_init(&ctx->lock, NULL);
+        pthread_mutex_init(&ctx->config_lock, NULL);
+    }
 }
 
 void ss_tls_ctx_free(ss_tls_ctx *ctx)
@@ -422,11 +578,14 @@ void ss_tls_ctx_free(ss_tls_ctx *ctx)
     else
         retire(ctx->cur);
     SSL_SESSION_free(ctx->session);
-    munmap(ctx->shared_gen, sizeof(_Atomic uint64_t));
+    tls_shared_free(ctx->shared);
     pthread_mutex_destroy(&ctx->lock);
-    free(ctx->cert_file);
-    free(ctx->key_file);
-    free(ctx->ca_file);
+    pthread_mutex_destroy(&ctx->config_lock);
+    for (size_t i = 0; i < ctx->names.ncerts; i++) {
+        free(ctx->names.cert[i]);
+        free(ctx->names.key[i]);
+    }
+    free(ctx->names.ca);
     free(ctx);
 }
 
@@ -585,15 +744,26 @@ static int set_peer_name(SSL *ssl, const char *name, ss_error *err)
     return 0;
 }
 
-/* Client: offer the context's latest session if it was made for this name
- * (an IP literal is sent as no name). */
+/* Client: offer a copy of the context's latest session if it was made for
+ * this name (an IP literal is sent as no name). The copy is the
+ * connection's to spoil (see client_new_session); the server accepts one
+ * stateless ticket any number of times (no 0-RTT, so no anti-replay). */
 static void offer_session(ss_tls_ctx *c, SSL *ssl, const char *name)
 {
     const char *sni = name != NULL && !is_ip_literal(name) ? name : "";
+    SSL_SESSION *latest = NULL;
     pthread_mutex_lock(&c->lock);
-    if (c->session != NULL && strcmp(c->session_name, sni) == 0)
-        SSL_set_session(ssl, c->session);
+    if (c->session != NULL && strcmp(c->session_name, sni) == 0 && SSL_SESSION_up_ref(c->session))
+        latest = c->session;
     pthread_mutex_unlock(&c->lock);
+    if (latest == NULL)
+        return;
+    SSL_SESSION *copy = SSL_SESSION_dup(latest);
+    SSL_SESSION_free(latest);
+    if (copy != NULL) {
+        SSL_set_session(ssl, copy); /* takes its own reference */
+        SSL_SESSION_free(copy);
+    }
 }
 
 int ss_tls_transport_new(ss_transport *t, ss_tls_ctx *ctx, int fd, const char *server_name,

@@ -170,6 +170,35 @@ class TestTlsExample(TlsCase):
         self.assertIn(b"certificate verify failed", r.stderr)
 
 
+class TestTlsSni(TlsCase):
+    def test_sni_chooses_the_certificate(self):
+        # ss_tls_ctx_add_cert through the example: the default, one name,
+        # and a wildcard pair; Python's ssl sends each server_hostname.
+        d = self.dir
+        make_cert(d, "sni-a", "ca", "a.test", san="DNS:a.test")
+        make_cert(d, "sni-b", "ca", "b.test", san="DNS:b.test,DNS:*.b.test")
+        exe = os.path.join(sstest.BUILD_DIR, "examples", "tls_echo")
+        p = self.start([exe, "serve", "tcp://127.0.0.1:0", self.path("server.pem"),
+                        self.path("server.key"), self.path("sni-a.pem"), self.path("sni-a.key"),
+                        self.path("sni-b.pem"), self.path("sni-b.key")])
+        out = p.wait_out(b"...\n")
+        addr = out.split(b"server is running on ")[1].split(b"...")[0].decode()
+        ctx = self.client_ctx()
+        ctx.check_hostname = False  # the default certificate does not cover every name
+        for name, want in (("a.test", "a.test"), ("b.test", "b.test"),
+                           ("www.b.test", "b.test"), ("localhost", "localhost"),
+                           ("nobody.test", "localhost")):
+            with self.subTest(name=name):
+                got, info = self.tls_echo(addr, ctx, server_hostname=name)
+                self.assertEqual(got, b"hello over tls\n")
+                self.assertEqual(dict(x[0] for x in info["peer"]["subject"])["commonName"], want)
+        # verified by name: the certificate it got covers the name it asked for
+        strict = self.client_ctx()
+        _, info = self.tls_echo(addr, strict, server_hostname="www.b.test")
+        self.assertEqual(dict(x[0] for x in info["peer"]["subject"])["commonName"], "b.test")
+        p.kill()
+
+
 class TestTlsExec(TlsCase):
     def test_exec_relays_tls_to_the_program(self):
         # cat answers at once; tr buffers until its end of file, which the
@@ -199,13 +228,11 @@ class TestTlsBench(TlsCase):
                     self.assertTrue(out["tls"])
                     self.assertEqual(out["errors"], 0)
                     self.assertGreater(out["messages"], 0)
-                    if resumed:
-                        # Known gap: in a burst some connections sometimes get
-                        # a full handshake instead of resuming (seen 1 of 20
-                        # resumed under load); not understood yet (the note).
-                        self.assertGreaterEqual(out["resumed"], 1)
-                    else:
-                        self.assertEqual(out["resumed"], 0)
+                    # --resume: the whole burst offers the one ticket the
+                    # first connection got, and every connection resumes
+                    # (each offers its own copy: OpenSSL spoils the session
+                    # of a finished TLS 1.3 handshake; unit.tls)
+                    self.assertEqual(out["resumed"], resumed)
                 r = self.run_cli("bench", "--ca", self.path("otherca.pem"), "--conns", "2",
                                  "--duration", "0.5", addr)
                 self.assertEqual(r.returncode, 1)
@@ -352,6 +379,47 @@ class TestTlsReload(TlsCase):
                     self.assertEqual(
                         dict(x[0] for x in info["peer"]["subject"])["commonName"], "renewed")
                 p.kill()
+
+    @unittest.skipIf(sstest.SANITIZED, "prefork with several workers under ASan: libasan's "
+                     "fork deadlock (see test_client_certificates_required_and_checked)")
+    def test_prefork_every_worker_serves_the_last_good_reload(self):
+        # A good reload no worker sees (no connection), then a bad file and
+        # a second SIGHUP: every worker must serve the reloaded certificate,
+        # not re-read the bad file and keep the one from start. Connections
+        # held open at once land on distinct workers (each serves one at a
+        # time), so all three workers answer.
+        live = os.path.join(self.dir, "live-prefork3")
+        os.makedirs(live, exist_ok=True)
+        cert, key = os.path.join(live, "c.pem"), os.path.join(live, "c.key")
+        shutil.copy(self.path("server.pem"), cert)
+        shutil.copy(self.path("server.key"), key)
+        p, addr = self.server("echo", "--cert", cert, "--cert-key", key, "--model", "prefork",
+                              "--workers", "3", "-v", "tcp://127.0.0.1:0")
+        shutil.copy(self.path("server2.pem"), cert)
+        shutil.copy(self.path("server2.key"), key)
+        p.signal(signal.SIGHUP)
+        p.wait_stderr(r"SIGHUP: certificate re-read")
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+        p.signal(signal.SIGHUP)
+        p.wait_stderr(r"SIGHUP: cannot load certificate .*keeping the old certificate")
+        host, port = sstest.split_inet(addr)
+        ctx = self.client_ctx()
+        for _ in range(3):
+            held = []
+            try:
+                for _ in range(3):
+                    raw = socket.create_connection((host, port), timeout=5 * SLOW)
+                    t = ctx.wrap_socket(raw, server_hostname="localhost")
+                    held.append(t)
+                    t.sendall(b"ping\n")
+                    self.assertEqual(t.recv(16), b"ping\n")
+                    cn = dict(x[0] for x in t.getpeercert()["subject"])["commonName"]
+                    self.assertEqual(cn, "renewed", "connection %d of 3 held open" % len(held))
+            finally:
+                for t in held:
+                    t.close()
+        p.kill()
 
     def test_bad_files_at_start_are_usage_errors(self):
         cases = [
