@@ -128,6 +128,13 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
         c->workers_given = true;
         return CLI_FLAG_TAKEN;
     }
+    if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--backend", &v)) != CLI_FLAG_NOT_MINE) {
+        if (rc == CLI_FLAG_BAD)
+            return rc;
+        if (ss_backend_parse(v, &c->opts.backend) != 0)
+            return bad_value(c, "--backend", v, "expected epoll, io_uring or auto");
+        return CLI_FLAG_TAKEN;
+    }
     if ((rc = cli_flag_value(c->cmd, argc, argv, i, "--max-conns", &v)) != CLI_FLAG_NOT_MINE) {
         if (rc == CLI_FLAG_BAD)
             return rc;
