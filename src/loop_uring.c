@@ -24,6 +24,8 @@
  */
 #include "loop_backend.h"
 
+#ifdef SS_HAVE_URING
+
 #include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
@@ -332,3 +334,20 @@ const ss__backend_ops ss__backend_uring = {
     .flush = uring_flush,
     .poll = uring_wait,
 };
+
+#else /* built without liburing: the backend is refused, auto takes epoll */
+
+#include <errno.h>
+
+static int uring_open(ss_loop *loop, ss_error *err)
+{
+    (void)loop;
+    return ss__fail(err, -ENOSYS, "this build has no io_uring backend (liburing was not found)");
+}
+
+const ss__backend_ops ss__backend_uring = {
+    .kind = SS_BACKEND_IO_URING,
+    .open = uring_open,
+};
+
+#endif
