@@ -42,8 +42,10 @@ def peers(sockserve):
     o = lambda name: os.path.join(OUT, name)  # noqa: E731
     p = lambda name: os.path.join(HERE, "peers", name)  # noqa: E731
     return [
-        ("sockserve-event", [sockserve, "echo", "-q", "--model", "event",
-                             "tcp://127.0.0.1:0"], {}),
+        ("sockserve-event", [sockserve, "echo", "-q", "--model", "event", "--backend",
+                             "epoll", "tcp://127.0.0.1:0"], {}),
+        ("sockserve-uring", [sockserve, "echo", "-q", "--model", "event", "--backend",
+                             "io_uring", "tcp://127.0.0.1:0"], {}),
         ("sockserve-threading", [sockserve, "echo", "-q", "--model", "threading",
                                  "tcp://127.0.0.1:0"], {}),
         ("epoll", [o("epoll_echo")], {}),
@@ -409,6 +411,7 @@ def write_markdown(args, names, scenarios, samples, idle, sockperf, skipped, pat
 # gnuplot point types: 4/5 squares, 6/7 circles, 8/9 triangles, 12/13 diamonds).
 SERIES_STYLE = {
     "sockserve-event": ("#d62728", 7), "sockserve-threading": ("#ff9896", 6),
+    "sockserve-uring": ("#ff7f0e", 3),
     "epoll": ("#1f77b4", 5), "io_uring": ("#17becf", 13),
     "libuv": ("#2ca02c", 9), "libuv-tuned": ("#98df8a", 8),
     "libevent": ("#9467bd", 11), "libevent-tuned": ("#c5b0d5", 10),

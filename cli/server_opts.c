@@ -157,6 +157,13 @@ static int add_rule(const cli_optarg *a)
     return CLI_OK;
 }
 
+static int set_backend(const cli_optarg *a)
+{
+    if (ss_backend_parse(a->value, &server_of(a)->opts.backend) != 0)
+        return cli_bad_value(a, "expected epoll, io_uring or auto");
+    return CLI_OK;
+}
+
 static int set_user(const cli_optarg *a)
 {
     if (getpwnam(a->value) == NULL)
@@ -170,6 +177,7 @@ static int set_user(const cli_optarg *a)
 const cli_opt cli_server_options[] = {
     {"model", 0, CLI_VALUE, set_model, 0},
     {"workers", 0, CLI_VALUE, set_workers, 0},
+    {"backend", 0, CLI_VALUE, set_backend, 0},
     {"max-conns", 0, CLI_VALUE, set_count, SERVER_OPT(max_conns)},
     {"idle-timeout", 0, CLI_VALUE, set_seconds, SERVER_OPT(idle_timeout)},
     {"drain-timeout", 0, CLI_VALUE, set_seconds, SERVER_OPT(drain_timeout)},

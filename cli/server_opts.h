@@ -100,6 +100,8 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
     "                       (default serial)\n" \
     "  --workers N          pool threads / prefork processes / forking: most children\n" \
     "                       at once (N >= 1; default: the model's own)\n" \
+    "  --backend B          event loops on epoll, io_uring or auto (default auto:\n" \
+    "                       io_uring when the kernel allows it, else epoll)\n" \
     "  --max-conns N        stream connections served at once (N >= 1; default: no limit)\n" \
     "  --idle-timeout SEC   close a connection silent for SEC seconds (default 0: never)\n" \
     "  --drain-timeout SEC  on SIGINT/SIGTERM, let requests finish for up to SEC (default 5)\n" \

@@ -58,6 +58,9 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME libsockserve-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
     "libsockserve0 (= ${PROJECT_VERSION}), libssl-dev")
+if(SS_HAVE_URING) # the static library and sockserve.pc need it
+  string(APPEND CPACK_DEBIAN_DEV_PACKAGE_DEPENDS ", liburing-dev")
+endif()
 set(CPACK_COMPONENT_DEV_DESCRIPTION
 "socketserver-style servers in C (development files)
 libsockserve gives C programs Python's socket and socketserver model. This

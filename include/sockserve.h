@@ -728,6 +728,19 @@ typedef enum ss_model {
 const char *ss_model_name(ss_model m);
 int ss_model_parse(const char *name, ss_model *out);
 
+/* The kernel interface under an event loop (docs/backends.md). AUTO takes
+ * io_uring when the kernel (and any seccomp or container policy) allows it,
+ * else epoll; the environment variable SS_BACKEND=epoll|io_uring overrides
+ * AUTO only (as libuv's UV_USE_IO_URING does). */
+typedef enum ss_backend {
+    SS_BACKEND_AUTO = 0,
+    SS_BACKEND_EPOLL,
+    SS_BACKEND_IO_URING
+} ss_backend;
+/* "auto", "epoll", "io_uring"; parse returns 0 or SS_EUSAGE. */
+const char *ss_backend_name(ss_backend b);
+int ss_backend_parse(const char *name, ss_backend *out);
+
 typedef enum ss_log_level {
     SS_LOG_ERROR = 0,
     SS_LOG_WARN,
@@ -941,6 +954,9 @@ typedef struct ss_server_opts {
     /* SS_MODEL_EVENT with the callback API; NULL = run `handler` on the
        loop (see "loop"). */
     const struct ss_event_handler *event;
+    /* SS_MODEL_EVENT: the loops' kernel interface (SS_BACKEND_AUTO; a
+       fallback from io_uring to epoll is logged once, at WARN). */
+    ss_backend backend;
 
     void *user; /* anything: ss_server_user() */
 } ss_server_opts;
@@ -1188,7 +1204,8 @@ int ss_notify(const char *state, ss_error *err);
  * ======================================================================== */
 
 /*
- * One ss_loop is one epoll instance driven by one thread: every callback of a
+ * One ss_loop is one epoll instance or one io_uring (ss_backend) driven by
+ * one thread: every callback of a
  * loop (timers, connections, datagrams, posted work) runs on the thread that
  * called ss_loop_run(). Only ss_loop_stop(), ss_loop_wakeup() and
  * ss_loop_post() may be called from other threads.
@@ -1208,8 +1225,14 @@ typedef struct ss_dgram ss_dgram;
 typedef struct ss_listener ss_listener;
 typedef struct ss_timer ss_timer;
 
-/* Make a loop (epoll + eventfd). Returns 0 or a code; *out NULL on error. */
+/* Make a loop (SS_BACKEND_AUTO, + an eventfd). Returns 0 or a code; *out
+ * NULL on error. */
 int ss_loop_new(ss_loop **out, ss_error *err);
+/* The same on a chosen backend. SS_BACKEND_IO_URING fails (the kernel's
+ * reason in err) where io_uring is refused; AUTO then falls back to epoll. */
+int ss_loop_new_backend(ss_loop **out, ss_backend backend, ss_error *err);
+/* The backend the loop runs on: SS_BACKEND_EPOLL or SS_BACKEND_IO_URING. */
+ss_backend ss_loop_backend(const ss_loop *loop);
 /* Close every connection, listener and datagram socket still on the loop
  * (their on_close runs), then free it. Not while it runs. NULL is fine. */
 void ss_loop_free(ss_loop *loop);

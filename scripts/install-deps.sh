@@ -5,7 +5,7 @@
 set -eu
 PACKAGES="cmake make gcc clang pkg-config libssl-dev openssl libcmocka-dev
 libedit-dev python3 netcat-openbsd socat procps psmisc haproxy systemd
-binutils file dpkg-dev man-db groff-base mandoc"
+binutils file dpkg-dev man-db groff-base mandoc liburing-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -248,11 +248,9 @@ static void conn_finish(ss_conn *c, int reason, bool reset)
             (void)c->tls->t.ops->shutdown_write(&c->tls->t);
         ss_tls_transport_release(&c->tls->t); /* frees the SSL; the fd is ours */
     }
-    /* close() drops the epoll registration; events already fetched for this
-     * connection in the current batch are skipped because events == 0. */
-    close(c->io.fd);
-    c->io.events = 0;
-    c->io.fd = -1;
+    /* events already fetched for this connection in the current batch are
+     * skipped: its io is unregistered */
+    ss__io_close(c->loop, &c->io);
     queue_free(c);
     ss__link_remove(&c->link);
     ss__link_remove(&c->idle);
@@ -870,9 +868,10 @@ static void listener_resume(ss_listener *l)
 void ss__listener_hold(ss_listener *l, bool hold)
 {
     l->held = hold;
-    if (hold)
+    if (hold) {
         listener_pause(l);
-    else
+        ss__loop_flush(l->loop); /* the caller may close it now */
+    } else
         listener_resume(l);
 }
 
@@ -1136,6 +1135,7 @@ void ss_listener_close(ss_listener *l)
         return;
     l->closed = true;
     listener_pause(l);
+    ss__loop_flush(l->loop); /* the descriptor is the caller's again */
     ss_timer_stop(&l->retry_timer);
     ss__link_remove(&l->link);
     if (l->pick != NULL) {

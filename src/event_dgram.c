@@ -184,6 +184,7 @@ void ss_dgram_close(ss_dgram *d)
     if (d->nout > 0)
         flush_replies(d);
     (void)ss__io_set(d->loop, &d->io, 0);
+    ss__loop_flush(d->loop); /* the descriptor is the caller's again */
     d->io.fd = -1;
     ss__link_remove(&d->link);
     /* Freed at the end of the turn: an event of this batch may name it. */
@@ -209,8 +210,11 @@ void ss__dgram_share(ss_dgram *d)
 
 void ss__dgram_hold(ss_dgram *d, bool hold)
 {
-    if (d->io.fd >= 0)
-        (void)ss__io_set(d->loop, &d->io, hold ? 0 : EPOLLIN | d->want_extra);
+    if (d->io.fd < 0)
+        return;
+    (void)ss__io_set(d->loop, &d->io, hold ? 0 : EPOLLIN | d->want_extra);
+    if (hold)
+        ss__loop_flush(d->loop); /* the caller may close it now */
 }
 
 void *ss_dgram_handler_data(const ss_dgram *d)

@@ -196,7 +196,9 @@ int ss__engine_start(ss__engine **out, const ss__engine_opts *o, ss_error *err)
         w->e = e;
         w->index = i;
         atomic_init(&w->load, 0);
-        rc = ss_loop_new(&w->loop, err);
+        /* the first loop decides auto; the others take what it got */
+        ss_backend b = i == 0 ? o->backend : ss_loop_backend(e->w[0].loop);
+        rc = ss_loop_new_backend(&w->loop, b, err);
         if (rc == 0) {
             ss_loop_set_user(w->loop, w);
             rc = register_socket(e, w, err);
@@ -350,6 +352,14 @@ size_t ss__engine_conns(const ss__engine *e)
 int ss__engine_workers(const ss__engine *e)
 {
     return e->n;
+}
+ss_backend ss__engine_backend(const ss__engine *e)
+{
+    return ss_loop_backend(e->w[0].loop);
+}
+const char *ss__engine_fallback(const ss__engine *e)
+{
+    return ss__loop_fallback(e->w[0].loop);
 }
 void *ss__engine_user_of(ss_loop *loop)
 {

@@ -34,6 +34,7 @@ typedef struct ss__engine_opts {
        to give each loop its own state. May be NULL. */
     void (*loop_init)(ss_loop *loop, int index, void *arg);
     void *loop_arg;
+    ss_backend backend; /* every loop's (auto: decided once, for all) */
     bool held;  /* start without accepting: ss__engine_start_accepting() */
     void *user; /* anything: ss__engine_user_of() */
 } ss__engine_opts;
@@ -58,6 +59,9 @@ void ss__engine_free(ss__engine *e);
 /* Connections open across all loops (any thread). */
 size_t ss__engine_conns(const ss__engine *e);
 int ss__engine_workers(const ss__engine *e);
+/* The loops' backend, and why auto fell back to epoll (NULL: it did not). */
+ss_backend ss__engine_backend(const ss__engine *e);
+const char *ss__engine_fallback(const ss__engine *e);
 /* opts.user of the engine running `loop` (from any of its callbacks). */
 void *ss__engine_user_of(ss_loop *loop);
 ss_loop *ss__engine_loop(ss__engine *e, int index);

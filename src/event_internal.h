@@ -10,19 +10,26 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* A descriptor watched by a loop; epoll's data.ptr points at it. */
+/* A descriptor watched by a loop (epoll's data.ptr points at it). */
 typedef struct ss__io ss__io;
 typedef void (*ss__io_cb)(ss_loop *loop, ss__io *io, uint32_t events);
 struct ss__io {
     int fd;
-    uint32_t events; /* what epoll has now; 0 = not registered */
+    uint32_t events; /* the interest registered now; 0 = not registered */
     ss__io_cb cb;
+    void *be; /* the backend's: io_uring's in-flight poll */
 };
 
 /* Register / change / remove interest. `events` 0 removes. Returns 0 or a
  * negative errno. EPOLLEXCLUSIVE cannot be modified, only removed and added:
  * callers of exclusive watches pass 0 first. */
 int ss__io_set(ss_loop *loop, ss__io *io, uint32_t events);
+/* Unregister and close the descriptor (events 0, fd -1 after). */
+void ss__io_close(ss_loop *loop, ss__io *io);
+/* Make removals queued so far take effect now: after it, the loop's kernel
+ * interface holds no reference to a descriptor removed before (its owner
+ * may close it and the socket really goes). */
+void ss__loop_flush(ss_loop *loop);
 
 /* Something that must be freed at the end of the turn (a closed
  * connection's memory may still be named by events of the current batch). */
@@ -73,8 +80,13 @@ static inline bool ss__link_empty(const ss__link *head)
  * connection holds no read memory. */
 #define SS__LOOP_READ_BUFFER (64 * 1024)
 
+struct ss__backend_ops;
 struct ss_loop {
-    int epfd;
+    const struct ss__backend_ops *ops; /* loop_backend.h */
+    void *be;                          /* the backend's state */
+    char fallback[160]; /* auto chose epoll: why io_uring was refused */
+    pthread_t runner;   /* the thread of the last turn (valid if ran) */
+    bool ran;
     ss__io wake; /* eventfd: stop, wakeup, posts */
     int64_t now;
     atomic_bool stop;
@@ -126,6 +138,9 @@ void ss__dgram_share(ss_dgram *d);
  * it read) instead of getpeername()'s. Loop thread. */
 int ss__loop_adopt_as(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
                       ss_conn **out);
+
+/* Why auto fell back to epoll (io_uring refused), or NULL. */
+const char *ss__loop_fallback(const ss_loop *loop);
 
 /* Close every connection / listener / dgram of a loop (ss_loop_free). */
 void ss__conns_close_all(ss_loop *loop, int reason);

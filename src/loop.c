@@ -1,27 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * loop.c — the event loop: one epoll instance, a timer heap, an eventfd for
- * wake-ups from other threads and signal handlers, and a queue of posted
- * work. Connections, listeners and datagram sockets live in event_conn.c and
- * event_dgram.c and reach the loop only through ss__io_set().
+ * loop.c — the event loop, backend-neutral: a timer heap, an eventfd for
+ * wake-ups from other threads and signal handlers, a queue of posted work,
+ * and the turn. The kernel interface is a backend (loop_backend.h: epoll in
+ * loop_epoll.c, io_uring in loop_uring.c). Connections, listeners and
+ * datagram sockets live in event_conn.c and event_dgram.c and reach the loop
+ * only through ss__io_set() / ss__io_close().
  *
- * A turn: run due timers, wait in epoll_wait (no longer than the next timer),
- * dispatch the ready descriptors, then free what was closed during the turn
- * (so events later in the same batch never name freed memory).
+ * A turn: run due timers, wait in the backend (no longer than the next
+ * timer), dispatch the ready descriptors, then free what was closed during
+ * the turn (so events later in the same batch never name freed memory).
  *
  * Descriptors are level-triggered: for ping-pong traffic one read per wake-up
  * is enough, where edge-triggered would need a second read to see EAGAIN.
  */
-#include "event_internal.h"
+#include "loop_backend.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#define MAX_EVENTS 256
 
 struct ss__post {
     struct ss__post *next;
@@ -141,7 +142,7 @@ static void run_timers(ss_loop *loop)
     }
 }
 
-/* Milliseconds epoll may sleep: until the next timer, at most `cap`. */
+/* Milliseconds the backend may sleep: until the next timer, at most `cap`. */
 static int wait_budget(ss_loop *loop, int cap)
 {
     /* Posted work needs no check here: posting writes the eventfd. */
@@ -231,12 +232,27 @@ int ss__io_set(ss_loop *loop, ss__io *io, uint32_t events)
 {
     if (events == io->events)
         return 0;
-    int op = io->events == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-    struct epoll_event ev = {.events = events, .data.ptr = io};
-    if (epoll_ctl(loop->epfd, op, io->fd, &ev) < 0)
-        return -errno;
-    io->events = events;
-    return 0;
+    return loop->ops->io_set(loop, io, events);
+}
+
+void ss__io_close(ss_loop *loop, ss__io *io)
+{
+    if (io->fd < 0)
+        return;
+    loop->ops->io_forget(loop, io);
+    io->events = 0;
+    close(io->fd);
+    io->fd = -1;
+}
+
+void ss__loop_flush(ss_loop *loop)
+{
+    /* Only the loop's own thread talks to the kernel interface: before the
+     * first turn nothing was handed over yet, and after the last (the loop
+     * being freed) closing the interface drops everything anyway. A ring
+     * submitted to from another thread would tie that thread to it. */
+    if (loop->ran && pthread_equal(loop->runner, pthread_self()))
+        loop->ops->flush(loop);
 }
 
 void ss__loop_defer(ss_loop *loop, ss__deferred *d)
@@ -262,25 +278,84 @@ void ss__loop_run_deferred(ss_loop *loop)
 
 /* ---- the loop ------------------------------------------------------------ */
 
+const char *ss_backend_name(ss_backend b)
+{
+    switch (b) {
+    case SS_BACKEND_AUTO:
+        return "auto";
+    case SS_BACKEND_EPOLL:
+        return "epoll";
+    case SS_BACKEND_IO_URING:
+        return "io_uring";
+    }
+    return "?";
+}
+
+int ss_backend_parse(const char *name, ss_backend *out)
+{
+    static const ss_backend all[] = {SS_BACKEND_AUTO, SS_BACKEND_EPOLL, SS_BACKEND_IO_URING};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, ss_backend_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    return SS_EUSAGE;
+}
+
+/* AUTO, as the environment may narrow it (tests run every suite on both). */
+static ss_backend auto_choice(void)
+{
+    const char *env = getenv("SS_BACKEND");
+    ss_backend b;
+    if (env != NULL && ss_backend_parse(env, &b) == 0)
+        return b;
+    return SS_BACKEND_AUTO;
+}
+
+static int open_backend(ss_loop *loop, ss_backend want, ss_error *err)
+{
+    if (want == SS_BACKEND_AUTO)
+        want = auto_choice();
+    if (want == SS_BACKEND_EPOLL) {
+        loop->ops = &ss__backend_epoll;
+        return loop->ops->open(loop, err);
+    }
+    loop->ops = &ss__backend_uring;
+    ss_error why = {0};
+    int rc = loop->ops->open(loop, &why);
+    if (rc == 0)
+        return 0;
+    if (want == SS_BACKEND_IO_URING)
+        return ss__fail(err, rc, "cannot use the io_uring backend: %s",
+                        why.msg[0] ? why.msg : ss_strerror(rc));
+    /* auto: the kernel (or a seccomp/container policy) refused io_uring */
+    snprintf(loop->fallback, sizeof loop->fallback, "%.150s", why.msg[0] ? why.msg : ss_strerror(rc));
+    loop->ops = &ss__backend_epoll;
+    return loop->ops->open(loop, err);
+}
+
 int ss_loop_new(ss_loop **out, ss_error *err)
+{
+    return ss_loop_new_backend(out, SS_BACKEND_AUTO, err);
+}
+
+int ss_loop_new_backend(ss_loop **out, ss_backend backend, ss_error *err)
 {
     *out = NULL;
     ss_loop *loop = calloc(1, sizeof *loop);
     if (loop == NULL)
         return ss__fail(err, -ENOMEM, "cannot make an event loop: out of memory");
-    loop->epfd = -1;
     loop->wake.fd = -1;
     loop->rbuf = malloc(SS__LOOP_READ_BUFFER);
     if (loop->rbuf == NULL) {
         free(loop);
         return ss__fail(err, -ENOMEM, "cannot make an event loop: out of memory");
     }
-    int rc;
-    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (loop->epfd < 0) {
-        rc = -errno;
-        ss__fail(err, rc, "cannot make an event loop: epoll_create1: %s", ss_strerror(rc));
-        goto fail;
+    int rc = open_backend(loop, backend, err);
+    if (rc < 0) {
+        free(loop->rbuf);
+        free(loop);
+        return rc;
     }
     loop->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (loop->wake.fd < 0) {
@@ -291,7 +366,7 @@ int ss_loop_new(ss_loop **out, ss_error *err)
     loop->wake.cb = on_wake;
     rc = ss__io_set(loop, &loop->wake, EPOLLIN);
     if (rc < 0) {
-        ss__fail(err, rc, "cannot make an event loop: epoll_ctl: %s", ss_strerror(rc));
+        ss__fail(err, rc, "cannot make an event loop: watching its eventfd: %s", ss_strerror(rc));
         goto fail;
     }
     pthread_mutex_init(&loop->post_lock, NULL);
@@ -306,12 +381,21 @@ int ss_loop_new(ss_loop **out, ss_error *err)
     return 0;
 fail:
     if (loop->wake.fd >= 0)
-        close(loop->wake.fd);
-    if (loop->epfd >= 0)
-        close(loop->epfd);
+        ss__io_close(loop, &loop->wake);
+    loop->ops->close(loop);
     free(loop->rbuf);
     free(loop);
     return rc;
+}
+
+ss_backend ss_loop_backend(const ss_loop *loop)
+{
+    return loop->ops->kind;
+}
+
+const char *ss__loop_fallback(const ss_loop *loop)
+{
+    return loop->fallback[0] ? loop->fallback : NULL;
 }
 
 void ss_loop_free(ss_loop *loop)
@@ -331,28 +415,28 @@ void ss_loop_free(ss_loop *loop)
         loop->heap[i]->slot = SIZE_MAX;
     free(loop->heap);
     pthread_mutex_destroy(&loop->post_lock);
-    close(loop->wake.fd);
-    close(loop->epfd);
+    ss__io_close(loop, &loop->wake);
+    loop->ops->close(loop);
     free(loop->rbuf);
     free(loop);
 }
 
 int ss_loop_run_once(ss_loop *loop, int timeout_ms)
 {
-    struct epoll_event events[MAX_EVENTS];
+    if (!loop->ran && loop->ops->start != NULL) {
+        int rc = loop->ops->start(loop);
+        if (rc < 0)
+            return rc;
+    }
+    loop->runner = pthread_self();
+    loop->ran = true;
     loop->now = ss__now_ms();
     run_timers(loop);
     run_posts(loop);
     ss__loop_run_deferred(loop);
-    int n = epoll_wait(loop->epfd, events, MAX_EVENTS, wait_budget(loop, timeout_ms));
-    if (n < 0 && errno != EINTR)
-        return -errno;
-    loop->now = ss__now_ms();
-    for (int i = 0; i < n; i++) {
-        ss__io *io = events[i].data.ptr;
-        if (io->events != 0) /* not removed earlier in this batch */
-            io->cb(loop, io, events[i].events);
-    }
+    int rc = loop->ops->poll(loop, wait_budget(loop, timeout_ms));
+    if (rc < 0)
+        return rc;
     run_posts(loop);
     ss__loop_run_deferred(loop);
     run_timers(loop);

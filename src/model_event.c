@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * model_event.c — SS_MODEL_EVENT: the server core's socket served by the
- * event engine (event_engine.c): `workers` epoll loops on their own threads.
+ * event engine (event_engine.c): `workers` loops (epoll or io_uring,
+ * opts.backend) on their own threads.
  *
  * Stream servers run the callbacks of opts.event. Datagram servers run
  * opts.event->on_packet, or without opts.event the blocking handler, one
@@ -218,10 +219,15 @@ static int event_start(ss_server *srv, ss_error *err)
         /* the header is the connection's handshake */
         .proxy_timeout = srv->opts.handshake_timeout > 0 ? srv->opts.handshake_timeout : -1,
         .proxy_refused = proxy_refused,
+        .backend = srv->opts.backend,
         .held = true,
         .user = st,
     };
-    return ss__engine_start(&st->engine, &eo, err);
+    int rc = ss__engine_start(&st->engine, &eo, err);
+    if (rc == 0 && ss__engine_fallback(st->engine) != NULL)
+        ss_server_log(srv, SS_LOG_WARN, "%s: io_uring is not available (%s): using epoll",
+                      srv->addr_text, ss__engine_fallback(st->engine));
+    return rc;
 }
 
 static int event_serve(ss_server *srv)

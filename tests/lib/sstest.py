@@ -176,11 +176,34 @@ def burst_clients(host, port, n, deadline_s, hold_s=0.0):
 
 
 
+# SS_BACKEND=epoll|io_uring (ctest's *.epoll / *.io_uring entries): every
+# sockserve server started with --model event or coroutine gets --backend,
+# unless the test names one itself. The library reads the same variable for
+# servers started otherwise (docs/backends.md).
+BACKEND = os.environ.get("SS_BACKEND", "")
+
+
+def with_backend(argv):
+    argv = list(argv)
+    if not BACKEND or not argv or argv[0] != SOCKSERVE:
+        return argv
+    if any(a == "--backend" or a.startswith("--backend=") for a in argv):
+        return argv
+    for i, a in enumerate(argv):
+        model = argv[i + 1] if a == "--model" and i + 1 < len(argv) else \
+            a[len("--model="):] if a.startswith("--model=") else None
+        if model in ("event", "coroutine"):
+            at = i + (2 if a == "--model" else 1)
+            return argv[:at] + ["--backend", BACKEND] + argv[at:]
+    return argv
+
+
 class Proc:
     """A process under test with its stderr read line by line, bounded waits."""
 
     def __init__(self, argv, stdin=subprocess.DEVNULL, env=None, cwd=None, pass_fds=(),
                  preexec_fn=None):
+        argv = with_backend(argv)
         self.argv = argv
         self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, cwd=cwd,

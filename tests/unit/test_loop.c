@@ -239,6 +239,35 @@ static void free_leaks_no_descriptors(void **state)
     assert_int_equal(tu_count_fds(), before);
 }
 
+/* Each backend asked for by name is the one the loop runs on, a ran loop
+ * frees every descriptor it made (io_uring makes its ring at the first
+ * turn), and the names parse back. */
+static void backends_by_name(void **state)
+{
+    (void)state;
+    const ss_backend kinds[] = {SS_BACKEND_EPOLL, SS_BACKEND_IO_URING};
+    int before = tu_count_fds();
+    for (size_t i = 0; i < 2; i++) {
+        ss_loop *loop;
+        ss_error err = {0};
+        assert_int_equal(ss_loop_new_backend(&loop, kinds[i], &err), 0);
+        assert_int_equal(ss_loop_backend(loop), kinds[i]);
+        waker w = {0};
+        assert_int_equal(ss_loop_post(loop, count_post, &w), 0);
+        assert_int_equal(ss_loop_run_once(loop, 0), 0);
+        assert_int_equal(atomic_load(&w.ran), 1);
+        ss_loop_free(loop);
+        assert_int_equal(tu_count_fds(), before);
+        ss_backend b;
+        assert_int_equal(ss_backend_parse(ss_backend_name(kinds[i]), &b), 0);
+        assert_int_equal(b, kinds[i]);
+    }
+    ss_backend b;
+    assert_int_equal(ss_backend_parse("auto", &b), 0);
+    assert_int_equal(b, SS_BACKEND_AUTO);
+    assert_int_equal(ss_backend_parse("kqueue", &b), SS_EUSAGE);
+}
+
 int main(void)
 {
     tu_alarm(60);
@@ -251,6 +280,7 @@ int main(void)
         cmocka_unit_test(posts_from_threads_all_run_on_the_loop),
         cmocka_unit_test(stop_before_run_returns_at_once),
         cmocka_unit_test(free_leaks_no_descriptors),
+        cmocka_unit_test(backends_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
