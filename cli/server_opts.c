@@ -115,7 +115,7 @@ int cli_server_flag(cli_server *c, int argc, char **argv, int *i)
             return rc;
         if (ss_model_parse(v, &c->opts.model) != 0)
             return bad_value(c, "--model", v,
-                             "expected serial, threading, forking, pool, prefork or event");
+                             "expected serial, threading, forking, pool, prefork, event or coroutine");
         c->model_given = true;
         return CLI_FLAG_TAKEN;
     }
