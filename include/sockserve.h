@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <poll.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -1144,6 +1145,13 @@ int ss_server_serve_until_signal(ss_server *srv);
  * the loop serves others meanwhile; elsewhere it is nanosleep(). Returns 0.
  * Any thread. */
 int ss_sleep(double seconds);
+
+/* poll(2) that yields: in a coroutine the loop serves the other requests
+ * until one of `fds` is ready or `timeout_ms` passes (-1: no limit);
+ * elsewhere it is poll(). Returns how many entries have revents, 0 on
+ * timeout, or a negative errno (errno is set to it too, so code written for
+ * poll's -1 works unchanged). Any thread. */
+int ss_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 /* True when called from a request running under SS_MODEL_COROUTINE (a
  * coroutine), false elsewhere. Any thread. */

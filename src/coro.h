@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 
 typedef struct ss__coro ss__coro;
 typedef struct ss__sched ss__sched;
@@ -83,8 +84,9 @@ size_t ss__sched_live(const ss__sched *s);
  * open, before closing it). Inside a coroutine only. */
 void ss__coro_home_fd(int fd);
 
-/* ss__wait_fd and ss_sleep inside a coroutine: wait on the loop. */
+/* ss__wait_fd, ss_sleep and ss_poll inside a coroutine: wait on the loop. */
 int ss__coro_wait_fd(int fd, short events, int64_t deadline);
 int ss__coro_sleep_ms(int64_t ms);
+int ss__coro_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 #endif

@@ -43,17 +43,17 @@ typedef struct coro_wait coro_wait;
 typedef struct coro_io {
     ss__io io;
     coro_wait *w;
+    uint32_t want; /* events that end the coroutine's wait; 0 = not armed */
+    int dup_fd;    /* a dup registered instead of the fd (-1: none) */
 } coro_io;
 
 /* What a coroutine is, to its scheduler: its wait state. */
 struct coro_wait {
     ss__sched *sched;
     ss__coro *co;
-    uint32_t want;          /* epoll events that end the current wait; 0 = not waiting */
-    const ss__io *waiting_on; /* the registration they must come from (NULL: a sleep) */
-    uint32_t got;           /* what ended it */
-    int64_t deadline;       /* of the current wait; -1 none */
-    bool timed_out;
+    bool waiting;     /* parked: an armed coro_io or the timer resumes it */
+    bool timed_out;   /* the timer ended the wait */
+    int64_t deadline; /* of the current wait; -1 none */
     ss_timer timer;
     coro_io home; /* the home fd's registration (home.io.fd -1: none) */
     ss__coro_fn fn;
@@ -130,6 +130,7 @@ static void ended(ss__sched *s, coro_wait *w)
 static const ss__wait_hooks coro_hooks = {
     .wait_fd = ss__coro_wait_fd,
     .sleep_ms = ss__coro_sleep_ms,
+    .poll = ss__coro_poll,
 };
 
 /* Resume `w`'s coroutine (with the library's waits turned to the loop
@@ -153,6 +154,7 @@ int ss__sched_spawn(ss__sched *s, ss__coro_fn fn, void *arg)
     w->arg = arg;
     w->home.io.fd = -1;
     w->home.w = w;
+    w->home.dup_fd = -1;
     ss_timer_init(&w->timer, on_timer, w);
     ss__coro *co = NULL;
     if (s->ncache > 0) {
@@ -187,19 +189,18 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
     coro_wait *w = cio->w;
     (void)loop;
     /* an edge for a direction (or a descriptor) the coroutine does not
-     * wait for now is dropped: its next wait for it follows an EAGAIN, so
-     * a new edge will come */
-    if (w->want == 0 || w->waiting_on != io || (events & w->want) == 0)
+     * wait for now is dropped: its next wait for it follows an EAGAIN (or
+     * ss_poll's own look), so a new edge will come */
+    if (!w->waiting || (events & cio->want) == 0)
         return;
-    w->got = events;
-    w->want = 0;
+    w->waiting = false;
     run(w->sched, w);
 }
 
 static void on_timer(ss_timer *t)
 {
     coro_wait *w = t->data;
-    if (w->want == 0)
+    if (!w->waiting)
         return;
     /* the loop's clock is read once a turn: only a deadline really passed
      * counts, as in ss__wait_fd */
@@ -207,7 +208,7 @@ static void on_timer(ss_timer *t)
     if (left > 0 && ss_timer_start(w->sched->loop, t, (uint64_t)left, 0) == 0)
         return;
     w->timed_out = true;
-    w->want = 0;
+    w->waiting = false;
     run(w->sched, w);
 }
 
@@ -223,34 +224,77 @@ static uint32_t epoll_events_of(short events)
     return e;
 }
 
-/* Yield until the io callback (for `on`) or the timer ends the wait. */
-static int park(coro_wait *w, const ss__io *on, uint32_t want, int64_t deadline)
+/* Yield until an armed registration or the timer ends the wait. */
+static int park(coro_wait *w, int64_t deadline)
 {
-    w->want = want;
-    w->waiting_on = on;
-    w->got = 0;
+    w->waiting = true;
     w->timed_out = false;
     w->deadline = deadline;
     if (deadline >= 0) {
         int ms = ss__remaining_ms(deadline);
         if (ss_timer_start(w->sched->loop, &w->timer, (uint64_t)ms, 0) < 0) {
-            w->want = 0;
+            w->waiting = false;
             return -ENOMEM;
         }
     }
-    while (w->want != 0)
+    while (w->waiting)
         ss__coro_yield();
     ss_timer_stop(&w->timer);
     return w->timed_out ? SS_ETIMEOUT : 0;
 }
 
-static int poll_now(int fd, short events)
+/*
+ * Arm `scratch` (or the home registration, for the home fd) to end the wait
+ * on `events` of `fd`. Returns the registration armed, or NULL with *rc: 1
+ * for a descriptor epoll cannot watch (a regular file: always ready, as
+ * poll() says), or a negative errno.
+ */
+static coro_io *arm(coro_wait *w, coro_io *scratch, int fd, short events, int *rc)
 {
-    struct pollfd p = {.fd = fd, .events = events};
-    int n;
-    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
-        ;
-    return n < 0 ? -errno : n > 0 ? 0 : SS_ETIMEOUT;
+    ss_loop *loop = w->sched->loop;
+    uint32_t want = epoll_events_of(events);
+    *rc = 0;
+    if (fd == w->home.io.fd) {
+        if (w->home.io.events == 0) {
+            w->home.io.cb = on_io;
+            *rc = ss__io_set(loop, &w->home.io,
+                             EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET);
+            if (*rc < 0)
+                return NULL;
+            /* registering reports what is ready now: that edge comes too */
+        }
+        w->home.want |= want;
+        return &w->home;
+    }
+    *scratch = (coro_io){.io = {.fd = fd, .cb = on_io}, .w = w, .want = want, .dup_fd = -1};
+    *rc = ss__io_set(loop, &scratch->io, want);
+    if (*rc == -EEXIST) { /* this loop has fd already (another wait of ours, or another coroutine) */
+        scratch->dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (scratch->dup_fd < 0) {
+            *rc = -errno;
+            return NULL;
+        }
+        scratch->io.fd = scratch->dup_fd;
+        *rc = ss__io_set(loop, &scratch->io, want);
+    }
+    if (*rc < 0) {
+        if (scratch->dup_fd >= 0)
+            close(scratch->dup_fd);
+        if (*rc == -EPERM)
+            *rc = 1;
+        return NULL;
+    }
+    return scratch;
+}
+
+static void disarm(coro_wait *w, coro_io *cio)
+{
+    cio->want = 0;
+    if (cio == &w->home)
+        return; /* stays registered until ss__coro_home_fd */
+    (void)ss__io_set(w->sched->loop, &cio->io, 0);
+    if (cio->dup_fd >= 0)
+        close(cio->dup_fd);
 }
 
 int ss__coro_wait_fd(int fd, short events, int64_t deadline)
@@ -258,42 +302,96 @@ int ss__coro_wait_fd(int fd, short events, int64_t deadline)
     coro_wait *w = running_wait();
     if (w == NULL)
         return SS_EUSAGE;
-    if (deadline >= 0 && ss__remaining_ms(deadline) == 0)
-        return poll_now(fd, events); /* as poll() with 0 ms: ready or timed out */
-    uint32_t want = epoll_events_of(events);
-    ss_loop *loop = w->sched->loop;
-    if (fd == w->home.io.fd) {
-        if (w->home.io.events == 0) {
-            w->home.io.cb = on_io;
-            int rc = ss__io_set(loop, &w->home.io,
-                                EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET);
-            if (rc < 0)
-                return rc;
-            /* registering reports what is ready now: that edge comes too */
+    if (deadline >= 0 && ss__remaining_ms(deadline) == 0) {
+        /* as poll() with 0 ms: ready or timed out */
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, 0);
+        return n < 0 ? -errno : n > 0 ? 0 : SS_ETIMEOUT;
+    }
+    coro_io scratch;
+    int rc;
+    coro_io *armed = arm(w, &scratch, fd, events, &rc);
+    if (armed == NULL)
+        return rc > 0 ? 0 : rc;
+    rc = park(w, deadline);
+    disarm(w, armed);
+    return rc;
+}
+
+#define POLL_ON_STACK 8
+
+int ss__coro_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    coro_wait *w = running_wait();
+    if (w == NULL)
+        return SS_EUSAGE;
+    int64_t deadline = timeout_ms < 0 ? -1 : ss__now_ms() + timeout_ms;
+    coro_io local[POLL_ON_STACK];
+    coro_io *ios = nfds <= POLL_ON_STACK ? local : calloc(nfds, sizeof *ios);
+    if (ios == NULL)
+        return -ENOMEM;
+    coro_io **armed = NULL;
+    int rc = 0;
+    for (;;) {
+        /* A look first, as poll() would: what is ready returns at once, and
+         * nothing was ready when the registrations below were made, so every
+         * later change is an edge (the home fd is edge-triggered). */
+        int n = poll(fds, nfds, 0);
+        if (n != 0 || timeout_ms == 0) {
+            rc = n < 0 ? -errno : n;
+            break;
         }
-        return park(w, &w->home.io, want, deadline);
+        if (deadline >= 0 && ss__remaining_ms(deadline) == 0) {
+            rc = 0;
+            break;
+        }
+        coro_io *on_stack_armed[POLL_ON_STACK];
+        armed = nfds <= POLL_ON_STACK ? on_stack_armed : calloc(nfds, sizeof *armed);
+        if (armed == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        bool always_ready = false;
+        for (nfds_t i = 0; i < nfds; i++) {
+            armed[i] = NULL;
+            if (fds[i].fd < 0 || rc < 0 || always_ready)
+                continue;
+            int arc;
+            armed[i] = arm(w, &ios[i], fds[i].fd, fds[i].events, &arc);
+            if (armed[i] == NULL && arc > 0)
+                always_ready = true;
+            else if (armed[i] == NULL)
+                rc = arc;
+        }
+        int prc = rc == 0 && !always_ready ? park(w, deadline) : 0;
+        for (nfds_t i = 0; i < nfds; i++)
+            if (armed[i] != NULL)
+                disarm(w, armed[i]);
+        if (armed != on_stack_armed)
+            free(armed);
+        armed = NULL;
+        if (rc < 0)
+            break;
+        if (always_ready) {
+            rc = (int)poll(fds, nfds, 0); /* a regular file is in the set: poll() says it is ready */
+            if (rc < 0)
+                rc = -errno;
+            break;
+        }
+        if (prc == SS_ETIMEOUT) {
+            for (nfds_t i = 0; i < nfds; i++)
+                fds[i].revents = 0;
+            rc = 0;
+            break;
+        }
+        if (prc < 0) {
+            rc = prc;
+            break;
+        }
+        /* woken: the look at the top of the loop fills revents */
     }
-    coro_io once = {.io = {.fd = fd, .cb = on_io}, .w = w};
-    int dup_fd = -1;
-    int rc = ss__io_set(loop, &once.io, want);
-    if (rc == -EEXIST) { /* another coroutine of this loop waits on fd */
-        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (dup_fd < 0)
-            return -errno;
-        once.io.fd = dup_fd;
-        rc = ss__io_set(loop, &once.io, want);
-    }
-    if (rc == -EPERM) { /* a regular file: always ready, as poll() says */
-        if (dup_fd >= 0)
-            close(dup_fd);
-        return 0;
-    }
-    if (rc == 0) {
-        rc = park(w, &once.io, want, deadline);
-        (void)ss__io_set(loop, &once.io, 0);
-    }
-    if (dup_fd >= 0)
-        close(dup_fd);
+    if (ios != local)
+        free(ios);
     return rc;
 }
 
@@ -306,6 +404,7 @@ void ss__coro_home_fd(int fd)
         (void)ss__io_set(w->sched->loop, &w->home.io, 0);
     w->home.io.fd = fd;
     w->home.io.events = 0;
+    w->home.want = 0;
 }
 
 int ss__coro_sleep_ms(int64_t ms)
@@ -313,7 +412,7 @@ int ss__coro_sleep_ms(int64_t ms)
     coro_wait *w = running_wait();
     if (w == NULL)
         return SS_EUSAGE;
-    /* no registration to come from: only the timer ends it */
-    int rc = park(w, NULL, EPOLLIN, ss__now_ms() + (ms > 0 ? ms : 0));
+    /* nothing armed: only the timer ends it */
+    int rc = park(w, ss__now_ms() + (ms > 0 ? ms : 0));
     return rc == SS_ETIMEOUT ? 0 : rc;
 }

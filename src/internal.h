@@ -44,6 +44,7 @@ int ss__wait_fd(int fd, short events, int64_t deadline);
 typedef struct ss__wait_hooks {
     int (*wait_fd)(int fd, short events, int64_t deadline);
     int (*sleep_ms)(int64_t ms);
+    int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 } ss__wait_hooks;
 extern _Thread_local const ss__wait_hooks *ss__wait_hook;
 

@@ -105,3 +105,14 @@ bool ss_in_coroutine(void)
 {
     return ss__wait_hook != NULL;
 }
+
+int ss_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    const ss__wait_hooks *hook = ss__wait_hook;
+    int n = hook != NULL ? hook->poll(fds, nfds, timeout_ms) : poll(fds, nfds, timeout_ms);
+    if (hook == NULL)
+        return n < 0 ? -errno : n;
+    if (n < 0)
+        errno = -n;
+    return n;
+}

@@ -339,6 +339,69 @@ static void test_blocking_handlers_share_one_loop(void **state)
     st_stop(&up);
 }
 
+/* ss_poll as a handler's own poll(): a pipe nobody writes times out, the
+ * connection (with the client's line in it) is ready; meanwhile the loop
+ * serves the other requests. */
+static atomic_int polling, most_polling;
+
+static int poll_handle(ss_request *req)
+{
+    int now = atomic_fetch_add(&polling, 1) + 1;
+    int most = atomic_load(&most_polling);
+    while (now > most && !atomic_compare_exchange_weak(&most_polling, &most, now))
+        ;
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        return -errno;
+    struct pollfd p[2] = {{.fd = pfd[0], .events = POLLIN}, {.fd = -1}};
+    int n = ss_poll(p, 2, 200);
+    int rc = n == 0 ? 0 : SS_EPROTO;
+    close(pfd[0]);
+    close(pfd[1]);
+    struct pollfd c = {.fd = req->sock->fd, .events = POLLIN};
+    if (rc == 0 && (ss_poll(&c, 1, 5000) != 1 || !(c.revents & POLLIN)))
+        rc = SS_EPROTO;
+    atomic_fetch_sub(&polling, 1);
+    char line[64];
+    ssize_t m = rc < 0 ? rc : ss_stream_readline(req->stream, line, sizeof line);
+    if (m > 0)
+        rc = ss_request_reply(req, line, (size_t)m);
+    return rc < 0 ? rc : (m < 0 ? (int)m : 0);
+}
+
+static void test_ss_poll_yields(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1;
+    o.log = NULL;
+    static const ss_handler h = {NULL, poll_handle, NULL, NULL};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+    ss_sock c[8];
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(st_connect(s.addr, &c[i]), 0);
+        assert_int_equal(ss_sock_sendall(&c[i], "ping\n", 5), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        char buf[8];
+        size_t got = 0;
+        while (got < 5) {
+            ssize_t n = ss_sock_recv(&c[i], buf + got, sizeof buf - got, 0);
+            if (n <= 0)
+                fail_msg("client %d: %s", i, n == 0 ? "closed" : ss_strerror((int)n));
+            got += (size_t)n;
+        }
+        assert_memory_equal(buf, "ping\n", 5);
+        ss_sock_close(&c[i]);
+    }
+    assert_true(atomic_load(&most_polling) > 1);
+    st_stop(&s);
+}
+
 static void test_options_are_checked(void **state)
 {
     (void)state;
@@ -367,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_stack_overflow_is_reported),
         cmocka_unit_test(test_server_handler_overflow_is_reported),
         cmocka_unit_test(test_blocking_handlers_share_one_loop),
+        cmocka_unit_test(test_ss_poll_yields),
         cmocka_unit_test(test_options_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
