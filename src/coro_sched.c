@@ -56,6 +56,10 @@ struct coro_wait {
     int64_t deadline; /* of the current wait; -1 none */
     ss_timer timer;
     coro_io home; /* the home fd's registration (home.io.fd -1: none) */
+    /* what the home registration said last, for ss__coro_read_would_block:
+     * the events of its last wake, and whether an edge was dropped since */
+    uint32_t home_last;
+    bool home_dropped;
     ss__coro_fn fn;
     void *arg;
 };
@@ -101,6 +105,7 @@ void ss__sched_free(ss__sched *s)
 }
 
 static void on_timer(ss_timer *t);
+static bool coro_read_would_block(int fd);
 
 /* ---- running and ending ----------------------------------------------------- */
 
@@ -131,6 +136,7 @@ static const ss__wait_hooks coro_hooks = {
     .wait_fd = ss__coro_wait_fd,
     .sleep_ms = ss__coro_sleep_ms,
     .poll = ss__coro_poll,
+    .read_would_block = coro_read_would_block,
 };
 
 /* Resume `w`'s coroutine (with the library's waits turned to the loop
@@ -191,10 +197,27 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
     /* an edge for a direction (or a descriptor) the coroutine does not
      * wait for now is dropped: its next wait for it follows an EAGAIN (or
      * ss_poll's own look), so a new edge will come */
-    if (!w->waiting || (events & cio->want) == 0)
+    if (!w->waiting || (events & cio->want) == 0) {
+        if (cio == &w->home)
+            w->home_dropped = true;
         return;
+    }
+    if (cio == &w->home) {
+        w->home_last = events;
+        w->home_dropped = false;
+    }
     w->waiting = false;
     run(w->sched, w);
+}
+
+/* transport_fd.c's short-read hint: only for the home fd, registered, its
+ * last wake seen in full (no edge dropped since) and not an end of file or
+ * error, which would come as no new edge. */
+static bool coro_read_would_block(int fd)
+{
+    coro_wait *w = running_wait();
+    return w != NULL && fd == w->home.io.fd && w->home.io.events != 0 && !w->home_dropped &&
+           w->home_last != 0 && (w->home_last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0;
 }
 
 static void on_timer(ss_timer *t)
@@ -405,6 +428,8 @@ void ss__coro_home_fd(int fd)
     w->home.io.fd = fd;
     w->home.io.events = 0;
     w->home.want = 0;
+    w->home_last = 0;
+    w->home_dropped = false;
 }
 
 int ss__coro_sleep_ms(int64_t ms)

@@ -45,6 +45,9 @@ typedef struct ss__wait_hooks {
     int (*wait_fd)(int fd, short events, int64_t deadline);
     int (*sleep_ms)(int64_t ms);
     int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout_ms);
+    /* After a short read of stream socket `fd`: may the next read be
+     * taken as EAGAIN without trying (transport_fd.c says when)? */
+    bool (*read_would_block)(int fd);
 } ss__wait_hooks;
 extern _Thread_local const ss__wait_hooks *ss__wait_hook;
 

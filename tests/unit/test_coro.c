@@ -28,13 +28,13 @@ typedef struct pinger {
 static void ping_main(void *arg)
 {
     pinger *p = arg;
-    long acc = p->id;
+    unsigned long acc = (unsigned long)p->id;
     double f = p->id * 0.5;
     volatile char on_stack[64];
     memset((char *)on_stack, p->id & 0x7f, sizeof on_stack);
     for (int r = 0; r < ROUNDS; r++) {
         p->trace[(*p->trace_len)++] = p->id;
-        acc = acc * 3 + r;
+        acc = acc * 3 + (unsigned long)r;
         f = f * 1.0001 + r;
         ss__coro_yield();
         for (size_t i = 0; i < sizeof on_stack; i++)
@@ -43,10 +43,10 @@ static void ping_main(void *arg)
         p->rounds_done++;
     }
     /* recompute what we should hold */
-    long want = p->id;
+    unsigned long want = (unsigned long)p->id;
     double wf = p->id * 0.5;
     for (int r = 0; r < ROUNDS; r++) {
-        want = want * 3 + r;
+        want = want * 3 + (unsigned long)r;
         wf = wf * 1.0001 + r;
     }
     if (acc != want || f != wf)
@@ -402,6 +402,60 @@ static void test_ss_poll_yields(void **state)
     st_stop(&s);
 }
 
+/* Echo each chunk; after the second, sleep while the client sends the last
+ * chunk and its end of file: their readiness comes while nobody waits on
+ * the connection, and must still be read (the short-read hint of
+ * transport_fd.c must not take it for "nothing there"). */
+static int sleepy_echo_handle(ss_request *req)
+{
+    for (int i = 0;; i++) {
+        char buf[256];
+        ssize_t n = ss_stream_read(req->stream, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n;
+        int rc = ss_request_reply(req, buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+        if (i == 1) /* the second came after a wait on the connection */
+            (void)ss_sleep(0.3);
+    }
+}
+
+static void test_data_and_eof_while_not_waiting(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1;
+    o.log = NULL;
+    static const ss_handler h = {NULL, sleepy_echo_handle, NULL, NULL};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+    ss_sock c;
+    assert_int_equal(st_connect(s.addr, &c), 0);
+    assert_int_equal(ss_sock_settimeout(&c, 5.0), 0);
+    char buf[8];
+    assert_int_equal(ss_sock_sendall(&c, "a", 1), 0);
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    usleep(100 * 1000); /* the handler waits on the connection now */
+    assert_int_equal(ss_sock_sendall(&c, "x", 1), 0);
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    /* the handler sleeps now */
+    assert_int_equal(ss_sock_sendall(&c, "b", 1), 0);
+    assert_int_equal(ss_sock_shutdown(&c, SHUT_WR), 0);
+    ssize_t n = ss_sock_recv(&c, buf, sizeof buf, 0);
+    if (n != 1)
+        fail_msg("the second chunk was not echoed: %s", n < 0 ? ss_strerror((int)n) : "closed");
+    assert_int_equal(buf[0], 'b');
+    n = ss_sock_recv(&c, buf, sizeof buf, 0);
+    if (n != 0)
+        fail_msg("the server did not see the end of file: %s", n < 0 ? ss_strerror((int)n) : "data");
+    ss_sock_close(&c);
+    st_stop(&s);
+}
+
 static void test_options_are_checked(void **state)
 {
     (void)state;
@@ -431,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_server_handler_overflow_is_reported),
         cmocka_unit_test(test_blocking_handlers_share_one_loop),
         cmocka_unit_test(test_ss_poll_yields),
+        cmocka_unit_test(test_data_and_eof_while_not_waiting),
         cmocka_unit_test(test_options_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
