@@ -256,7 +256,7 @@ static void linger_drop_input(int fd, bool draining)
         if (left <= 0)
             return;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)left) == 0)
+        if (ss_poll(&p, 1, (int)left) == 0)
             return;
     }
 }

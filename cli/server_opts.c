@@ -70,7 +70,8 @@ static int set_model(const cli_optarg *a)
 {
     cli_server *c = server_of(a);
     if (ss_model_parse(a->value, &c->opts.model) != 0)
-        return cli_bad_value(a, "expected serial, threading, forking, pool, prefork or event");
+        return cli_bad_value(a,
+                             "expected serial, threading, forking, pool, prefork, event or coroutine");
     c->model_given = true;
     return CLI_OK;
 }

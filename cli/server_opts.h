@@ -96,8 +96,8 @@ int cli_server_build_access(const cli_server *c, ss_access **out, ss_error *err)
  * command's usage text. */
 #define CLI_SERVER_FLAGS_HELP \
     "server options (every server subcommand):\n" \
-    "  --model MODEL        serial, threading, forking, pool, prefork or event\n" \
-    "                       (default serial)\n" \
+    "  --model MODEL        serial, threading, forking, pool, prefork, event or\n" \
+    "                       coroutine (default serial)\n" \
     "  --workers N          pool threads / prefork processes / forking: most children\n" \
     "                       at once (N >= 1; default: the model's own)\n" \
     "  --backend B          event loops on epoll, io_uring or auto (default auto:\n" \

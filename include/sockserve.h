@@ -14,6 +14,7 @@
  *   proxy      the PROXY protocol header (HAProxy's v1 and v2) a server
  *              behind a load balancer reads first
  *   server     the socketserver core and its concurrency models
+ *   coroutine  blocking calls that yield to a loop (SS_MODEL_COROUTINE)
  *   systemd    socket activation (LISTEN_FDS) and readiness (NOTIFY_SOCKET)
  *   loop       the event engine and its callback API
  *
@@ -43,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <poll.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -721,7 +723,9 @@ typedef enum ss_model {
     SS_MODEL_FORKING,    /* ForkingMixIn: a child process per request */
     SS_MODEL_POOL,       /* a fixed pool of threads and a bounded queue */
     SS_MODEL_PREFORK,    /* N processes sharing the listener */
-    SS_MODEL_EVENT       /* epoll loops; callback API (see "loop") */
+    SS_MODEL_EVENT,      /* epoll loops; callback API (see "loop") */
+    SS_MODEL_COROUTINE   /* the blocking handler as a coroutine per request
+                            on `workers` epoll loops (see "coroutine") */
 } ss_model;
 
 /* "serial", "threading", ... ; parse returns 0 or SS_EUSAGE. */
@@ -957,6 +961,10 @@ typedef struct ss_server_opts {
     /* SS_MODEL_EVENT: the loops' kernel interface (SS_BACKEND_AUTO; a
        fallback from io_uring to epoll is logged once, at WARN). */
     ss_backend backend;
+    size_t coro_stack_size;  /* SS_MODEL_COROUTINE: each request's stack, in
+                                bytes (rounded up to whole pages), below which
+                                a guard page turns an overflow into a clear
+                                crash report; 0 = 64 KiB; 16 KiB..64 MiB */
 
     void *user; /* anything: ss_server_user() */
 } ss_server_opts;
@@ -1146,6 +1154,42 @@ void ss_server_log_to_stderr(void *log_data, ss_log_level level, const char *lin
 int ss_server_serve_until_signal(ss_server *srv);
 
 /* ========================================================================
+ * coroutine — blocking calls that yield (SS_MODEL_COROUTINE)
+ * ======================================================================== */
+
+/*
+ * Under SS_MODEL_COROUTINE each request's setup/handle/finish runs as a
+ * coroutine on one of `workers` epoll loops (threads). The handler is written
+ * as for threading: every call of this library that would wait -- reads and
+ * writes on req->stream (TLS included, handshake too), ss_sock_* calls on any
+ * socket (connect, accept, send, recv ...; a blocking socket is made
+ * non-blocking underneath), ss_dial and ss_tls_dial (except their name
+ * lookup), ss_request_reply, ss_sleep -- gives the loop to the other
+ * requests until it can go on or its timeout passes. What the library does
+ * not do for the handler still blocks the whole loop: sleep(3), read(2) on a
+ * blocking descriptor, getaddrinfo, a mutex held by another request of the
+ * same loop (never wait for one that way: it deadlocks). A request stays on
+ * its loop's thread from start to end; thread-local data is shared by the
+ * loop's requests.
+ */
+
+/* Wait `seconds` (NaN: SS_EUSAGE; <= 0: return at once). In a coroutine
+ * the loop serves others meanwhile; elsewhere it is nanosleep(). Returns 0.
+ * Any thread. */
+int ss_sleep(double seconds);
+
+/* poll(2) that yields: in a coroutine the loop serves the other requests
+ * until one of `fds` is ready or `timeout_ms` passes (-1: no limit);
+ * elsewhere it is poll(). Returns how many entries have revents, 0 on
+ * timeout, or a negative errno (errno is set to it too, so code written for
+ * poll's -1 works unchanged). Any thread. */
+int ss_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
+
+/* True when called from a request running under SS_MODEL_COROUTINE (a
+ * coroutine), false elsewhere. Any thread. */
+bool ss_in_coroutine(void);
+
+/* ========================================================================
  * systemd — socket activation and readiness, without libsystemd
  * ======================================================================== */
 
@@ -1214,10 +1258,10 @@ int ss_notify(const char *state, ss_error *err);
  * of cores), one per thread, sharing the listener (docs/event.md says how and
  * why). With opts.event set, connections are served by the callbacks below.
  * Without it, datagram servers run the blocking `handler` on the loop (one
- * packet, one handle() call; keep it short); stream servers are refused with
- * SS_EUNSUPPORTED ("blocking stream handlers need another model") because a
- * blocking handle() would stall every connection of its loop: the coroutine
- * model that will run them on the loop is future work.
+ * packet, one handle() call; keep it short); a blocking stream handle()
+ * would stall every connection of its loop, so the server runs it on a
+ * thread per request instead (as SS_MODEL_THREADING), and
+ * SS_MODEL_COROUTINE runs it on the loops (see "coroutine").
  */
 typedef struct ss_loop ss_loop;
 typedef struct ss_conn ss_conn;

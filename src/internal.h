@@ -34,6 +34,23 @@ int ss__remaining_ms(int64_t deadline);
  */
 int ss__wait_fd(int fd, short events, int64_t deadline);
 
+/*
+ * Set on a thread while a coroutine runs there (coro_sched.c), NULL
+ * otherwise: the library's blocking waits (ss__wait_fd, ss_sleep, the
+ * blocking-socket paths of sock.c) go through it to the coroutine's loop
+ * instead of poll(). A pointer, so this file and its users need nothing of
+ * the coroutine code.
+ */
+typedef struct ss__wait_hooks {
+    int (*wait_fd)(int fd, short events, int64_t deadline);
+    int (*sleep_ms)(int64_t ms);
+    int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout_ms);
+    /* After a short read of stream socket `fd`: may the next read be
+     * taken as EAGAIN without trying (transport_fd.c says when)? */
+    bool (*read_would_block)(int fd);
+} ss__wait_hooks;
+extern _Thread_local const ss__wait_hooks *ss__wait_hook;
+
 /* O_NONBLOCK on or off. */
 int ss__set_nonblocking(int fd, int on);
 

@@ -22,6 +22,7 @@ static const char *const model_names[] = {
     [SS_MODEL_SERIAL] = "serial",   [SS_MODEL_THREADING] = "threading",
     [SS_MODEL_FORKING] = "forking", [SS_MODEL_POOL] = "pool",
     [SS_MODEL_PREFORK] = "prefork", [SS_MODEL_EVENT] = "event",
+    [SS_MODEL_COROUTINE] = "coroutine",
 };
 
 const char *ss_model_name(ss_model m)
@@ -61,6 +62,8 @@ const ss__model_ops *ss__model_ops_for(ss_model m)
         return &ss__model_prefork;
     case SS_MODEL_EVENT:
         return &ss__model_event;
+    case SS_MODEL_COROUTINE:
+        return &ss__model_coroutine;
     }
     return NULL;
 }

@@ -109,6 +109,7 @@ extern const ss__model_ops ss__model_threading;
 extern const ss__model_ops ss__model_forking;
 extern const ss__model_ops ss__model_pool;
 extern const ss__model_ops ss__model_prefork;
+extern const ss__model_ops ss__model_coroutine;
 
 /* workers = 0 means this (documented in docs/models.md). */
 int ss__default_workers(ss_model m);

@@ -157,6 +157,33 @@ static bool would_block(int e)
     return e == EAGAIN || e == EWOULDBLOCK;
 }
 
+/*
+ * A blocking socket (timeout NONE) used inside a coroutine must not block
+ * the loop's thread: each call is made non-blocking (MSG_DONTWAIT, or
+ * O_NONBLOCK for connect and accept, which have no such flag) and the wait
+ * that follows an EAGAIN is the coroutine's, without a deadline, which is
+ * what NONE promises. Outside a coroutine nothing changes.
+ */
+static int coro_dontwait(const ss_sock *s)
+{
+    return s->timeout < 0 && ss__wait_hook != NULL ? MSG_DONTWAIT : 0;
+}
+
+static void coro_make_nonblocking(const ss_sock *s)
+{
+    if (s->timeout < 0 && ss__wait_hook != NULL)
+        (void)ss__set_nonblocking(s->fd, 1); /* wait_again keeps NONE's promise */
+}
+
+/* A short pause between retries: the coroutine's when in one. */
+static void nap_ms(int ms)
+{
+    if (ss__wait_hook != NULL)
+        (void)ss__wait_hook->sleep_ms(ms);
+    else
+        poll(NULL, 0, ms);
+}
+
 /* A peer address from the kernel. Connected sockets report none (length
  * 0) and unnamed unix peers only a family: both become an empty address of
  * the socket's kind rather than an error, as Python gives '' or None. The
@@ -271,6 +298,7 @@ int ss_sock_accept(ss_sock *listener, ss_sock *conn, ss_addr *peer)
     socklen_t len;
     int fd;
     sock_reset(conn);
+    coro_make_nonblocking(listener);
     for (;;) {
         len = sizeof ss;
         ss.ss_family = AF_UNSPEC;
@@ -318,6 +346,8 @@ static int finish_connect(int fd, int64_t deadline)
 int ss_sock_connect_ex(ss_sock *s, const ss_addr *a)
 {
     int64_t deadline = ss__deadline(s->timeout);
+    coro_make_nonblocking(s);
+    bool in_coro = ss__wait_hook != NULL;
     for (;;) {
         if (connect(s->fd, &a->u.sa, a->len) == 0)
             return 0;
@@ -333,14 +363,14 @@ int ss_sock_connect_ex(ss_sock *s, const ss_addr *a)
                 return -EINPROGRESS;
             return finish_connect(s->fd, deadline);
         }
-        if (would_block(e) && s->family == AF_UNIX && s->timeout > 0) {
+        if (would_block(e) && s->family == AF_UNIX && (s->timeout > 0 || (in_coro && s->timeout < 0))) {
             /* A unix listener's backlog is full. The socket is not
              * connecting, so poll() cannot tell us when to retry (it reports
              * writable at once): retry on a short sleep until the deadline. */
             int left = ss__remaining_ms(deadline);
             if (left == 0)
                 return SS_ETIMEOUT;
-            poll(NULL, 0, left < 10 ? left : 10);
+            nap_ms(left > 0 && left < 10 ? left : 10);
             continue;
         }
         return -e;
@@ -363,7 +393,7 @@ int ss_sock_connect(ss_sock *s, const ss_addr *a, ss_error *err)
 ssize_t ss_sock_send(ss_sock *s, const void *buf, size_t len, int flags)
 {
     for (;;) {
-        ssize_t n = send(s->fd, buf, len, flags | MSG_NOSIGNAL);
+        ssize_t n = send(s->fd, buf, len, flags | MSG_NOSIGNAL | coro_dontwait(s));
         if (n >= 0)
             return n;
         int e = errno;
@@ -382,7 +412,7 @@ ssize_t ss_sock_sendto(ss_sock *s, const void *buf, size_t len, int flags, const
     const struct sockaddr *sa = to != NULL ? &to->u.sa : NULL;
     socklen_t salen = to != NULL ? to->len : 0;
     for (;;) {
-        ssize_t n = sendto(s->fd, buf, len, flags | MSG_NOSIGNAL, sa, salen);
+        ssize_t n = sendto(s->fd, buf, len, flags | MSG_NOSIGNAL | coro_dontwait(s), sa, salen);
         if (n >= 0)
             return n;
         int e = errno;
@@ -402,7 +432,7 @@ ssize_t ss_sock_recvfrom(ss_sock *s, void *buf, size_t len, int flags, ss_addr *
     for (;;) {
         socklen_t salen = sizeof ss;
         ss.ss_family = AF_UNSPEC;
-        ssize_t n = recvfrom(s->fd, buf, len, flags, (struct sockaddr *)&ss, &salen);
+        ssize_t n = recvfrom(s->fd, buf, len, flags | coro_dontwait(s), (struct sockaddr *)&ss, &salen);
         if (n >= 0) {
             if (from != NULL)
                 sockaddr_to_addr(from, s->kind, &ss, salen);
@@ -422,7 +452,7 @@ ssize_t ss_sock_recvfrom(ss_sock *s, void *buf, size_t len, int flags, ss_addr *
 ssize_t ss_sock_recv(ss_sock *s, void *buf, size_t len, int flags)
 {
     for (;;) {
-        ssize_t n = recv(s->fd, buf, len, flags);
+        ssize_t n = recv(s->fd, buf, len, flags | coro_dontwait(s));
         if (n >= 0)
             return n;
         int e = errno;

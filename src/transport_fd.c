@@ -26,6 +26,35 @@ static ssize_t sock_read(ss_transport *t, void *buf, size_t len)
     }
 }
 
+/*
+ * A stream socket read by a coroutine (coro_sched.c): a read that returns
+ * less than asked for has emptied the kernel's receive queue (TCP and unix
+ * stream receives take every queued segment up to `len`), so the next read
+ * would only say EAGAIN. Say it without the system call -- when the
+ * scheduler agrees that nothing can be lost by it (the descriptor is the
+ * coroutine's own, registered, and no readiness change since its last wake
+ * was dropped or said end of file): anything arriving after the short read
+ * is then a new edge that ends the wait the stream now makes. A
+ * request/response loop saves one recv() per message. Elsewhere (no
+ * coroutine) nothing changes. t->impl, unused by this transport, holds the
+ * hint.
+ */
+#define SHORT_READ_HINT ((void *)1)
+
+static ssize_t stream_sock_read(ss_transport *t, void *buf, size_t len)
+{
+    const ss__wait_hooks *hook = ss__wait_hook;
+    if (t->impl == SHORT_READ_HINT) {
+        t->impl = NULL;
+        if (hook != NULL && hook->read_would_block(t->fd))
+            return -EAGAIN;
+    }
+    ssize_t n = sock_read(t, buf, len);
+    if (hook != NULL && n > 0 && (size_t)n < len)
+        t->impl = SHORT_READ_HINT;
+    return n;
+}
+
 static ssize_t sock_write(ss_transport *t, const void *buf, size_t len)
 {
     for (;;) {
@@ -100,6 +129,15 @@ static const ss_transport_ops sock_ops = {
     .close = fd_close,
 };
 
+static const ss_transport_ops stream_sock_ops = {
+    .name = "fd",
+    .read = stream_sock_read,
+    .write = sock_write,
+    .wait_events = fd_wait_events,
+    .shutdown_write = sock_shutdown_write,
+    .close = fd_close,
+};
+
 static const ss_transport_ops pipe_ops = {
     .name = "fd",
     .read = pipe_read,
@@ -122,7 +160,7 @@ int ss_transport_fd_init(ss_transport *t, int fd)
     int rc = ss__set_nonblocking(fd, 1);
     if (rc < 0)
         return rc;
-    t->ops = is_socket ? &sock_ops : &pipe_ops;
+    t->ops = !is_socket ? &pipe_ops : type == SOCK_STREAM ? &stream_sock_ops : &sock_ops;
     t->fd = fd;
     return 0;
 }

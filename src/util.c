@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <math.h>
 #include <time.h>
 
 int ss__fail(ss_error *err, int code, const char *fmt, ...)
@@ -44,8 +45,15 @@ int ss__remaining_ms(int64_t deadline)
     return left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
+_Thread_local const ss__wait_hooks *ss__wait_hook;
+
 int ss__wait_fd(int fd, short events, int64_t deadline)
 {
+    /* Inside a coroutine the wait is the loop's (coro_sched.c); one
+     * thread-local load is all the other models pay for it. */
+    const ss__wait_hooks *hook = ss__wait_hook;
+    if (__builtin_expect(hook != NULL, 0))
+        return hook->wait_fd(fd, events, deadline);
     for (;;) {
         struct pollfd p = {.fd = fd, .events = events};
         int ms = ss__remaining_ms(deadline);
@@ -72,4 +80,39 @@ int ss__set_nonblocking(int fd, int on)
     if (want != flags && fcntl(fd, F_SETFL, want) < 0)
         return -errno;
     return 0;
+}
+
+int ss_sleep(double seconds)
+{
+    if (isnan(seconds))
+        return SS_EUSAGE;
+    if (seconds <= 0)
+        return 0;
+    if (seconds > 1e9)
+        seconds = 1e9; /* ~31 years: far enough, and no overflow below */
+    const ss__wait_hooks *hook = ss__wait_hook;
+    if (hook != NULL)
+        return hook->sleep_ms((int64_t)(seconds * 1000.0 + 0.5));
+    struct timespec ts;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+bool ss_in_coroutine(void)
+{
+    return ss__wait_hook != NULL;
+}
+
+int ss_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    const ss__wait_hooks *hook = ss__wait_hook;
+    int n = hook != NULL ? hook->poll(fds, nfds, timeout_ms) : poll(fds, nfds, timeout_ms);
+    if (hook == NULL)
+        return n < 0 ? -errno : n;
+    if (n < 0)
+        errno = -n;
+    return n;
 }

@@ -262,7 +262,7 @@ int exec_relay_run(exec_relay *r, struct pollfd *watch, int nwatch, int64_t dead
                       : soonest - now > 24 * 3600 * 1000 ? 24 * 3600 * 1000
                                                          : (int)(soonest - now);
         }
-        int n = poll(p, (nfds_t)(2 + nwatch), timeout);
+        int n = ss_poll(p, (nfds_t)(2 + nwatch), timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

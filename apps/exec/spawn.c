@@ -237,7 +237,7 @@ int exec_child_wait(exec_child *c, struct pollfd *watch, int nwatch, int64_t dea
             timeout = deadline_ms - now > 3600 * 1000 ? 3600 * 1000 : (int)(deadline_ms - now);
         if (c->pidfd < 0 && (timeout < 0 || timeout > NO_PIDFD_TICK_MS))
             timeout = NO_PIDFD_TICK_MS;
-        if (poll(p, (nfds_t)(1 + nwatch), timeout) < 0) {
+        if (ss_poll(p, (nfds_t)(1 + nwatch), timeout) < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;

@@ -8,6 +8,8 @@
  */
 #include "runner.h"
 
+#include "sockserve.h" /* ss_poll: a coroutine yields while it waits */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -398,7 +400,7 @@ static bool wait_exit(rcmd_child *c, int ms)
             return false;
         if (c->exit_fd >= 0) {
             struct pollfd p = {.fd = c->exit_fd, .events = POLLIN};
-            (void)poll(&p, 1, (int)left);
+            (void)ss_poll(&p, 1, (int)left);
         } else {
             struct timespec ts = {0, 20 * 1000000};
             nanosleep(&ts, NULL);

@@ -106,7 +106,7 @@ static void run_command(const rcmd_server_cfg *cfg, char *line, int spool, int c
         struct pollfd p[3] = {{.fd = c.out_fd, .events = POLLIN},
                               {.fd = conn, .events = POLLRDHUP},
                               {.fd = exited ? -1 : c.exit_fd, .events = POLLIN}};
-        int n = poll(p, 3, wait);
+        int n = ss_poll(p, 3, wait);
         if (n <= 0)
             continue;
         if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {

@@ -334,7 +334,7 @@ static int run_exec(session *s, int mode, char **argv, size_t argc)
             next = earliest(next, drain_until);
         next = earliest(next, probe_at);
         int wait = next < 0 ? -1 : next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now);
-        if (poll(p, (nfds_t)np, wait) < 0 && errno != EINTR) {
+        if (ss_poll(p, (nfds_t)np, wait) < 0 && errno != EINTR) {
             rc = -errno;
             break;
         }
@@ -497,7 +497,7 @@ int rcmd_native_handle(ss_request *req)
              * Not past an eviction (max_unadmitted shuts the socket: POLLHUP),
              * so a flood of failures cannot pile up sleeping threads. */
             struct pollfd hold = {.fd = s->t.fd, .events = 0};
-            (void)poll(&hold, 1, FAILURE_HOLD_MS);
+            (void)ss_poll(&hold, 1, FAILURE_HOLD_MS);
         }
         if (rc < 0) {
             s->t.ops->close(&s->t);

@@ -287,7 +287,7 @@ int rcmd_transport_wait(ss_transport *t, short events, int64_t deadline_ms)
                 return SS_ETIMEOUT;
             ms = left > INT32_MAX ? INT32_MAX : (int)left;
         }
-        int n = poll(&p, 1, ms);
+        int n = ss_poll(&p, 1, ms);
         if (n > 0)
             return 0;
         if (n < 0 && errno != EINTR)

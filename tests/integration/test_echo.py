@@ -13,7 +13,7 @@ import unittest
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 
 def dgram_client(address):

@@ -23,7 +23,7 @@ import unittest
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 
 def read_all(s, limit=64 << 20):

@@ -35,7 +35,7 @@ import time
 import sstest
 from sstest import SLOW, SANITIZED
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 # CLI.md "Privileges": without authentication root must name the user to
 # serve as (--user); the tests run as whoever they are.

@@ -17,7 +17,7 @@ import unittest
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 
 def echo_once(address, payload=b"ping\n", timeout=5.0, source=None):

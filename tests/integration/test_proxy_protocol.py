@@ -21,7 +21,7 @@ import unittest
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 

@@ -190,6 +190,26 @@ class Native(sstest.TestCase):
         auth = ["--key", key] if key else ["--insecure-no-auth"]
         return self.run_cli("rcmd", *auth, address, "--", *cmd, input=input)
 
+    def test_coroutine_model_runs_commands_side_by_side_on_one_loop(self):
+        # one loop thread: the second command is answered while the first
+        # still runs only if waiting on the first (ss_poll) yields
+        srv, address = self.start_native("--model", "coroutine", "--workers", "1")
+        slow = subprocess.Popen([sstest.SOCKSERVE, "rcmd", "--insecure-no-auth", address, "--",
+                                 "sh", "-c", "sleep 3; echo slow"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            r = self.rcmd(address, "sh", "-c", "echo fast")
+            self.assertEqual((r.returncode, r.stdout), (0, b"fast\n"))
+            self.assertIsNone(slow.poll(), "the first command ended before the second was served")
+            out, _ = slow.communicate(timeout=20)
+            self.assertEqual((slow.returncode, out), (0, b"slow\n"))
+        finally:
+            if slow.poll() is None:
+                slow.kill()
+                slow.wait()
+
     def test_exit_codes_and_streams(self):
         srv, address = self.start_native()
         r = self.rcmd(address, "sh", "-c", "echo out; echo err >&2; exit 3")

@@ -14,7 +14,7 @@ from sstest import SLOW
 
 SEED_RULES = ["--rule", "nihao=hello,baby,nihao", "--rule", "sb=sb,to you",
               "--default", "input exit to exit", "--stop-word", "exit"]
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 
 def dgram_client(address):

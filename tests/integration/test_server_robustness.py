@@ -13,7 +13,7 @@ import time
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 
 def echo_once(address, payload=b"ping"):

@@ -20,7 +20,7 @@ import unittest
 import sstest
 from sstest import SLOW
 
-MODELS = ["serial", "threading", "forking", "pool", "prefork", "event"]
+MODELS = ["serial", "threading", "forking", "pool", "prefork", "event", "coroutine"]
 
 
 def openssl(*args, cwd):

@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: MIT */
+/* test_coro.c — the coroutine switch (coro.c, coro_switch.S), its scheduler
+ * on a loop (coro_sched.c), and SS_MODEL_COROUTINE: many coroutines in
+ * ping-pong keep their registers and stacks, recursion deep within the
+ * stack works, an overflow is a one-line report and an abort, and a server's
+ * blocking handlers (sleep, connect, read, write) share one loop thread.
+ * ctest-labels: tsan */
+#include "server_test.h"
+#include "coro.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+/* ---- the switch ------------------------------------------------------------- */
+
+#define NCORO 200
+#define ROUNDS 50
+
+typedef struct pinger {
+    int id;
+    int rounds_done;
+    int *trace; /* order in which coroutines ran */
+    int *trace_len;
+} pinger;
+
+/* Keeps values in locals (some in callee-saved registers, a double in an
+ * FP register) across every yield: a switch that lost one shows here. */
+static void ping_main(void *arg)
+{
+    pinger *p = arg;
+    unsigned long acc = (unsigned long)p->id;
+    double f = p->id * 0.5;
+    volatile char on_stack[64];
+    memset((char *)on_stack, p->id & 0x7f, sizeof on_stack);
+    for (int r = 0; r < ROUNDS; r++) {
+        p->trace[(*p->trace_len)++] = p->id;
+        acc = acc * 3 + (unsigned long)r;
+        f = f * 1.0001 + r;
+        ss__coro_yield();
+        for (size_t i = 0; i < sizeof on_stack; i++)
+            if (on_stack[i] != (char)(p->id & 0x7f))
+                abort();
+        p->rounds_done++;
+    }
+    /* recompute what we should hold */
+    unsigned long want = (unsigned long)p->id;
+    double wf = p->id * 0.5;
+    for (int r = 0; r < ROUNDS; r++) {
+        want = want * 3 + (unsigned long)r;
+        wf = wf * 1.0001 + r;
+    }
+    if (acc != want || f != wf)
+        abort();
+}
+
+static void test_ping_pong(void **state)
+{
+    (void)state;
+    static pinger p[NCORO];
+    static ss__coro *co[NCORO];
+    static int trace[NCORO * ROUNDS];
+    int trace_len = 0;
+    for (int i = 0; i < NCORO; i++) {
+        p[i] = (pinger){.id = i, .trace = trace, .trace_len = &trace_len};
+        assert_int_equal(ss__coro_new(&co[i], 0, ping_main, &p[i]), 0);
+    }
+    assert_null(ss__coro_current());
+    /* round robin: each resume runs one round of each coroutine */
+    int alive = NCORO;
+    while (alive > 0) {
+        for (int i = 0; i < NCORO; i++) {
+            if (co[i] == NULL)
+                continue;
+            if (ss__coro_resume(co[i])) {
+                ss__coro_free(co[i]);
+                co[i] = NULL;
+                alive--;
+            }
+        }
+    }
+    assert_null(ss__coro_current());
+    assert_int_equal(trace_len, NCORO * ROUNDS);
+    for (int k = 0; k < trace_len; k++)
+        assert_int_equal(trace[k], k % NCORO); /* strictly interleaved */
+    for (int i = 0; i < NCORO; i++)
+        assert_int_equal(p[i].rounds_done, ROUNDS);
+}
+
+/* ~200 bytes a frame, `depth` frames: deep within 64 KiB at depth 200. */
+static int recurse(int depth)
+{
+    volatile char pad[160];
+    pad[0] = (char)depth;
+    pad[sizeof pad - 1] = (char)depth;
+    if (depth == 0)
+        return 0;
+    return recurse(depth - 1) + 1 + (pad[0] - (char)depth) + (pad[sizeof pad - 1] - (char)depth);
+}
+
+static void deep_main(void *arg)
+{
+    int *out = arg;
+    *out = recurse(*out);
+    ss__coro_yield();
+    *out = recurse(*out); /* again, after a switch */
+}
+
+static void test_deep_recursion_within_the_stack(void **state)
+{
+    (void)state;
+    ss__coro *co;
+    int depth = 150; /* ~30 KiB of frames (more with sanitizers) */
+    assert_int_equal(ss__coro_new(&co, 256 * 1024, deep_main, &depth), 0);
+    assert_false(ss__coro_resume(co));
+    assert_int_equal(depth, 150);
+    assert_true(ss__coro_resume(co));
+    assert_int_equal(depth, 150);
+    /* a stack is reused for the next coroutine */
+    depth = 100;
+    assert_int_equal(ss__coro_reuse(co, deep_main, &depth), 0);
+    assert_false(ss__coro_resume(co));
+    assert_true(ss__coro_resume(co));
+    assert_int_equal(depth, 100);
+    ss__coro_free(co);
+}
+
+/* ---- the overflow report ---------------------------------------------------------- */
+
+static volatile int recursion_limit = -1; /* never reached: -1 */
+
+static int unbounded(int n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    if (n == recursion_limit)
+        return 0;
+    return unbounded(n + 1) + pad[0];
+}
+
+static void overflow_main(void *arg)
+{
+    (void)arg;
+    (void)unbounded(0);
+}
+
+/* Run `child` in a forked process with stderr into a pipe; returns its wait
+ * status and what it wrote. */
+static int run_child(void (*child)(void), char *err, size_t cap)
+{
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], STDERR_FILENO);
+        close(pfd[0]);
+        close(pfd[1]);
+        alarm(20);
+        child();
+        _exit(0);
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < cap && (n = read(pfd[0], err + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    err[got] = '\0';
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void overflow_child(void)
+{
+    signal(SIGABRT, SIG_DFL);
+    if (ss__coro_thread_init() < 0)
+        _exit(3);
+    ss__coro *co;
+    if (ss__coro_new(&co, 16 * 1024, overflow_main, NULL) < 0)
+        _exit(4);
+    ss__coro_resume(co);
+    _exit(5); /* not reached: the overflow aborts */
+}
+
+static void test_stack_overflow_is_reported(void **state)
+{
+    (void)state;
+    char err[4096];
+    int status = run_child(overflow_child, err, sizeof err);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("the child did not abort (status %#x); stderr: %s", status, err);
+    if (strstr(err, "sockserve: coroutine stack overflow (16 KiB stack)") == NULL)
+        fail_msg("no overflow report on stderr: %s", err);
+}
+
+/* A server's handler that recurses without end: the same report, from a
+ * loop thread of the coroutine model, when a client sends a byte. */
+static int recursing_handle(ss_request *req)
+{
+    char c;
+    if (ss_stream_read(req->stream, &c, 1) != 1)
+        return 0;
+    return unbounded(c);
+}
+
+static void server_overflow_child(void)
+{
+    signal(SIGABRT, SIG_DFL);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1;
+    o.coro_stack_size = 32 * 1024;
+    o.log = NULL;
+    static const ss_handler h = {NULL, recursing_handle, NULL, NULL};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+    ss_sock c;
+    if (st_connect(s.addr, &c) < 0)
+        _exit(6);
+    (void)ss_sock_sendall(&c, "x", 1);
+    char buf[1];
+    (void)ss_sock_recv(&c, buf, 1, 0); /* the process dies meanwhile */
+    _exit(7);
+}
+
+static void test_server_handler_overflow_is_reported(void **state)
+{
+    (void)state;
+    char err[4096];
+    int status = run_child(server_overflow_child, err, sizeof err);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("the server did not abort (status %#x); stderr: %s", status, err);
+    if (strstr(err, "sockserve: coroutine stack overflow (32 KiB stack)") == NULL)
+        fail_msg("no overflow report on stderr: %s", err);
+}
+
+/* ---- the model: blocking handlers sharing one loop thread ----------------------- */
+
+static atomic_int in_handler, most_in_handler;
+static pthread_t handler_threads[2];
+static atomic_int nthreads_seen;
+
+static void note_thread(void)
+{
+    pthread_t self = pthread_self();
+    int n = atomic_load(&nthreads_seen);
+    for (int i = 0; i < n; i++)
+        if (pthread_equal(handler_threads[i], self))
+            return;
+    if (n < 2) {
+        handler_threads[n] = self;
+        atomic_store(&nthreads_seen, n + 1);
+    }
+}
+
+/* Sleeps, then echoes through a connection of its own to an upstream echo
+ * server: ss_sleep, ss_dial, sendall and recv as plain calls. */
+static int relay_handle(ss_request *req)
+{
+    const char *upstream = ss_server_handler_data(req->server);
+    note_thread();
+    if (!ss_in_coroutine())
+        return SS_EPROTO;
+    int now = atomic_fetch_add(&in_handler, 1) + 1;
+    int most = atomic_load(&most_in_handler);
+    while (now > most && !atomic_compare_exchange_weak(&most_in_handler, &most, now))
+        ;
+    int rc = ss_sleep(0.2);
+    ss_sock up = SS_SOCK_INIT;
+    if (rc == 0)
+        rc = ss_dial(&up, upstream, SS_TIMEOUT_NONE, NULL); /* blocking: yields */
+    char line[256];
+    ssize_t n = rc < 0 ? rc : ss_stream_readline(req->stream, line, sizeof line);
+    if (n > 0)
+        rc = ss_sock_sendall(&up, line, (size_t)n);
+    size_t got = 0;
+    while (rc == 0 && n > 0 && got < (size_t)n) {
+        ssize_t m = ss_sock_recv(&up, line + got, (size_t)n - got, 0);
+        if (m <= 0)
+            rc = m == 0 ? SS_EEOF : (int)m;
+        else
+            got += (size_t)m;
+    }
+    if (rc == 0 && n > 0)
+        rc = ss_request_reply(req, line, (size_t)n);
+    ss_sock_close(&up);
+    atomic_fetch_sub(&in_handler, 1);
+    return rc < 0 ? rc : (n < 0 ? (int)n : 0);
+}
+
+#define NCLIENTS 20
+
+static void test_blocking_handlers_share_one_loop(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    ss_server_opts uo;
+    ss_server_opts_init(&uo);
+    uo.model = SS_MODEL_THREADING;
+    uo.log = NULL;
+    st_server up;
+    st_start(&up, "tcp://127.0.0.1:0", &st_echo, &uo);
+
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1; /* one thread: concurrency can only come from yielding */
+    o.log = NULL;
+    ss_handler h = {NULL, relay_handle, NULL, up.addr};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+
+    ss_sock c[NCLIENTS];
+    for (int i = 0; i < NCLIENTS; i++) {
+        assert_int_equal(st_connect(s.addr, &c[i]), 0);
+        char msg[32];
+        snprintf(msg, sizeof msg, "client %d\n", i);
+        assert_int_equal(ss_sock_sendall(&c[i], msg, strlen(msg)), 0);
+    }
+    for (int i = 0; i < NCLIENTS; i++) {
+        char msg[32], buf[64];
+        snprintf(msg, sizeof msg, "client %d\n", i);
+        size_t got = 0;
+        while (got < strlen(msg)) {
+            ssize_t n = ss_sock_recv(&c[i], buf + got, sizeof buf - got, 0);
+            if (n <= 0)
+                fail_msg("client %d: %s", i, n == 0 ? "closed" : ss_strerror((int)n));
+            got += (size_t)n;
+        }
+        assert_memory_equal(buf, msg, strlen(msg));
+        ss_sock_close(&c[i]);
+    }
+    /* 20 handlers each sleeping 0.2 s on one thread: they overlapped */
+    assert_true(atomic_load(&most_in_handler) > 1);
+    assert_int_equal(atomic_load(&nthreads_seen), 1);
+    st_stop(&s);
+    st_stop(&up);
+}
+
+/* ss_poll as a handler's own poll(): a pipe nobody writes times out, the
+ * connection (with the client's line in it) is ready; meanwhile the loop
+ * serves the other requests. */
+static atomic_int polling, most_polling;
+
+static int poll_handle(ss_request *req)
+{
+    int now = atomic_fetch_add(&polling, 1) + 1;
+    int most = atomic_load(&most_polling);
+    while (now > most && !atomic_compare_exchange_weak(&most_polling, &most, now))
+        ;
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        return -errno;
+    struct pollfd p[2] = {{.fd = pfd[0], .events = POLLIN}, {.fd = -1}};
+    int n = ss_poll(p, 2, 200);
+    int rc = n == 0 ? 0 : SS_EPROTO;
+    close(pfd[0]);
+    close(pfd[1]);
+    struct pollfd c = {.fd = req->sock->fd, .events = POLLIN};
+    if (rc == 0 && (ss_poll(&c, 1, 5000) != 1 || !(c.revents & POLLIN)))
+        rc = SS_EPROTO;
+    atomic_fetch_sub(&polling, 1);
+    char line[64];
+    ssize_t m = rc < 0 ? rc : ss_stream_readline(req->stream, line, sizeof line);
+    if (m > 0)
+        rc = ss_request_reply(req, line, (size_t)m);
+    return rc < 0 ? rc : (m < 0 ? (int)m : 0);
+}
+
+static void test_ss_poll_yields(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1;
+    o.log = NULL;
+    static const ss_handler h = {NULL, poll_handle, NULL, NULL};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+    ss_sock c[8];
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(st_connect(s.addr, &c[i]), 0);
+        assert_int_equal(ss_sock_sendall(&c[i], "ping\n", 5), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        char buf[8];
+        size_t got = 0;
+        while (got < 5) {
+            ssize_t n = ss_sock_recv(&c[i], buf + got, sizeof buf - got, 0);
+            if (n <= 0)
+                fail_msg("client %d: %s", i, n == 0 ? "closed" : ss_strerror((int)n));
+            got += (size_t)n;
+        }
+        assert_memory_equal(buf, "ping\n", 5);
+        ss_sock_close(&c[i]);
+    }
+    assert_true(atomic_load(&most_polling) > 1);
+    st_stop(&s);
+}
+
+/* Echo each chunk; after the second, sleep while the client sends the last
+ * chunk and its end of file: their readiness comes while nobody waits on
+ * the connection, and must still be read (the short-read hint of
+ * transport_fd.c must not take it for "nothing there"). */
+static int sleepy_echo_handle(ss_request *req)
+{
+    for (int i = 0;; i++) {
+        char buf[256];
+        ssize_t n = ss_stream_read(req->stream, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n;
+        int rc = ss_request_reply(req, buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+        if (i == 1) /* the second came after a wait on the connection */
+            (void)ss_sleep(0.3);
+    }
+}
+
+static void test_data_and_eof_while_not_waiting(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1;
+    o.log = NULL;
+    static const ss_handler h = {NULL, sleepy_echo_handle, NULL, NULL};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+    ss_sock c;
+    assert_int_equal(st_connect(s.addr, &c), 0);
+    assert_int_equal(ss_sock_settimeout(&c, 5.0), 0);
+    char buf[8];
+    assert_int_equal(ss_sock_sendall(&c, "a", 1), 0);
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    usleep(100 * 1000); /* the handler waits on the connection now */
+    assert_int_equal(ss_sock_sendall(&c, "x", 1), 0);
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    /* the handler sleeps now */
+    assert_int_equal(ss_sock_sendall(&c, "b", 1), 0);
+    assert_int_equal(ss_sock_shutdown(&c, SHUT_WR), 0);
+    ssize_t n = ss_sock_recv(&c, buf, sizeof buf, 0);
+    if (n != 1)
+        fail_msg("the second chunk was not echoed: %s", n < 0 ? ss_strerror((int)n) : "closed");
+    assert_int_equal(buf[0], 'b');
+    n = ss_sock_recv(&c, buf, sizeof buf, 0);
+    if (n != 0)
+        fail_msg("the server did not see the end of file: %s", n < 0 ? ss_strerror((int)n) : "data");
+    ss_sock_close(&c);
+    st_stop(&s);
+}
+
+static void test_options_are_checked(void **state)
+{
+    (void)state;
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.coro_stack_size = 1024;
+    o.log = NULL;
+    ss_server *srv = NULL;
+    ss_error err = {0};
+    assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &st_echo, &o, &err), SS_EUSAGE);
+    assert_non_null(strstr(err.msg, "coro_stack_size"));
+    assert_string_equal(ss_model_name(SS_MODEL_COROUTINE), "coroutine");
+    ss_model m;
+    assert_int_equal(ss_model_parse("coroutine", &m), 0);
+    assert_int_equal(m, SS_MODEL_COROUTINE);
+    assert_false(ss_in_coroutine());
+    assert_int_equal(ss_sleep(0.001), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ping_pong),
+        cmocka_unit_test(test_deep_recursion_within_the_stack),
+        cmocka_unit_test(test_stack_overflow_is_reported),
+        cmocka_unit_test(test_server_handler_overflow_is_reported),
+        cmocka_unit_test(test_blocking_handlers_share_one_loop),
+        cmocka_unit_test(test_ss_poll_yields),
+        cmocka_unit_test(test_data_and_eof_while_not_waiting),
+        cmocka_unit_test(test_options_are_checked),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
