@@ -71,6 +71,7 @@ typedef struct exec_cfg {
     char **base_env;           /* the inherited environment, cleaned */
     struct rlimit nofile;      /* the open-files limit we were started with */
     bool force_relay;          /* --relay, or --idle-timeout */
+    bool behind_proxy;         /* --proxy-protocol: the socket's peer is the proxy */
     double drain_timeout;      /* the user's --drain-timeout */
     int idle_timeout_ms;       /* relay only */
     int peer_write_timeout_ms; /* relay only: the server's write_timeout */
@@ -189,7 +190,11 @@ static int start_program(session *s, int stdio_fd)
     info.remote = s->req->client_address;
     struct ucred cred;
     socklen_t clen = sizeof cred;
-    if (info.local.u.sa.sa_family == AF_UNIX &&
+    /* SO_PEERCRED names the process at the other end of the socket: behind
+     * a PROXY header that is the proxy, never the client, so a program that
+     * trusts UNIXREMOTEUID must not be handed the proxy's uid as its
+     * client's. */
+    if (info.local.u.sa.sa_family == AF_UNIX && !cfg->behind_proxy &&
         getsockopt(conn->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
         info.have_cred = true;
         info.pid = cred.pid;
@@ -583,6 +588,7 @@ static int run(int argc, char **argv)
     if (srv.opts.write_timeout > 0)
         cfg.peer_write_timeout_ms = (int)(srv.opts.write_timeout * 1000);
     cfg.drain_timeout = srv.opts.drain_timeout;
+    cfg.behind_proxy = srv.opts.proxy_protocol;
     srv.opts.drain_timeout = cfg.drain_timeout + STOP_GRACE_MS / 1000.0 + DRAIN_MARGIN_S;
     /* the stream's own timeouts never apply: the handler never reads it */
     srv.opts.idle_timeout = 0;

@@ -256,6 +256,13 @@ static int run(int argc, char **argv)
     if (cfg.insecure && (key_file || certs))
         return cli_usage_error("rcmd-server",
                                "--insecure-no-auth and a key or certificate do not go together");
+    /* Without authentication only the peer's uid (unix) or loopback (tcp)
+     * guards the commands; behind a PROXY header the socket's peer is the
+     * proxy, so every client of the proxy would pass as it. */
+    if ((cfg.insecure || cfg.seed) && srv.opts.proxy_protocol)
+        return cli_usage_error("rcmd-server",
+                               "--proxy-protocol needs authentication (--key or certificates): "
+                               "without it the proxy's uid and address would admit its clients");
     if (key_file && certs)
         return cli_usage_error("rcmd-server", "--key and certificates do not go together");
     if (certs && !(cert_file && cert_key_file && ca_file))

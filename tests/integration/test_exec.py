@@ -15,6 +15,7 @@ import select
 import signal
 import socket
 import stat
+import struct
 import tempfile
 import threading
 import time
@@ -164,6 +165,28 @@ class Environment(ExecCase):
     def test_unix_abstract(self):
         name = sstest.abstract_name("exec")
         self.check_unix("unix:" + name, name)
+
+    def test_behind_a_proxy_the_proxy_s_credentials_are_not_the_client_s(self):
+        """--proxy-protocol on a unix listener: SO_PEERCRED names the proxy
+        (here: us), so no UNIXREMOTE* credentials reach the program, for a
+        v2 header carrying a unix client and for a LOCAL (health check)
+        one. A TCP client carried by the header is TCP."""
+        name = sstest.abstract_name("execpx")
+        p, bound = self.exec_server("--proxy-protocol", "unix:" + name, "--",
+                                    "sh", "-c", "env")
+        sig = b"\r\n\r\n\x00\r\nQUIT\n"
+        unix_client = sig + b"\x21\x31" + struct.pack("!H", 216) + b"\0" * 216
+        local = sig + b"\x20\x00" + struct.pack("!H", 0)
+        for header in (unix_client, local):
+            got = env_of(talk(bound, header + b"x"))
+            self.assertEqual(got["PROTO"], "UNIX")
+            for var in ("UNIXREMOTEUID", "UNIXREMOTEGID", "UNIXREMOTEPID"):
+                self.assertNotIn(var, got)
+        got = env_of(talk(bound, b"PROXY TCP4 192.0.2.7 192.0.2.1 4242 80\r\nx"))
+        self.assertEqual(got["PROTO"], "TCP")
+        self.assertEqual(got["TCPREMOTEIP"], "192.0.2.7")
+        self.assertNotIn("UNIXREMOTEUID", got)
+        self.stop(p)
 
 
 class StandardStreams(ExecCase):

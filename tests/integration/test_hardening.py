@@ -285,6 +285,19 @@ class Privileges(sstest.TestCase):
         r = self.run_cli("echo", "--user", "no-such-user-here", "tcp://127.0.0.1:0")
         self.assertEqual(r.returncode, 2, r.stderr)
 
+    def test_no_auth_behind_a_proxy_is_refused(self):
+        """Without authentication, rcmd-server trusts the peer's uid (unix)
+        or loopback (tcp); behind a PROXY header that peer is the proxy, so
+        every client of the proxy would pass: a usage error, before binding."""
+        name = sstest.abstract_name("noauthpx")
+        for mode in (["--insecure-no-auth"], ["--protocol", "seed"]):
+            for address in ("unix:" + name, "tcp://127.0.0.1:0"):
+                r = self.run_cli("rcmd-server", *mode, "--user", pwd.getpwuid(os.geteuid()).pw_name,
+                                 "--proxy-protocol", address)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(b"--proxy-protocol needs authentication", r.stderr)
+                self.assertNotIn(b"listening on", r.stderr)
+
 
 if __name__ == "__main__":
     sstest.main()
