@@ -128,8 +128,10 @@ class TaskCap:
         self.path, self.nproc, self.server_args = None, None, []
         if os.geteuid() != 0:
             return
+        TaskCap.made += 1
         for parent in self._cgroup_parents():
-            path = os.path.join(parent, "sockserve-faults-%d" % os.getpid())
+            self._sweep(parent)
+            path = os.path.join(parent, "sockserve-faults-%d-%d" % (os.getpid(), TaskCap.made))
             try:
                 os.mkdir(path)
             except OSError:
@@ -143,6 +145,27 @@ class TaskCap:
                 os.rmdir(path)
         self.server_args = ["--user", "nobody"]
         self.nproc = n + tasks_of_uid(nobody_uid())
+
+    made = 0
+
+    @staticmethod
+    def _sweep(parent):
+        """Remove caps left by runs that are gone (their last task was still
+        exiting when they tried): empty ones whose test process is dead."""
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            return
+        for name in names:
+            parts = name.split("-")
+            if not name.startswith("sockserve-faults-") or len(parts) < 3 or not parts[2].isdigit():
+                continue
+            if os.path.exists("/proc/%s" % parts[2]):
+                continue
+            try:
+                os.rmdir(os.path.join(parent, name))
+            except OSError:
+                pass
 
     @staticmethod
     def _cgroup_parents():
@@ -187,7 +210,7 @@ class TaskCap:
     def remove(self):
         """The cgroup goes once its last task has (bounded wait)."""
         if self.path:
-            sstest.wait_until(lambda: self._try_rmdir(), 5)
+            sstest.wait_until(lambda: self._try_rmdir(), 15)
 
     def _try_rmdir(self):
         try:
