@@ -71,19 +71,6 @@ typedef struct tls_conn {
     short want; /* what the last -EAGAIN waits for */
 } tls_conn;
 
-/* ---- errors --------------------------------------------------------------- */
-
-/* The first queued OpenSSL error as text (the queue is cleared). */
-static const char *ssl_reason(char *buf, size_t len)
-{
-    unsigned long e = ERR_get_error();
-    while (ERR_get_error() != 0)
-        ; /* keep the first: it is the cause */
-    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-    snprintf(buf, len, "%s", r != NULL ? r : "unknown TLS error");
-    return buf;
-}
-
 /* ---- the socket BIO --------------------------------------------------------- */
 
 static int sock_bio_write(BIO *b, const char *buf, size_t len, size_t *done)
@@ -273,12 +260,12 @@ static int load_pairs(ss_tls_ctx *c, SSL_CTX *x, const tls_material *m, ss_error
     if (rc == 0 && SSL_CTX_use_cert_and_key(x, s->pair[0].cert, s->pair[0].key,
                                             s->pair[0].chain, 1) != 1)
         rc = ss__fail(err, SS_ETLS, "cannot use certificate '%s': %s", c->names.cert[0],
-                      ssl_reason(r, sizeof r));
+                      ss__tls_reason(r, sizeof r));
     if (rc == 0 && c->server && s->n > 1) {
         pthread_once(&cert_set_once, cert_set_index_make);
         if (cert_set_index < 0 || SSL_CTX_set_ex_data(x, cert_set_index, s) != 1) {
             rc = ss__fail(err, SS_ETLS, "cannot keep the certificates: %s",
-                          ssl_reason(r, sizeof r));
+                          ss__tls_reason(r, sizeof r));
         } else {
             SSL_CTX_set_cert_cb(x, select_cert, s);
             s = NULL; /* x owns it now */
@@ -296,11 +283,11 @@ static int build(ss_tls_ctx *c, const tls_material *m, SSL_CTX **out, ss_error *
     *out = NULL;
     SSL_CTX *x = SSL_CTX_new(c->server ? TLS_server_method() : TLS_client_method());
     if (x == NULL)
-        return ss__fail(err, SS_ETLS, "cannot make a TLS context: %s", ssl_reason(r, sizeof r));
+        return ss__fail(err, SS_ETLS, "cannot make a TLS context: %s", ss__tls_reason(r, sizeof r));
     int floor = c->opts.min_version == SS_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
     int rc = 0;
     if (SSL_CTX_set_min_proto_version(x, floor) != 1)
-        rc = ss__fail(err, SS_ETLS, "cannot set the TLS floor: %s", ssl_reason(r, sizeof r));
+        rc = ss__fail(err, SS_ETLS, "cannot set the TLS floor: %s", ss__tls_reason(r, sizeof r));
     /* A peer that closes without close_notify reads as end of file: what a
      * socket does. Protocols that must detect truncation frame their data.
      * No renegotiation: it is a CPU lever for a hostile client. Idle
@@ -330,7 +317,8 @@ static int build(ss_tls_ctx *c, const tls_material *m, SSL_CTX **out, ss_error *
     }
     if (rc == 0 && !c->server) {
         if (c->names.ca == NULL && SSL_CTX_set_default_verify_paths(x) != 1)
-            rc = ss__fail(err, SS_ETLS, "cannot load the system CAs: %s", ssl_reason(r, sizeof r));
+            rc = ss__fail(err, SS_ETLS, "cannot load the system CAs: %s",
+                          ss__tls_reason(r, sizeof r));
         SSL_CTX_set_verify(x, c->opts.insecure_no_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
         if (!c->opts.no_resumption) {
             SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_CLIENT |
@@ -792,7 +780,7 @@ int ss_tls_transport_new(ss_transport *t, ss_tls_ctx *ctx, int fd, const char *s
     if (bio == NULL) {
         SSL_free(c->ssl);
         free(c);
-        return ss__fail(err, SS_ETLS, "cannot start TLS: %s", ssl_reason(r, sizeof r));
+        return ss__fail(err, SS_ETLS, "cannot start TLS: %s", ss__tls_reason(r, sizeof r));
     }
     BIO_set_data(bio, (void *)(intptr_t)fd);
     SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
@@ -834,7 +822,7 @@ static int handshake_failure(tls_conn *c, ss_error *err)
                  ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED ||
                  ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED);
     return ss__fail(err, auth ? SS_EAUTH : SS_ETLS, "TLS handshake failed: %s",
-                    ssl_reason(r, sizeof r));
+                    ss__tls_reason(r, sizeof r));
 }
 
 int ss_tls_handshake_step(ss_transport *t, ss_error *err)

@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *reason(char *buf, size_t len)
+const char *ss__tls_reason(char *buf, size_t len)
 {
     unsigned long e = ERR_get_error();
     while (ERR_get_error() != 0)
@@ -163,7 +163,7 @@ int tls_pair_load(tls_pair *p, const tls_pem *cert, const tls_pem *key, const ch
     int rc = 0;
     if (p->cert == NULL)
         rc = ss__fail(err, SS_ETLS, "cannot load certificate '%s': %s", cert_name,
-                      reason(r, sizeof r));
+                      ss__tls_reason(r, sizeof r));
     else if (p->chain == NULL)
         rc = ss__fail(err, -ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < 64; i++) { /* a chain longer than 64 is not one */
@@ -183,7 +183,7 @@ int tls_pair_load(tls_pair *p, const tls_pem *cert, const tls_pem *key, const ch
         BIO_free(b);
         if (p->key == NULL)
             rc = ss__fail(err, SS_ETLS, "cannot load private key '%s': %s", key_name,
-                          reason(r, sizeof r));
+                          ss__tls_reason(r, sizeof r));
         else if (X509_check_private_key(p->cert, p->key) != 1)
             rc = ss__fail(err, SS_ETLS, "private key '%s' does not match certificate '%s'",
                           key_name, cert_name);
@@ -203,7 +203,8 @@ int tls_ca_load(SSL_CTX *x, const tls_pem *ca, const char *name, bool server, ss
                                            : NULL;
     BIO_free(b);
     if (infos == NULL)
-        return ss__fail(err, SS_ETLS, "cannot load CA file '%s': %s", name, reason(r, sizeof r));
+        return ss__fail(err, SS_ETLS, "cannot load CA file '%s': %s", name,
+                        ss__tls_reason(r, sizeof r));
     X509_STORE *store = SSL_CTX_get_cert_store(x);
     STACK_OF(X509_NAME) *names = server ? sk_X509_NAME_new_null() : NULL;
     int count = 0, rc = 0;
@@ -212,7 +213,7 @@ int tls_ca_load(SSL_CTX *x, const tls_pem *ca, const char *name, bool server, ss
         if (in->x509 != NULL) {
             if (X509_STORE_add_cert(store, in->x509) != 1)
                 rc = ss__fail(err, SS_ETLS, "cannot load CA file '%s': %s", name,
-                              reason(r, sizeof r));
+                              ss__tls_reason(r, sizeof r));
             X509_NAME *nm = names != NULL ? X509_NAME_dup(X509_get_subject_name(in->x509)) : NULL;
             if (nm != NULL && !sk_X509_NAME_push(names, nm))
                 X509_NAME_free(nm);
@@ -221,7 +222,7 @@ int tls_ca_load(SSL_CTX *x, const tls_pem *ca, const char *name, bool server, ss
         if (rc == 0 && in->crl != NULL) {
             if (X509_STORE_add_crl(store, in->crl) != 1)
                 rc = ss__fail(err, SS_ETLS, "cannot load CA file '%s': %s", name,
-                              reason(r, sizeof r));
+                              ss__tls_reason(r, sizeof r));
             count++;
         }
     }

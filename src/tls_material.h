@@ -79,4 +79,8 @@ int tls_shared_publish(tls_shared *s, const tls_material *m, uint64_t *gen, ss_e
  * the middle (try again later), -ENOMEM. */
 int tls_shared_fetch(const tls_shared *s, tls_material *m, uint64_t *gen);
 
+/* The first queued OpenSSL error as text (the queue is cleared: the first
+ * is the cause). For tls.c and tls_material.c. */
+const char *ss__tls_reason(char *buf, size_t len);
+
 #endif
