@@ -185,7 +185,9 @@ static int start_program(session *s, int stdio_fd)
     exec_cfg *cfg = s->cfg;
     exec_conn_info info = {0};
     ss_sock *conn = s->req->sock;
-    if (ss_sock_getsockname(conn, &info.local) < 0)
+    /* Behind a PROXY header, the address the client connected to is the
+     * header's destination, not this socket's end of the proxy's link. */
+    if (ss_request_local_address(s->req, &info.local) < 0)
         info.local.len = 0;
     info.remote = s->req->client_address;
     struct ucred cred;

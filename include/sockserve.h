@@ -794,6 +794,12 @@ typedef struct ss_handler {
  */
 void ss_request_admit(ss_request *req);
 
+/* The address the client connected to: with opts.proxy_protocol the
+ * destination its PROXY header carried (a LOCAL header carries none: then,
+ * as without a header, the socket's own address, getsockname). What
+ * tcpserver's TCPLOCALIP means. Returns 0 or a code. */
+int ss_request_local_address(const ss_request *req, ss_addr *out);
+
 /* Send a reply: for a datagram request, to its sender; for a stream, write
  * and flush through req->stream. Returns 0 or a code. */
 int ss_request_reply(ss_request *req, const void *buf, size_t len);

@@ -56,6 +56,7 @@ typedef struct handoff {
     ss_addr peer;
     int64_t accepted_ms;
     bool proxied;
+    ss_addr local; /* proxied: the header's destination */
 } handoff;
 
 static void want_all_workers(prefork_state *st);
@@ -128,7 +129,8 @@ static void stream_worker_main(ss_server *srv, prefork_state *st, int ctl)
         if (rc <= 0)
             _exit(rc == 0 ? 0 : 1);
         ss_sock conn = {fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
-        ss__conn_info info = {.peer = h.peer, .accepted_ms = h.accepted_ms, .proxied = h.proxied};
+        ss__conn_info info = {.peer = h.peer, .accepted_ms = h.accepted_ms, .proxied = h.proxied,
+                              .local = h.local};
         ss__req *req;
         if (ss__req_from_conn(srv, &conn, &info, &req) == 0) {
             ss__req_run(srv, req);
@@ -330,6 +332,7 @@ static int hand_over(worker_slot *w, ss__req *req)
     h.peer = req->pub.client_address;
     h.accepted_ms = req->started_ms;
     h.proxied = req->proxied;
+    h.local = req->proxied_local;
     char cbuf[CMSG_SPACE(sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
     struct iovec iov = {.iov_base = &h, .iov_len = sizeof h};

@@ -49,6 +49,7 @@ struct ss__pending {
     ss_proxy_parser *proxy; /* proxy_protocol: the header still being read
                                (not admitted yet); NULL once it is in */
     bool proxied;           /* peer came from the header */
+    ss_addr local;          /* proxied: the header's destination */
     ss__pending *prev, *next;
 };
 
@@ -390,6 +391,7 @@ static void read_proxy_header(ss_server *srv, ss__pending *p)
     p->proxy = NULL;
     if (!h.local) { /* LOCAL / UNKNOWN: the socket's peer stands */
         p->peer = h.source;
+        p->local = h.destination;
         p->proxied = true;
     }
     if (ss__admit_conn(srv, p->fd, &p->peer, &p->key, &p->holds_key) != 0) {
@@ -484,6 +486,7 @@ int ss__acceptor_take(ss_server *srv, ss__req **out)
         .key = p->key,
         .holds_key = p->holds_key,
         .proxied = p->proxied,
+        .local = p->local,
     };
     ss_sock conn = {p->fd, srv->addr.kind, srv->sock.family, SS_TIMEOUT_NONE};
     pending_free(p);

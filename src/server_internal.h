@@ -37,6 +37,7 @@ typedef struct ss__conn_info {
     ss__peer_key key;
     bool holds_key; /* counted in max_per_ip: released when it ends */
     bool proxied;   /* peer is what a PROXY header carried, not the socket's */
+    ss_addr local;  /* proxied: the header's destination (len 0: none) */
 } ss__conn_info;
 
 /* Why a peer was turned away (server_admit.c's summary line). */
@@ -211,6 +212,7 @@ struct ss__req {
     ss__peer_key key;    /* max_per_ip: released at the end while holds_key */
     bool holds_key;
     bool proxied;        /* client_address came from a PROXY header */
+    ss_addr proxied_local; /* and what the client connected to (len 0: none) */
     char end_note[160];  /* why it ended, when not by itself ("idle for 30s") */
     bool tls_failed;     /* its TLS handshake failed: no close_notify */
     ss__req *pool_next;  /* a model's own list (pool: dropped on abort) */

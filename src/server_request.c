@@ -89,6 +89,8 @@ int ss__req_from_conn(ss_server *srv, ss_sock *conn, const ss__conn_info *info,
     req->key = info->key;
     req->holds_key = info->holds_key;
     req->proxied = info->proxied;
+    if (info->proxied)
+        req->proxied_local = info->local;
     peer_text(srv, req, peer, info->proxied);
 
     /* TLS state is made here (no I/O); the handshake runs on the worker,
@@ -328,6 +330,21 @@ void ss__shutdown_live(ss_server *srv)
         }
     }
     pthread_mutex_unlock(&srv->lock);
+}
+
+int ss_request_local_address(const ss_request *req, ss_addr *out)
+{
+    if (req == NULL || out == NULL)
+        return SS_EUSAGE;
+    /* pub is the first member: the request the handler holds is an ss__req */
+    const ss__req *r = (const ss__req *)req;
+    if (r->proxied && r->proxied_local.len > 0) {
+        *out = r->proxied_local;
+        return 0;
+    }
+    if (req->sock == NULL)
+        return SS_EUSAGE;
+    return ss_sock_getsockname(req->sock, out);
 }
 
 int ss_request_reply(ss_request *req, const void *buf, size_t len)

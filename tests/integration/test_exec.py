@@ -188,6 +188,27 @@ class Environment(ExecCase):
         self.assertNotIn("UNIXREMOTEUID", got)
         self.stop(p)
 
+    def test_behind_a_proxy_the_local_address_is_the_header_s_destination(self):
+        """TCPLOCALIP/PORT name what the client connected to: a PROXY
+        header's destination, not this socket's end of the proxy's link;
+        a LOCAL header carries none, so the socket's own stands. Under
+        every model (prefork hands it to its worker with the descriptor)."""
+        sig = b"\r\n\r\n\x00\r\nQUIT\n"
+        local = sig + b"\x20\x00" + struct.pack("!H", 0)
+        for model in MODELS:
+            with self.subTest(model=model):
+                p, address = self.exec_server("--model", model, "--proxy-protocol",
+                                              "tcp://127.0.0.1:0", "--", "sh", "-c", "env")
+                port = address.rsplit(":", 1)[1]
+                got = env_of(talk(address, b"PROXY TCP4 192.0.2.7 192.0.2.1 4242 80\r\nx"))
+                self.assertEqual((got["TCPREMOTEIP"], got["TCPREMOTEPORT"]), ("192.0.2.7", "4242"))
+                self.assertEqual((got["TCPLOCALIP"], got["TCPLOCALPORT"]), ("192.0.2.1", "80"))
+                got = env_of(talk(address, b"PROXY TCP6 2001:db8::7 2001:db8::1 4242 443\r\nx"))
+                self.assertEqual((got["TCPLOCALIP"], got["TCPLOCALPORT"]), ("2001:db8::1", "443"))
+                got = env_of(talk(address, local + b"x"))
+                self.assertEqual((got["TCPLOCALIP"], got["TCPLOCALPORT"]), ("127.0.0.1", port))
+                self.stop(p)
+
 
 class StandardStreams(ExecCase):
     def test_cat_and_tr_plain_and_relayed(self):
