@@ -575,10 +575,17 @@ static int drop_privileges(cli_server *c, ss_server *srv, bool own_file)
     }
     const ss_addr *a = ss_server_address(srv);
     if (own_file && a->u.sa.sa_family == AF_UNIX && a->len > sizeof(sa_family_t) &&
-        a->u.un.sun_path[0] != '\0' && chown(a->u.un.sun_path, pw->pw_uid, pw->pw_gid) < 0) {
-        cli_error(c->cmd, "--user %s: cannot give %s to it: %s", c->user_name,
-                  a->u.un.sun_path, strerror(errno));
-        return CLI_RUNTIME;
+        a->u.un.sun_path[0] != '\0') {
+        /* never chown by path: see ss_server_chown_unix_file */
+        int rc = ss_server_chown_unix_file(srv, pw->pw_uid, pw->pw_gid);
+        if (rc < 0) {
+            cli_error(c->cmd, "--user %s: cannot give %s to it: %s", c->user_name,
+                      a->u.un.sun_path,
+                      rc == -ENOTSOCK ? "it is no longer the socket this server bound "
+                                        "(replaced since?)"
+                                      : ss_strerror(rc));
+            return CLI_RUNTIME;
+        }
     }
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
         setuid(pw->pw_uid) < 0) {

@@ -1064,6 +1064,13 @@ void ss_server_free(ss_server *srv);
 const ss_addr *ss_server_address(const ss_server *srv);
 /* The listening (or datagram) socket's descriptor. */
 int ss_server_fileno(const ss_server *srv);
+/* Give the unix socket file this server made to uid:gid (a server that
+ * binds as root and then drops to another user, so it can still remove the
+ * file at exit). It changes the socket it bound, never what the path names
+ * now: -ENOTSOCK when the file was replaced since (a link to another file
+ * would hand that file over). SS_EUSAGE when it made no file (abstract,
+ * inherited, not unix); else 0 or a negative errno. */
+int ss_server_chown_unix_file(ss_server *srv, uid_t uid, gid_t gid);
 void *ss_server_user(const ss_server *srv);
 void *ss_server_handler_data(const ss_server *srv);
 const ss_server_opts *ss_server_options(const ss_server *srv);

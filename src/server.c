@@ -8,6 +8,7 @@
 #include "inherited.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,8 +249,8 @@ static void remember_unix_file(ss_server *srv)
         n = sizeof srv->unix_path - 1;
     memcpy(srv->unix_path, srv->addr.u.un.sun_path, n);
     srv->unix_path[n] = '\0';
-    struct stat st;
-    if (stat(srv->unix_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    struct stat st; /* lstat: a link in its place is not the socket we made */
+    if (lstat(srv->unix_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
         srv->unix_dev = st.st_dev;
         srv->unix_ino = st.st_ino;
     } else {
@@ -262,10 +263,72 @@ static void remove_unix_file(ss_server *srv)
     if (srv->unix_path[0] == '\0' || getpid() != srv->owner_pid)
         return;
     struct stat st;
-    if (stat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev &&
+    if (lstat(srv->unix_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == srv->unix_dev &&
         st.st_ino == srv->unix_ino)
         unlink(srv->unix_path);
     srv->unix_path[0] = '\0';
+}
+
+/*
+ * The socket file this server bound, opened without following a link
+ * (O_PATH: no access needed). Its mode and owner are changed through this
+ * descriptor, never by path: whoever can write to the socket's directory
+ * can swap the file for a link to any other file between bind() and the
+ * change, and a root server would then chmod or chown that file for them.
+ * Returns the descriptor, -ENOTSOCK when the path no longer names the
+ * socket we made, or another negative errno.
+ */
+static int unix_file_open_ours(const ss_server *srv)
+{
+    if (srv->unix_path[0] == '\0') /* right after bind() it was no socket */
+        return -ENOTSOCK;
+    int fd = open(srv->unix_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_dev != srv->unix_dev ||
+        st.st_ino != srv->unix_ino) {
+        close(fd);
+        return -ENOTSOCK;
+    }
+    return fd;
+}
+
+/* chmod through an O_PATH descriptor: fchmod() refuses one, and a socket's
+ * own descriptor would change its sockfs inode, not the file. The kernel
+ * resolves /proc/self/fd/N to exactly the inode opened. */
+static int unix_file_chmod(int pfd, mode_t mode)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", pfd);
+    return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+int ss_server_chown_unix_file(ss_server *srv, uid_t uid, gid_t gid)
+{
+    if (srv == NULL || srv->unix_path[0] == '\0' || getpid() != srv->owner_pid)
+        return SS_EUSAGE;
+    int pfd = unix_file_open_ours(srv);
+    if (pfd < 0)
+        return pfd;
+    int rc = fchownat(pfd, "", uid, gid, AT_EMPTY_PATH) < 0 ? -errno : 0;
+    close(pfd);
+    return rc;
+}
+
+static int set_unix_mode(ss_server *srv, ss_error *err)
+{
+    int pfd = unix_file_open_ours(srv);
+    int rc = pfd < 0 ? pfd : unix_file_chmod(pfd, (mode_t)srv->opts.unix_mode);
+    if (pfd >= 0)
+        close(pfd);
+    if (rc == -ENOTSOCK)
+        return ss__fail(err, rc, "cannot set the mode of %s: the file is no longer the "
+                        "socket this server bound (replaced since?)", srv->addr_text);
+    if (rc < 0)
+        return ss__fail(err, rc, "cannot set the mode of %s: %s", srv->addr_text,
+                        strerror(-rc));
+    return 0;
 }
 
 static int open_socket(ss_server *srv, const ss_addr *a, ss_error *err)
@@ -302,10 +365,9 @@ static int open_socket(ss_server *srv, const ss_addr *a, ss_error *err)
     remember_unix_file(srv);
     /* before listen(): until then nobody can connect, so no peer slips in
      * under the umask's mode */
-    if (srv->opts.unix_mode != 0 && srv->unix_path[0] != '\0' &&
-        chmod(srv->unix_path, (mode_t)srv->opts.unix_mode) < 0)
-        return ss__fail(err, -errno, "cannot set the mode of %s: %s", srv->addr_text,
-                        strerror(errno));
+    if (srv->opts.unix_mode != 0 && is_unix_path(&srv->addr) &&
+        (rc = set_unix_mode(srv, err)) < 0)
+        return rc;
 
     if (srv->stream) {
         local.msg[0] = '\0';

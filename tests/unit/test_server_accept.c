@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 
@@ -342,6 +343,93 @@ static void unix_mode_is_set_before_listen(void **state)
     st_stop(&s);
 }
 
+/* A local user who can write to the socket's directory swaps the socket
+ * file for a link to some other file between bind() and the chmod: the
+ * server must refuse, and the file the link names must keep its mode. */
+static char swap_victim[200];
+
+static int bind_then_swap(ss_server *srv, ss_sock *sock, const ss_addr *a, ss_error *err)
+{
+    (void)srv;
+    int rc = ss_sock_bind(sock, a, err);
+    if (rc < 0)
+        return rc;
+    char link[230];
+    snprintf(link, sizeof link, "%s.link", a->u.un.sun_path);
+    if (symlink(swap_victim, link) < 0 || rename(link, a->u.un.sun_path) < 0)
+        return -errno;
+    return 0;
+}
+
+static void unix_mode_never_follows_a_swapped_link(void **state)
+{
+    (void)state;
+    tu_alarm(20);
+    char path[200], addr[220];
+    tu_temp_path(path, sizeof path, "swap.sock");
+    tu_temp_path(swap_victim, sizeof swap_victim, "victim");
+    int fd = open(swap_victim, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(chmod(swap_victim, 0644), 0);
+    snprintf(addr, sizeof addr, "unix:%s", path);
+    ss_server_opts o = tight_opts(SS_MODEL_THREADING, NULL);
+    o.unix_mode = 0600;
+    o.server_bind = bind_then_swap;
+    ss_server *srv = NULL;
+    ss_error err = {0};
+    int rc = ss_server_new(&srv, addr, &st_echo, &o, &err);
+    assert_int_equal(rc, -ENOTSOCK);
+    assert_non_null(strstr(err.msg, "no longer the socket"));
+    struct stat st;
+    assert_int_equal(stat(swap_victim, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    unlink(path);
+    unlink(swap_victim);
+}
+
+static void chown_unix_file_changes_only_the_socket_it_bound(void **state)
+{
+    (void)state;
+    tu_alarm(20);
+    if (geteuid() != 0)
+        skip();
+    char path[200], addr[220];
+    tu_temp_path(path, sizeof path, "own.sock");
+    tu_temp_path(swap_victim, sizeof swap_victim, "victim");
+    int fd = open(swap_victim, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(addr, sizeof addr, "unix:%s", path);
+    ss_server_opts o = tight_opts(SS_MODEL_THREADING, NULL);
+    st_server s;
+    st_start(&s, addr, &st_echo, &o);
+    struct stat st;
+    assert_int_equal(ss_server_chown_unix_file(s.srv, 65534, 65534), 0);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_uid, 65534);
+    /* now the attacker's swap: the path names root's file through a link */
+    char link[230];
+    snprintf(link, sizeof link, "%s.link", path);
+    char moved[230];
+    snprintf(moved, sizeof moved, "%s.moved", path);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(symlink(swap_victim, link), 0);
+    assert_int_equal(rename(link, path), 0);
+    assert_int_equal(ss_server_chown_unix_file(s.srv, 65534, 65534), -ENOTSOCK);
+    assert_int_equal(stat(swap_victim, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    /* and exit leaves the link (and what it names) alone */
+    st_stop(&s);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(stat(swap_victim, &st), 0);
+    unlink(path);
+    unlink(moved);
+    unlink(swap_victim);
+}
+
 static atomic_int write_failures;
 
 static void count_error(ss_server *srv, ss_request *req, int code)
@@ -396,6 +484,8 @@ int main(void)
         cmocka_unit_test(access_rules_refuse_before_any_worker),
         cmocka_unit_test(reply_rate_bounds_each_source),
         cmocka_unit_test(unix_mode_is_set_before_listen),
+        cmocka_unit_test(unix_mode_never_follows_a_swapped_link),
+        cmocka_unit_test(chown_unix_file_changes_only_the_socket_it_bound),
         cmocka_unit_test(write_timeout_frees_the_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
