@@ -60,10 +60,13 @@ static int epoll_io_set(ss_loop *loop, ss__io *io, uint32_t events)
 
 static void epoll_io_forget(ss_loop *loop, ss__io *io)
 {
-    /* close() drops the registration; events already fetched for this io
-     * in the current batch are skipped because events becomes 0. */
-    (void)loop;
-    (void)io;
+    /* close() drops the registration only with the file's last descriptor:
+     * a dup the handler kept or a forked child's copy would keep it, and
+     * the next event would name the freed io. So remove it (as libuv and
+     * Redis do). Events already fetched for this io in the current batch
+     * are skipped because events becomes 0. */
+    if (io->events != 0)
+        (void)epoll_ctl(epfd_of(loop), EPOLL_CTL_DEL, io->fd, NULL);
 }
 
 static void epoll_flush(ss_loop *loop)

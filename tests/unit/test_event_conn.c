@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -511,6 +512,69 @@ static void adopted_socketpair_echoes(void **state)
     close(sv[1]);
 }
 
+/* A closed connection whose socket has another reference (a dup the
+ * handler kept, a forked child's copy) must leave the epoll set: close()
+ * drops a registration only with the file's last descriptor, and the
+ * peer's next byte then named the freed ss_conn. Checked in the epoll
+ * set's own listing (/proc/self/fdinfo), which names every watched fd. */
+static int kept_fd = -1;
+
+static void keep_and_close(ss_conn *c)
+{
+    kept_fd = dup(ss_conn_fd(c));
+    ss_conn_close(c);
+}
+
+static bool epoll_watches(int fd)
+{
+    char want[32];
+    snprintf(want, sizeof want, "tfd: %8d ", fd);
+    bool found = false;
+    for (int e = 0; e < 1024 && !found; e++) {
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", e);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, "anon_inode:[eventpoll]") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", e);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        char line[256];
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strstr(line, want) != NULL)
+                found = true;
+        fclose(f);
+    }
+    return found;
+}
+
+static void closed_conn_leaves_epoll_while_its_file_lives(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ss_loop *loop;
+    ss_error err = {0};
+    assert_int_equal(ss_loop_new_backend(&loop, SS_BACKEND_EPOLL, &err), 0);
+    static const struct ss_event_handler h = {
+        .on_open = keep_and_close, .on_close = count_close, .data = &the_stats};
+    assert_int_equal(ss_loop_adopt(loop, sv[0], &h, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    assert_int_equal(atomic_load(&the_stats.closed), 1);
+    assert_true(kept_fd >= 0);
+    assert_false(epoll_watches(sv[0]));
+    assert_int_equal(send(sv[1], "x", 1, 0), 1); /* was: conn_io on freed memory */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    ss_loop_free(loop);
+    close(kept_fd);
+    close(sv[1]);
+}
+
 int main(void)
 {
     tu_alarm(100);
@@ -527,6 +591,7 @@ int main(void)
         cmocka_unit_test_setup(idle_connections_time_out, reset_stats),
         cmocka_unit_test_setup(connection_cap_stops_accepting, reset_stats),
         cmocka_unit_test_setup(adopted_socketpair_echoes, reset_stats),
+        cmocka_unit_test_setup(closed_conn_leaves_epoll_while_its_file_lives, reset_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
