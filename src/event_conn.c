@@ -767,10 +767,8 @@ static int header_start(ss_conn *c)
     return 0;
 }
 
-/* Serve a connected descriptor with `h`: as the peer getpeername() names,
- * or `peer` when the caller knows better (a PROXY header it has read). */
-static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
-                 ss_conn **out)
+/* Serve a connected descriptor with `h`, as the peer getpeername() names. */
+static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -788,16 +786,11 @@ static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, const 
         close(fd);
         return -ENOMEM;
     }
-    if (peer != NULL) {
-        c->peer = *peer;
-    } else {
-        c->peer.len = sizeof c->peer.u;
-        if (getpeername(fd, &c->peer.u.sa, &c->peer.len) < 0)
-            c->peer.len = 0;
-        c->peer.kind = domain == AF_UNIX
-                           ? (type == SOCK_SEQPACKET ? SS_ADDR_SEQPACKET : SS_ADDR_UNIX)
-                           : SS_ADDR_TCP;
-    }
+    c->peer.len = sizeof c->peer.u;
+    if (getpeername(fd, &c->peer.u.sa, &c->peer.len) < 0)
+        c->peer.len = 0;
+    c->peer.kind = domain == AF_UNIX ? (type == SOCK_SEQPACKET ? SS_ADDR_SEQPACKET : SS_ADDR_UNIX)
+                                     : SS_ADDR_TCP;
     if (out != NULL)
         *out = c;
     conn_opened(c);
@@ -806,7 +799,7 @@ static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, const 
 
 int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
 {
-    return adopt(loop, fd, h, NULL, out);
+    return adopt(loop, fd, h, out);
 }
 
 int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_tls_ctx *tls,
@@ -825,7 +818,7 @@ int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, s
      * a handler-less open and start TLS before the loop sees the fd. */
     static const struct ss_event_handler none;
     ss_conn *c;
-    int rc = adopt(loop, fd, &none, NULL, &c);
+    int rc = adopt(loop, fd, &none, &c);
     if (rc < 0)
         return rc;
     c->h = h;
@@ -843,12 +836,6 @@ int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, s
         *out = c;
     tls_handshake_step(c); /* a client speaks first: its ClientHello goes now */
     return 0;
-}
-
-int ss__loop_adopt_as(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
-                      ss_conn **out)
-{
-    return adopt(loop, fd, h, peer, out);
 }
 
 /* ---- listening ---------------------------------------------------------------- */
@@ -947,8 +934,21 @@ static void fill_peer(ss_addr *peer, ss_addr_kind kind, const struct sockaddr_st
     memcpy(&peer->u, ss, len);
 }
 
-/* Make an accepted descriptor a connection of `l` (on l's loop). */
-static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
+/* A client `l` will not serve after all. Once verify() has passed, the
+ * hook that took its per-IP slot hears of it, or the slot would stay
+ * taken for good. */
+static void serve_failed(ss_listener *l, int fd, const ss_addr *peer, bool verified, int reason)
+{
+    close(fd);
+    if (verified && l->unopened != NULL)
+        l->unopened(l->verify_arg, peer, reason, ss_strerror(reason));
+    if (l->unpick != NULL)
+        l->unpick(l->pick_arg, l);
+}
+
+/* Make an accepted descriptor a connection of `l` (on l's loop);
+ * read_header: the PROXY header is still in the socket. */
+static void listener_serve_as(ss_listener *l, int fd, const ss_addr *peer, bool read_header)
 {
     bool inet = l->kind == SS_ADDR_TCP;
     if (inet) {
@@ -957,19 +957,36 @@ static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
     }
     ss_conn *c = conn_new(l->loop, fd, l, l->h, l->socktype, inet);
     if (c == NULL) {
-        close(fd);
-        if (l->unpick != NULL)
-            l->unpick(l->pick_arg, l);
+        serve_failed(l, fd, peer, !read_header && l->verify != NULL, -ENOMEM);
         return;
     }
     c->peer = *peer;
-    if (l->proxy) {
+    if (read_header) {
         if (header_start(c) < 0)
             conn_finish(c, -ENOMEM, false);
         return;
     }
     c->verified = l->verify != NULL;
     conn_admitted(c);
+}
+
+static void listener_serve(ss_listener *l, int fd, const ss_addr *peer)
+{
+    listener_serve_as(l, fd, peer, l->proxy);
+}
+
+void ss__listener_adopt(ss_listener *l, int fd, const ss_addr *peer)
+{
+    if (l->closed) {
+        serve_failed(l, fd, peer, l->verify != NULL, SS_ESHUTDOWN);
+        return;
+    }
+    int rc = ss__set_nonblocking(fd, 1);
+    if (rc < 0) {
+        serve_failed(l, fd, peer, l->verify != NULL, rc);
+        return;
+    }
+    listener_serve_as(l, fd, peer, false);
 }
 
 /* A connection accepted on one loop, to be served by another. */
@@ -986,9 +1003,8 @@ static void handoff_run(ss_loop *loop, void *arg)
     if (j->to->closed) {
         /* stopped accepting meanwhile: the client goes, as if still in the
          * backlog of a closed listener */
-        close(j->fd);
-        if (j->to->unpick != NULL)
-            j->to->unpick(j->to->pick_arg, j->to);
+        serve_failed(j->to, j->fd, &j->peer, !j->to->proxy && j->to->verify != NULL,
+                     SS_ESHUTDOWN);
     } else {
         listener_serve(j->to, j->fd, &j->peer);
     }

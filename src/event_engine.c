@@ -109,6 +109,42 @@ static void wrapped_close(ss_conn *c, int reason)
     }
 }
 
+typedef struct adopt_job {
+    int fd;
+    ss_addr peer;
+} adopt_job;
+
+static void adopt_run(ss_loop *loop, void *arg)
+{
+    adopt_job *j = arg;
+    worker *w = ss_loop_user(loop);
+    ss__listener_adopt(w->listener, j->fd, &j->peer);
+    free(j);
+}
+
+int ss__engine_adopt(ss__engine *e, int fd, const ss_addr *peer)
+{
+    worker *w = &e->w[0];
+    adopt_job *j = w->listener != NULL ? malloc(sizeof *j) : NULL;
+    if (j == NULL) {
+        close(fd);
+        return w->listener != NULL ? -ENOMEM : SS_EUSAGE;
+    }
+    j->fd = fd;
+    j->peer = *peer;
+    /* as if the balancer had picked this loop: its close gives it back */
+    if (e->balanced)
+        atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
+    if (ss_loop_post(w->loop, adopt_run, j) < 0) {
+        if (e->balanced)
+            atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+        close(fd);
+        free(j);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;

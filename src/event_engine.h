@@ -65,6 +65,10 @@ const char *ss__engine_fallback(const ss__engine *e);
 /* opts.user of the engine running `loop` (from any of its callbacks). */
 void *ss__engine_user_of(ss_loop *loop);
 ss_loop *ss__engine_loop(ss__engine *e, int index);
+/* Serve a connection the caller accepted and admitted (its PROXY header
+ * read: `peer`) on the first loop, as its listener would (TLS, timeouts,
+ * max_conns, counted by drain). Any thread; takes fd (closed on failure). */
+int ss__engine_adopt(ss__engine *e, int fd, const ss_addr *peer);
 /* The datagram socket of loop `index` (NULL for stream engines); use it on
  * that loop only. */
 ss_dgram *ss__engine_dgram(ss__engine *e, int index);

@@ -134,10 +134,12 @@ void ss__dgram_hold(ss_dgram *d, bool hold);
 /* Several loops poll this datagram socket: wake one per packet. */
 void ss__dgram_share(ss_dgram *d);
 
-/* ss_loop_adopt, with the peer the caller knows (e.g. from a PROXY header
- * it read) instead of getpeername()'s. Loop thread. */
-int ss__loop_adopt_as(ss_loop *loop, int fd, const struct ss_event_handler *h, const ss_addr *peer,
-                      ss_conn **out);
+/* A connection the server's own accept path admitted (handle_request under
+ * the event model), served as if `l` had accepted it: its TLS handshake,
+ * idle and write timeouts and max_conns share; its PROXY header, if any,
+ * already read (`peer` is what it named). On l's loop thread; the fd is
+ * closed on failure, and l's unopened hook hears of it. */
+void ss__listener_adopt(ss_listener *l, int fd, const ss_addr *peer);
 
 /* Why auto fell back to epoll (io_uring refused), or NULL. */
 const char *ss__loop_fallback(const ss_loop *loop);

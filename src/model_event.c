@@ -259,20 +259,8 @@ static int event_serve(ss_server *srv)
 
 /* handle_request (the core's own accept path) under the event model: a
  * datagram runs the blocking handler inline; a stream connection is handed
- * to the first loop's callbacks. */
-typedef struct adopt_job {
-    event_state *st;
-    int fd;
-    ss_addr peer; /* the request's client: the acceptor may have read it
-                     from a PROXY header */
-} adopt_job;
-
-static void adopt_run(ss_loop *loop, void *arg)
-{
-    adopt_job *j = arg;
-    (void)ss__loop_adopt_as(loop, j->fd, &j->st->h, &j->peer, NULL); /* closes fd on failure */
-    free(j);
-}
+ * to the first loop's listener, which serves it as one it accepted (its
+ * TLS handshake first, its timeouts). */
 
 /* handle_request's packet for the callbacks: on_packet must run on a loop
  * (it replies through that loop's ss_dgram), so it goes to the first one. */
@@ -319,20 +307,14 @@ static void event_dispatch(ss_server *srv, ss__req *req)
         ss__req_end(srv, req, false);
         return;
     }
-    /* the loop's connection releases the max_per_ip slot when it closes */
+    /* the loop's connection releases the max_per_ip slot when it closes
+     * (or its unopened hook, when it never opens) */
     req->holds_key = false;
-    adopt_job *j = malloc(sizeof *j);
-    int fd = j != NULL ? fcntl(req->conn.fd, F_DUPFD_CLOEXEC, 0) : -1;
-    if (fd >= 0) {
-        j->st = st;
-        j->fd = fd;
-        j->peer = req->pub.client_address;
-        if (ss_loop_post(ss__engine_loop(st->engine, 0), adopt_run, j) < 0) {
-            close(fd);
-            free(j);
-        }
-    } else {
-        free(j);
+    int fd = fcntl(req->conn.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0 || ss__engine_adopt(st->engine, fd, &req->pub.client_address) < 0) {
+        ss_server_log(srv, SS_LOG_ERROR, "%s: cannot hand the connection to a loop: %s",
+                      req->peer_text, fd < 0 ? strerror(errno) : "out of memory");
+        req->holds_key = true; /* nobody else will release it */
     }
     /* the request's copy goes without a shutdown: the loop has the socket */
     ss__req_end(srv, req, true);

@@ -414,6 +414,102 @@ static void test_loop_adopt_tls_client(void **state)
     ss_tls_ctx_free(srv);
 }
 
+/* ---- handle_request under the event model --------------------------------
+ * The core's accept path hands each connection to a loop. It must be
+ * served as the loop's listener serves its own: TLS first (a plaintext
+ * client was echoed in clear, client certificates unchecked), and the
+ * listener's idle timeout (the adopted connection had none). */
+static void echo_data(ss_conn *c, const void *d, size_t n)
+{
+    (void)ss_conn_write(c, d, n);
+}
+
+typedef struct one_request {
+    ss_server *srv;
+    int rc;
+} one_request;
+
+static void *handle_one(void *arg)
+{
+    one_request *r = arg;
+    r->rc = ss_server_handle_request(r->srv);
+    return NULL;
+}
+
+static void test_event_handle_request_serves_tls(void **state)
+{
+    (void)state;
+    char cert[256], key[256];
+    make_cert("hr", "localhost", "DNS:localhost", cert, key, sizeof cert);
+    ss_tls_ctx *tls = server_ctx(cert, key), *cli = client_ctx();
+    static const struct ss_event_handler h = {.on_data = echo_data};
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_EVENT;
+    o.workers = 1;
+    o.event = &h;
+    o.tls = tls;
+    o.idle_timeout = 0.5;
+    o.handshake_timeout = 2;
+    ss_server *srv;
+    ss_error err = {0};
+    static const ss_handler none = {0};
+    assert_int_equal(ss_server_new(&srv, "tcp://127.0.0.1:0", &none, &o, &err), 0);
+    char addr[SS_ADDR_STRLEN];
+    assert_true(ss_addr_format(ss_server_address(srv), addr, sizeof addr) > 0);
+
+    /* a plaintext client: never echoed */
+    one_request r = {srv, 1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, handle_one, &r), 0);
+    ss_sock plain;
+    assert_int_equal(ss_dial(&plain, addr, 5.0, &err), 0);
+    static const char secret[] = "PLAINTEXT SECRET\n";
+    assert_int_equal(send(plain.fd, secret, sizeof secret - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof secret - 1);
+    assert_int_equal(pthread_join(t, NULL), 0); /* it waits for a first byte */
+    assert_int_equal(r.rc, 0);
+    char buf[256];
+    size_t got = 0;
+    for (;;) { /* whatever the server says until it closes: an alert at most */
+        struct pollfd p = {.fd = plain.fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        ssize_t n = recv(plain.fd, buf + got, sizeof buf - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        assert_true(got < sizeof buf);
+    }
+    assert_null(memmem(buf, got, "SECRET", 6));
+    ss_sock_close(&plain);
+
+    /* a TLS client: echoed, then closed by the idle timeout */
+    assert_int_equal(pthread_create(&t, NULL, handle_one, &r), 0);
+    ss_transport tt;
+    assert_int_equal(ss_tls_dial(&tt, addr, cli, "localhost", 5.0, &err), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    ss_stream *s;
+    ss_stream_opts so = {0};
+    so.timeout = 5.0;
+    assert_int_equal(ss_stream_new(&s, &tt, &so), 0);
+    assert_int_equal(ss_stream_write(s, "ping", 4), 0);
+    assert_int_equal(ss_stream_flush(s), 0);
+    char back[4];
+    assert_int_equal(ss_stream_read_exact(s, back, 4, NULL), 0);
+    assert_memory_equal(back, "ping", 4);
+    /* the idle close comes long before the stream's own 5 s timeout */
+    ssize_t n = ss_stream_read(s, back, sizeof back);
+    if (!(n == 0 || n == SS_EEOF || n == SS_ECLOSED || n == -ECONNRESET))
+        fail_msg("after the idle timeout: read gave %zd (%s)", n, ss_strerror((int)n));
+    ss_stream_free(s);
+    tt.ops->close(&tt);
+
+    ss_server_close(srv);
+    ss_server_free(srv);
+    ss_tls_ctx_free(cli);
+    ss_tls_ctx_free(tls);
+}
+
 int main(void)
 {
     tu_alarm(60);
@@ -421,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_burst_resumes_one_ticket),
         cmocka_unit_test(test_sni_selects_the_certificate),
         cmocka_unit_test(test_loop_adopt_tls_client),
+        cmocka_unit_test(test_event_handle_request_serves_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
