@@ -541,6 +541,8 @@ static int set_timeout(const cli_optarg *a)
 /* --ca, --server-name, --cert, --cert-key: a string, and TLS on */
 static int set_tls_string(const cli_optarg *a)
 {
+    if (a->value[0] == '\0') /* --server-name '' would verify no name */
+        return cli_bad_value(a, "an empty value");
     ((options *)a->ctx)->tls = true;
     return cli_opt_set_string(a);
 }

@@ -718,8 +718,12 @@ static bool is_ip_literal(const char *name)
  * the certificate's IP entries and not sent as SNI (RFC 6066). */
 static int set_peer_name(SSL *ssl, const char *name, ss_error *err)
 {
-    if (name == NULL || name[0] == '\0')
+    if (name == NULL)
         return 0;
+    /* "" would verify no name at all: a caller's unset variable must not
+     * turn verification off */
+    if (name[0] == '\0')
+        return ss__fail(err, SS_EUSAGE, "empty TLS server name (NULL means the address's host)");
     if (strlen(name) > 253)
         return ss__fail(err, SS_EUSAGE, "TLS server name too long");
     if (is_ip_literal(name)) {
@@ -927,6 +931,8 @@ int ss_tls_dial(ss_transport *t, const char *address, ss_tls_ctx *ctx, const cha
     t->impl = NULL;
     if (ctx == NULL || ctx->server)
         return ss__fail(err, SS_EUSAGE, "ss_tls_dial needs a client TLS context");
+    if (server_name != NULL && server_name[0] == '\0')
+        return ss__fail(err, SS_EUSAGE, "empty TLS server name (NULL means the address's host)");
     char host[256];
     if (server_name == NULL) {
         host_of(address, host, sizeof host);

@@ -122,6 +122,14 @@ class Syntax(sstest.TestCase):
         # keygen takes one FILE and no value at all
         self.assertIn("one FILE only", self.usage_line("keygen", "a", "b"))
 
+    def test_empty_server_name_is_refused(self):
+        """--server-name '' (a script's unset variable) would verify no
+        name at all: a usage error, never a connection."""
+        for cmd in ("connect", "bench"):
+            with self.subTest(cmd=cmd):
+                line = self.usage_line(cmd, "--server-name", "", *OPERANDS[cmd])
+                self.assertIn("bad value '' for --server-name: ", line)
+
     def test_short_flags_bundle(self):
         # -h in a bundle is still help; an unknown letter in one is named alone
         for cmd in COMMANDS:

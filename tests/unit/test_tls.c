@@ -399,6 +399,16 @@ static void test_loop_adopt_tls_client(void **state)
     assert_int_equal(lc.closed_reason, SS_EAUTH);
     assert_int_not_equal(peer.handshake_rc, 0);
 
+    /* "" is no name: refused, never "verify nothing" (a script's unset
+     * variable in --server-name "$NAME") */
+    ss_transport none;
+    assert_int_equal(ss_tls_dial(&none, "tcp://127.0.0.1:9", cli, "", 1.0, &err), SS_EUSAGE);
+    int pv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pv), 0);
+    assert_int_equal(ss_tls_transport_new(&none, cli, pv[0], "", &err), SS_EUSAGE);
+    close(pv[0]);
+    close(pv[1]);
+
     /* not a stream socket: refused, the fd closed */
     ss_loop *loop;
     assert_int_equal(ss_loop_new(&loop, NULL), 0);
