@@ -524,6 +524,20 @@ static int take_address(void *ctx, const char *arg)
     return CLI_OK;
 }
 
+
+/* A positive timeout in seconds as the relay's milliseconds: at least 1
+ * (0 would mean "none"), at most INT_MAX (a float past it is undefined in
+ * the cast): never silently off. */
+static int timeout_ms(double seconds)
+{
+    double ms = seconds * 1000.0;
+    if (ms < 1.0)
+        return 1;
+    if (ms >= (double)INT_MAX)
+        return INT_MAX;
+    return (int)ms;
+}
+
 static int run(int argc, char **argv)
 {
     cli_server srv;
@@ -585,10 +599,10 @@ static int run(int argc, char **argv)
      * timeout needs the relay, which sees every byte */
     if (srv.opts.idle_timeout > 0) {
         cfg.force_relay = true;
-        cfg.idle_timeout_ms = (int)(srv.opts.idle_timeout * 1000);
+        cfg.idle_timeout_ms = timeout_ms(srv.opts.idle_timeout);
     }
     if (srv.opts.write_timeout > 0)
-        cfg.peer_write_timeout_ms = (int)(srv.opts.write_timeout * 1000);
+        cfg.peer_write_timeout_ms = timeout_ms(srv.opts.write_timeout);
     cfg.drain_timeout = srv.opts.drain_timeout;
     cfg.behind_proxy = srv.opts.proxy_protocol;
     srv.opts.drain_timeout = cfg.drain_timeout + STOP_GRACE_MS / 1000.0 + DRAIN_MARGIN_S;
