@@ -62,6 +62,7 @@ struct ss_tls_ctx {
     SSL_SESSION *session; /* client: a copy of the latest resumable session */
     char session_name[256]; /* the server name it was made for ("" = none) */
     tls_shared *shared; /* server: what the latest reload loaded, shared across fork */
+    bool shared_reader; /* a forked process: reads `shared`, never writes it */
     _Atomic uint64_t local_gen; /* the generation of cur in this process */
 };
 
@@ -466,7 +467,11 @@ static int rebuild_locked(ss_tls_ctx *c, ss_error *err)
     if (rc < 0)
         return rc;
     uint64_t gen = 0;
-    if (c->shared != NULL && (rc = tls_shared_publish(c->shared, &m, &gen, err)) < 0) {
+    /* A forked process's own reload stays its own, until the next one the
+     * parent publishes. */
+    if (c->shared_reader)
+        gen = tls_shared_generation(c->shared);
+    else if (c->shared != NULL && (rc = tls_shared_publish(c->shared, &m, &gen, err)) < 0) {
         tls_material_free(&m);
         SSL_CTX_free(x);
         return rc;
@@ -554,6 +559,10 @@ void ss__tls_ctx_after_fork(ss_tls_ctx *ctx)
     if (ctx != NULL) {
         pthread_mutex_init(&ctx->lock, NULL);
         pthread_mutex_init(&ctx->config_lock, NULL);
+        if (ctx->shared != NULL && !ctx->shared_reader) {
+            ctx->shared_reader = true;
+            tls_shared_make_readonly(ctx->shared);
+        }
     }
 }
 
@@ -566,7 +575,7 @@ void ss_tls_ctx_free(ss_tls_ctx *ctx)
     else
         retire(ctx->cur);
     SSL_SESSION_free(ctx->session);
-    tls_shared_free(ctx->shared);
+    tls_shared_free(ctx->shared, !ctx->shared_reader);
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->config_lock);
     for (size_t i = 0; i < ctx->names.ncerts; i++) {

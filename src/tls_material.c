@@ -265,13 +265,23 @@ int tls_shared_new(tls_shared **out, ss_error *err)
     return 0;
 }
 
-void tls_shared_free(tls_shared *s)
+void tls_shared_free(tls_shared *s, bool writer)
 {
     if (s == NULL)
         return;
-    uint32_t len = atomic_load(&s->len);
-    OPENSSL_cleanse(s->data, len <= TLS_SHARED_BYTES ? len : TLS_SHARED_BYTES);
+    /* only the writer wipes: a forked reader's wipe would erase what every
+     * other process of the server still has to read */
+    if (writer) {
+        uint32_t len = atomic_load(&s->len);
+        OPENSSL_cleanse(s->data, len <= TLS_SHARED_BYTES ? len : TLS_SHARED_BYTES);
+    }
     munmap(s, SHARED_MAP_SIZE);
+}
+
+void tls_shared_make_readonly(tls_shared *s)
+{
+    if (s != NULL)
+        (void)mprotect(s, SHARED_MAP_SIZE, PROT_READ);
 }
 
 uint64_t tls_shared_generation(const tls_shared *s)

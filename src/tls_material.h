@@ -69,7 +69,13 @@ int tls_ca_load(SSL_CTX *x, const tls_pem *ca, const char *name, bool server, ss
 typedef struct tls_shared tls_shared;
 
 int tls_shared_new(tls_shared **out, ss_error *err);
-void tls_shared_free(tls_shared *s);
+/* writer: the process that publishes (it wipes the bytes); a reader only
+ * unmaps. */
+void tls_shared_free(tls_shared *s, bool writer);
+/* In a forked process: read only from here on. One writer (the process
+ * that made it), so a worker's bug can never publish material to the
+ * others or tear what they read. */
+void tls_shared_make_readonly(tls_shared *s);
 /* The generation now (0: nothing published since the context was made). */
 uint64_t tls_shared_generation(const tls_shared *s);
 /* Publish `m` (one writer at a time: the caller serialises). *gen is the

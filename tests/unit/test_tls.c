@@ -4,6 +4,7 @@
  * connections all resume one ticket) and certificate selection by SNI. The
  * certificates are made here with OpenSSL (self-signed, P-256). */
 #include "testutil.h"
+#include "internal.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A self-signed certificate for `cn` with subjectAltName `san` (e.g.
@@ -424,6 +426,61 @@ static void test_loop_adopt_tls_client(void **state)
     ss_tls_ctx_free(srv);
 }
 
+/* A forked worker that frees its copy of the context (or reloads it) must
+ * not touch the shared area: it wiped the bytes every other worker still
+ * had to read, so a sibling forked before the parent's reload kept
+ * serving the old certificate. */
+static void test_forked_reader_never_writes_the_shared_area(void **state)
+{
+    (void)state;
+    char ac[256], ak[256], bc[256], bk[256], live_c[256], live_k[256];
+    make_cert("fa", "first", "DNS:localhost", ac, ak, sizeof ac);
+    make_cert("fb", "second", "DNS:localhost", bc, bk, sizeof bc);
+    tu_temp_path(live_c, sizeof live_c, "forklive.pem");
+    tu_temp_path(live_k, sizeof live_k, "forklive.key");
+    copy_file(ac, live_c);
+    copy_file(ak, live_k);
+    ss_tls_ctx *srv = server_ctx(live_c, live_k), *cli = client_ctx();
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t sibling = fork();
+    assert_true(sibling >= 0);
+    if (sibling == 0) { /* forked before the reload: it catches up later */
+        ss__tls_ctx_after_fork(srv);
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(3);
+        char cn[64] = "";
+        served_cn(cli, srv, "localhost", cn, sizeof cn);
+        _exit(strcmp(cn, "second") == 0 ? 0 : 4);
+    }
+    copy_file(bc, live_c);
+    copy_file(bk, live_k);
+    ss_error err = {0};
+    assert_int_equal(ss_tls_ctx_reload(srv, &err), 0);
+    pid_t worker = fork();
+    assert_true(worker >= 0);
+    if (worker == 0) { /* forked after it: reloads and frees its copy */
+        ss__tls_ctx_after_fork(srv);
+        ss_error e = {0};
+        if (ss_tls_ctx_reload(srv, &e) != 0)
+            _exit(5);
+        ss_tls_ctx_free(srv);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(worker, &st, 0), worker);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(waitpid(sibling, &st, 0), sibling);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the sibling did not serve the reloaded certificate (status %#x)", st);
+    close(go[0]);
+    close(go[1]);
+    ss_tls_ctx_free(cli);
+    ss_tls_ctx_free(srv);
+}
+
 /* ---- handle_request under the event model --------------------------------
  * The core's accept path hands each connection to a loop. It must be
  * served as the loop's listener serves its own: TLS first (a plaintext
@@ -528,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_sni_selects_the_certificate),
         cmocka_unit_test(test_loop_adopt_tls_client),
         cmocka_unit_test(test_event_handle_request_serves_tls),
+        cmocka_unit_test(test_forked_reader_never_writes_the_shared_area),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
