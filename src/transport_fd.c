@@ -26,6 +26,21 @@ static ssize_t sock_read(ss_transport *t, void *buf, size_t len)
     }
 }
 
+/* A socket that keeps message boundaries (seqpacket; datagrams): a message
+ * longer than `len` would lose its tail without a word, so MSG_TRUNC has the
+ * kernel say its real length and the read fails instead. */
+static ssize_t message_read(ss_transport *t, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = recv(t->fd, buf, len, MSG_TRUNC);
+        if (n >= 0)
+            return (size_t)n > len ? -EMSGSIZE : n;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
 /*
  * A stream socket read by a coroutine (coro_sched.c): a read that returns
  * less than asked for has emptied the kernel's receive queue (TCP and unix
@@ -120,9 +135,9 @@ static void fd_close(ss_transport *t)
     }
 }
 
-static const ss_transport_ops sock_ops = {
+static const ss_transport_ops message_sock_ops = {
     .name = "fd",
-    .read = sock_read,
+    .read = message_read,
     .write = sock_write,
     .wait_events = fd_wait_events,
     .shutdown_write = sock_shutdown_write,
@@ -160,7 +175,7 @@ int ss_transport_fd_init(ss_transport *t, int fd)
     int rc = ss__set_nonblocking(fd, 1);
     if (rc < 0)
         return rc;
-    t->ops = !is_socket ? &pipe_ops : type == SOCK_STREAM ? &stream_sock_ops : &sock_ops;
+    t->ops = !is_socket ? &pipe_ops : type == SOCK_STREAM ? &stream_sock_ops : &message_sock_ops;
     t->fd = fd;
     return 0;
 }

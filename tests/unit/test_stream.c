@@ -461,9 +461,32 @@ static void tcp_stream_lines(void **state)
     assert_int_equal(tu_count_fds(), before);
 }
 
+/* A seqpacket message longer than the read: an error, never its head
+ * alone (recv drops the tail of a message it cannot hold). */
+static void seqpacket_message_over_the_read_is_an_error(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    ss_transport t;
+    assert_int_equal(ss_transport_fd_init(&t, sv[0]), 0);
+    static char big[100000], got[65536];
+    memset(big, 'b', sizeof big);
+    assert_int_equal(send(sv[1], big, sizeof big, 0), (ssize_t)sizeof big);
+    assert_int_equal(send(sv[1], "next", 4, 0), 4);
+    struct pollfd p = {.fd = sv[0], .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    assert_int_equal(t.ops->read(&t, got, sizeof got), -EMSGSIZE);
+    assert_int_equal(t.ops->read(&t, got, sizeof got), 4); /* the next one is whole */
+    assert_memory_equal(got, "next", 4);
+    t.ops->close(&t);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(seqpacket_message_over_the_read_is_an_error),
         cmocka_unit_test(transport_sets_nonblocking),
         cmocka_unit_test(readline_then_read_buffered),
         cmocka_unit_test(readline_across_many_writes),
