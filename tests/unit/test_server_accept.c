@@ -361,17 +361,23 @@ static int bind_then_swap(ss_server *srv, ss_sock *sock, const ss_addr *a, ss_er
     return 0;
 }
 
+/* The file an attacker's link would point at: root's, with `mode`. */
+static void make_victim(mode_t mode)
+{
+    tu_temp_path(swap_victim, sizeof swap_victim, "victim");
+    int fd = open(swap_victim, O_CREAT | O_WRONLY | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(chmod(swap_victim, mode), 0);
+}
+
 static void unix_mode_never_follows_a_swapped_link(void **state)
 {
     (void)state;
     tu_alarm(20);
     char path[200], addr[220];
     tu_temp_path(path, sizeof path, "swap.sock");
-    tu_temp_path(swap_victim, sizeof swap_victim, "victim");
-    int fd = open(swap_victim, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(chmod(swap_victim, 0644), 0);
+    make_victim(0644);
     snprintf(addr, sizeof addr, "unix:%s", path);
     ss_server_opts o = tight_opts(SS_MODEL_THREADING, NULL);
     o.unix_mode = 0600;
@@ -396,10 +402,7 @@ static void chown_unix_file_changes_only_the_socket_it_bound(void **state)
         skip();
     char path[200], addr[220];
     tu_temp_path(path, sizeof path, "own.sock");
-    tu_temp_path(swap_victim, sizeof swap_victim, "victim");
-    int fd = open(swap_victim, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    close(fd);
+    make_victim(0600);
     snprintf(addr, sizeof addr, "unix:%s", path);
     ss_server_opts o = tight_opts(SS_MODEL_THREADING, NULL);
     st_server s;
