@@ -43,16 +43,6 @@ static int parse_u64(const char *s, uint64_t *out)
 
 /* ---- --insecure-no-auth: who may connect (CLI.md "Privileges") ---------- */
 
-/* --user names someone other than root (uid 0 under any name: "root",
- * "toor"); an unknown name is --user's own error later. */
-static bool runs_as_other_than_root(const char *user_name)
-{
-    if (user_name == NULL)
-        return false;
-    struct passwd *pw = getpwnam(user_name);
-    return pw == NULL || pw->pw_uid != 0;
-}
-
 /* A hook the common flags may have set before ours (access rules). */
 static bool (*next_verify)(ss_server *, const ss_sock *, const ss_addr *);
 
@@ -310,10 +300,10 @@ static int run(int argc, char **argv)
                                    "--insecure-no-auth is only allowed on a loopback or unix "
                                    "address, not %s", address);
     }
-    if (cfg.insecure && geteuid() == 0 && !runs_as_other_than_root(srv.user_name))
+    if (cfg.insecure && geteuid() == 0 && srv.user_name == NULL)
         return cli_usage_error("rcmd-server",
                                "--insecure-no-auth as root would let every local user run "
-                               "commands as root: give --user NAME (not root)");
+                               "commands as root: give --user NAME");
     /* §6: connections between accept and a completed HELLO are capped; the
      * seed protocol has no handshake to wait for */
     if (!cfg.seed)

@@ -298,18 +298,6 @@ class Privileges(sstest.TestCase):
                 self.assertIn(b"--proxy-protocol needs authentication", r.stderr)
                 self.assertNotIn(b"listening on", r.stderr)
 
-    def test_no_auth_as_root_by_any_name_is_refused(self):
-        """--insecure-no-auth as root needs --user someone else: --user root
-        (or any name of uid 0) would still run every local user's commands
-        as root."""
-        if os.geteuid() != 0:
-            self.skipTest("needs root: the check is about running as root")
-        r = self.run_cli("rcmd-server", "--insecure-no-auth", "--user", "root",
-                         "unix:" + sstest.abstract_name("noauthroot"))
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertIn(b"give --user NAME (not root)", r.stderr)
-        self.assertNotIn(b"listening on", r.stderr)
-
     def test_max_output_takes_digits_only(self):
         """strtoull takes ' -5' (and wraps it to 2**64-5, no limit at all)."""
         for value in (" -5", "+5", " 5", "-1"):
