@@ -257,11 +257,6 @@ static int event_serve(ss_server *srv)
     return 0;
 }
 
-/* handle_request (the core's own accept path) under the event model: a
- * datagram runs the blocking handler inline; a stream connection is handed
- * to the first loop's listener, which serves it as one it accepted (its
- * TLS handshake first, its timeouts). */
-
 /* handle_request's packet for the callbacks: on_packet must run on a loop
  * (it replies through that loop's ss_dgram), so it goes to the first one. */
 typedef struct packet_job {
@@ -296,6 +291,10 @@ static void post_packet(ss_server *srv, event_state *st, const ss__req *req)
         free(j);
 }
 
+/* handle_request (the core's own accept path) under the event model: a
+ * datagram runs the blocking handler inline; a stream connection is handed
+ * to the first loop's listener, which serves it as one it accepted (its
+ * TLS handshake first, its timeouts). */
 static void event_dispatch(ss_server *srv, ss__req *req)
 {
     event_state *st = srv->model_state;
