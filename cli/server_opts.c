@@ -511,11 +511,33 @@ static void *watch_stop_signals(void *unused)
     return NULL;
 }
 
+/*
+ * No fork while the watcher is at work. Everything it does on a signal runs
+ * under running_lock (the SIGHUP reload inside OpenSSL, its log line inside
+ * gmtime_r), so fork() takes that lock first. A child forked while the
+ * watcher held one of OpenSSL's locks or glibc's tzset lock got that lock
+ * held by a thread it does not have, and hung at its first handshake or log
+ * line: a SIGHUP just after the listening line, as the prefork workers were
+ * being forked, left one worker hung for good (seen in integration.tls under
+ * load: gdb showed it in __tz_convert's lock, the forking model's children in
+ * CRYPTO_THREAD_write_lock).
+ */
+static void before_fork(void)
+{
+    pthread_mutex_lock(&running_lock);
+}
+
+static void after_fork_in_parent(void)
+{
+    pthread_mutex_unlock(&running_lock);
+}
+
 /* A child of the forking/prefork models (or any fork) starts with the mask
  * the process had before us: there the default actions are the right ones,
  * and the parent is the one that drains. */
-static void restore_mask_in_child(void)
+static void after_fork_in_child(void)
 {
+    pthread_mutex_unlock(&running_lock);
     pthread_sigmask(SIG_SETMASK, &mask_before, NULL);
 }
 
@@ -546,7 +568,7 @@ static int install_stop_watcher(void)
         return -rc;
     }
     pthread_detach(watcher);
-    pthread_atfork(NULL, NULL, restore_mask_in_child);
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
     installed = true;
     return 0;
 }

@@ -3,7 +3,8 @@
 Python's ssl module and openssl s_client. Every blocking model, tcp and
 unix; wrong CA, wrong name, expired certificate, TLS 1.0/1.1 refused, client
 certificates required and checked, a plaintext client, a handshake that
-stalls, SIGHUP reload (good and bad files), session resumption across the
+stalls, SIGHUP reload (good and bad files, and a storm of them while the
+forking model forks), session resumption across the
 processes of forking and prefork.
 
 ctest-labels: tsan
@@ -14,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
@@ -420,6 +422,49 @@ class TestTlsReload(TlsCase):
                 for t in held:
                     t.close()
         p.kill()
+
+    def test_sighup_storm_while_forking_hangs_no_child(self):
+        # The CLI reloads on its signal thread, inside OpenSSL's locks (and
+        # gmtime_r's, for its log line). A child forked meanwhile inherited
+        # such a lock held by a thread it does not have and hung at its
+        # handshake: the flaky timeouts of the prefork reload tests above (a
+        # worker forked as the first SIGHUP came). Reloads back to back while
+        # the forking model forks a child per connection: every one answers.
+        # -q: a reload logs nothing, so no unread stderr pipe can fill.
+        # The old code hung 1 to 4 of these 60 in every run (plain and ASan).
+        p, addr = self.server("echo", "--cert", self.path("server.pem"), "--cert-key",
+                              self.path("server.key"), "--model", "forking", "-q",
+                              "tcp://127.0.0.1:0")
+        host, port = sstest.split_inet(addr)
+        stop = threading.Event()
+
+        def storm():
+            for _ in range(3000):  # bounded: ~2 ms apart, until the clients are done
+                if stop.wait(0.002):
+                    return
+                p.signal(signal.SIGHUP)
+
+        sender = threading.Thread(target=storm)
+        sender.start()
+        ctx = self.client_ctx()
+        hung = []
+        try:
+            for i in range(60):
+                raw = socket.create_connection((host, port), timeout=5 * SLOW)
+                raw.settimeout(2 * SLOW)  # a whole exchange takes ms; a hung child never ends
+                try:
+                    with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+                        t.sendall(b"x\n")
+                        self.assertEqual(t.recv(16), b"x\n")
+                except TimeoutError:
+                    hung.append(i)
+                    raw.close()
+        finally:
+            stop.set()
+            sender.join()
+        self.assertEqual(hung, [], "connections whose forked child hung")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(), 0)
 
     def test_bad_files_at_start_are_usage_errors(self):
         cases = [
