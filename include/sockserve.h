@@ -1175,7 +1175,8 @@ int ss_server_serve_until_signal(ss_server *srv);
 
 /*
  * Under SS_MODEL_COROUTINE each request's setup/handle/finish runs as a
- * coroutine on one of `workers` epoll loops (threads). The handler is written
+ * coroutine on one of `workers` event loops (threads; default: one per CPU
+ * the process may run on). The handler is written
  * as for threading: every call of this library that would wait -- reads and
  * writes on req->stream (TLS included, handshake too), ss_sock_* calls on any
  * socket (connect, accept, send, recv ...; a blocking socket is made

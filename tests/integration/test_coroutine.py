@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""The coroutine model costs no CPU while its connections are idle.
+"""--model coroutine as a whole server: idle cost and defaults.
 
+The server costs no CPU while its connections are idle.
 ctest-labels: coroutine tsan
 
 Issue 12 asks for "0 % CPU while idle". Each connection below is answered
@@ -11,10 +12,13 @@ spinning loop burns ~100 ticks a second, an idle one 0; the bound leaves
 room for a tick of noise on a shared machine).
 
 Run on auto (io_uring where the kernel allows it) and, by ctest, again
-with SS_BACKEND=epoll and SS_BACKEND=io_uring (test_coroutine_idle.*): the
+with SS_BACKEND=epoll and SS_BACKEND=io_uring (integration.coroutine.*): the
 io_uring backend's readiness is level-triggered whatever the flags say, and
 a scheduler that registered the connection for both directions for good
 spun there on EPOLLOUT (97 % CPU with idle connections).
+
+Without --workers the server runs one loop per CPU it may run on
+(sched_getaffinity), as the event model does.
 """
 import os
 import time
@@ -33,7 +37,7 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
 
 
-class CoroutineIdleTest(sstest.TestCase):
+class CoroutineServerTest(sstest.TestCase):
     def idle_ticks(self, srv):
         time.sleep(0.2)  # the loops' last turn
         c0 = cpu_ticks(srv.pid)
@@ -70,6 +74,23 @@ class CoroutineIdleTest(sstest.TestCase):
                 s.close()
         srv.signal(15)
         self.assertEqual(srv.wait(timeout=20), 0, srv.err_lines)
+
+    def thread_count(self, cpus):
+        def pin():
+            os.sched_setaffinity(0, cpus)
+        srv, _ = self.server("echo", "--model", "coroutine", "-q", "tcp://127.0.0.1:0",
+                             preexec_fn=pin)
+        n = len(os.listdir("/proc/%d/task" % srv.pid))
+        srv.signal(15)
+        self.assertEqual(srv.wait(timeout=20), 0, srv.err_lines)
+        return n
+
+    def test_default_loops_are_the_usable_cpus(self):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("one usable CPU: nothing to tell apart")
+        one, two = self.thread_count({cpus[0]}), self.thread_count(set(cpus[:2]))
+        self.assertEqual(two - one, 1, "threads with 1 CPU: %d, with 2 CPUs: %d" % (one, two))
 
 
 if __name__ == "__main__":
