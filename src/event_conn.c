@@ -344,6 +344,11 @@ static void cio_detach(ss_conn *c)
         c->qhead = c->qtail = NULL;
         c->queued = 0;
     }
+    /* An op prepared this turn names the descriptor by number: hand it to
+     * the kernel before the number is closed and maybe reused by the next
+     * accept (a receive or a send on another client's socket). */
+    if (io->rx_busy || io->tx_busy)
+        ss__loop_flush(c->loop);
     cio_release(io);
 }
 

@@ -91,7 +91,8 @@ void ss__op_cancel(ss_loop *loop, ss__op *op);
 /* What the completion mode did, for tests (zero on other loops). */
 typedef struct ss__uring_stats {
     uint64_t recvs, sends, enobufs, buffers_used, buffers_returned;
-    unsigned buffers;
+    unsigned buffers;        /* in the pool */
+    unsigned recvs_armed;    /* receives the kernel holds now */
 } ss__uring_stats;
 void ss__loop_uring_stats(const ss_loop *loop, ss__uring_stats *out);
 

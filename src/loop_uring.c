@@ -485,6 +485,10 @@ static void uring_stats(const ss_loop *loop, ss__uring_stats *out)
     const uring_state *st = loop->be;
     *out = st->stats;
     out->buffers = st->br != NULL ? st->nbufs : 0;
+    out->recvs_armed = 0;
+    for (const ss__link *k = st->ops_kernel.next; k != &st->ops_kernel; k = k->next)
+        if (SS__CONTAINER_OF(k, ss__op, link)->kind == SS__OP_RECV)
+            out->recvs_armed++;
 }
 
 /* The pool of provided buffers, every one in the ring. */
