@@ -24,6 +24,17 @@
  * connection that fails it closes without on_open/on_close; the listener's
  * `unopened` hook hears of it (the server gives back its max_per_ip slot).
  *
+ * Completion mode (io_uring, unless SS_URING_MODE=readiness): a plain
+ * stream connection (no TLS, no PROXY header, not seqpacket) does not wait
+ * for readiness. It keeps one receive in flight while it is reading (none
+ * while paused, closing or over its high-water mark: backpressure holds),
+ * into a buffer the ring provides only when data is there, and its output
+ * queue is sent by send ops the turn's one io_uring_enter submits. A send
+ * the socket cannot take (-EAGAIN) waits for POLLOUT on the connection's
+ * own watch. The ops' memory (conn_cio) outlives the ss_conn: a closed
+ * connection cancels them, and the last completion frees it, with any
+ * chunk a send might still have named.
+ *
  * With proxy_protocol a connection first reads its PROXY header (a step of
  * its own, below "the PROXY header"): it is admitted and opened only once
  * the header is in, and until then it is on the listener's header list,
@@ -47,6 +58,8 @@
 #define EMFILE_PAUSE_MS 100   /* listener rest when descriptors run out */
 #define CHUNK_MIN (16 * 1024) /* output queue grows by at least this */
 #define WRITEV_MAX 16
+#define SEND_IOV_MAX 4        /* chunks one completion-mode send takes */
+#define CHUNK_CACHE_MAX 32    /* CHUNK_MIN chunks a loop keeps for reuse */
 #define HANDSHAKE_DEFAULT_MS 10000
 
 enum {
@@ -79,6 +92,28 @@ typedef struct chunk {
     size_t start, end, cap;
     unsigned char data[];
 } chunk;
+
+/* Bytes (or the end of file) a receive brought while the connection was not
+ * reading (it paused while the receive was in flight): delivered once it
+ * reads again, from a timer, never inside the call that resumed it. */
+typedef struct conn_pending {
+    ss_timer soon;
+    bool eof;
+    size_t len;
+    unsigned char data[];
+} conn_pending;
+
+/* A completion-mode connection's ops (see the top of the file). */
+typedef struct conn_cio {
+    ss__op rx, tx;
+    ss_conn *c; /* NULL: closed; freed when neither op is in flight */
+    bool rx_busy, rx_cancelling, tx_busy;
+    bool tx_blocked; /* the last send found the socket full: POLLOUT first */
+    struct msghdr msg;
+    struct iovec iov[SEND_IOV_MAX];
+    chunk *keep; /* a closed connection's queue, while its send is in flight */
+    conn_pending *pending;
+} conn_cio;
 
 struct ss_listener {
     ss__io io;
@@ -133,6 +168,7 @@ struct ss_conn {
     ss__deferred deferred;
     ss_addr peer;
     conn_tls *tls; /* NULL: plain */
+    conn_cio *cio; /* NULL: readiness (not the completion mode) */
     ss_proxy_parser *proxy; /* while F_HEADER */
     bool verified; /* verify passed: unopened() owes it an undo */
     int64_t opened_ms;            /* loop time at accept or adoption */
@@ -142,6 +178,48 @@ struct ss_conn {
 static void conn_io(ss_loop *loop, ss__io *io, uint32_t events);
 static void listener_free(ss_listener *l);
 static void listener_resume(ss_listener *l);
+static void cio_interest(ss_conn *c);
+
+/* ---- output chunks: a few kept per loop, so a send does not malloc ------ */
+
+static chunk *chunk_new(ss_loop *loop, size_t cap)
+{
+    chunk *k = NULL;
+    if (cap == CHUNK_MIN && loop->chunk_cache != NULL) {
+        k = loop->chunk_cache;
+        loop->chunk_cache = k->next;
+        loop->nchunk_cache--;
+    } else {
+        k = malloc(sizeof *k + cap);
+        if (k == NULL)
+            return NULL;
+    }
+    k->next = NULL;
+    k->start = k->end = 0;
+    k->cap = cap;
+    return k;
+}
+
+static void chunk_free(ss_loop *loop, chunk *k)
+{
+    if (k->cap == CHUNK_MIN && loop->nchunk_cache < CHUNK_CACHE_MAX) {
+        k->next = loop->chunk_cache;
+        loop->chunk_cache = k;
+        loop->nchunk_cache++;
+        return;
+    }
+    free(k);
+}
+
+void ss__conns_free_cache(ss_loop *loop)
+{
+    while (loop->chunk_cache != NULL) {
+        chunk *k = loop->chunk_cache;
+        loop->chunk_cache = k->next;
+        free(k);
+    }
+    loop->nchunk_cache = 0;
+}
 
 /* ---- interest and activity ---------------------------------------------- */
 
@@ -154,6 +232,10 @@ static void update_interest(ss_conn *c)
 {
     if (c->flags & F_CLOSED)
         return;
+    if (c->cio != NULL) {
+        cio_interest(c);
+        return;
+    }
     uint32_t want = 0;
     if (c->tls != NULL && c->tls->handshaking) {
         short ev = c->tls->t.ops->wait_events(&c->tls->t, POLLIN);
@@ -200,7 +282,7 @@ static void queue_free(ss_conn *c)
     chunk *k = c->qhead;
     while (k != NULL) {
         chunk *next = k->next;
-        free(k);
+        chunk_free(c->loop, k);
         k = next;
     }
     c->qhead = c->qtail = NULL;
@@ -229,6 +311,47 @@ static void conn_deferred_free(ss__deferred *d)
         listener_free(l);
 }
 
+/* The ops outlive the connection: cancel them; the last completion frees
+ * what they may still name. */
+static void cio_release(conn_cio *io)
+{
+    if (io->c != NULL || io->rx_busy || io->tx_busy)
+        return;
+    while (io->keep != NULL) {
+        chunk *next = io->keep->next;
+        free(io->keep);
+        io->keep = next;
+    }
+    free(io);
+}
+
+static void cio_detach(ss_conn *c)
+{
+    conn_cio *io = c->cio;
+    c->cio = NULL;
+    io->c = NULL;
+    if (io->pending != NULL) {
+        ss_timer_stop(&io->pending->soon);
+        free(io->pending);
+        io->pending = NULL;
+    }
+    if (io->rx_busy && !io->rx_cancelling)
+        ss__op_cancel(c->loop, &io->rx);
+    if (io->tx_busy) {
+        /* the kernel may still read the chunks it was given */
+        ss__op_cancel(c->loop, &io->tx);
+        io->keep = c->qhead;
+        c->qhead = c->qtail = NULL;
+        c->queued = 0;
+    }
+    /* An op prepared this turn names the descriptor by number: hand it to
+     * the kernel before the number is closed and maybe reused by the next
+     * accept (a receive or a send on another client's socket). */
+    if (io->rx_busy || io->tx_busy)
+        ss__loop_flush(c->loop);
+    cio_release(io);
+}
+
 /* Close the descriptor now; on_close and the free happen at the end of the
  * turn, so the ss_conn stays valid for the rest of the caller's callback. */
 static void conn_finish(ss_conn *c, int reason, bool reset)
@@ -248,6 +371,8 @@ static void conn_finish(ss_conn *c, int reason, bool reset)
             (void)c->tls->t.ops->shutdown_write(&c->tls->t);
         ss_tls_transport_release(&c->tls->t); /* frees the SSL; the fd is ours */
     }
+    if (c->cio != NULL)
+        cio_detach(c);
     /* events already fetched for this connection in the current batch are
      * skipped: its io is unregistered */
     ss__io_close(c->loop, &c->io);
@@ -313,13 +438,10 @@ static int enqueue(ss_conn *c, const unsigned char *buf, size_t len)
         t->end += len;
     } else {
         size_t cap = (c->flags & F_SEQPACKET) || len > CHUNK_MIN ? len : CHUNK_MIN;
-        chunk *k = malloc(sizeof *k + cap);
+        chunk *k = chunk_new(c->loop, cap);
         if (k == NULL)
             return -ENOMEM;
-        k->next = NULL;
-        k->start = 0;
         k->end = len;
-        k->cap = cap;
         memcpy(k->data, buf, len);
         if (t != NULL)
             t->next = k;
@@ -330,6 +452,9 @@ static int enqueue(ss_conn *c, const unsigned char *buf, size_t len)
     c->queued += len;
     return 0;
 }
+
+static void queue_consume(ss_conn *c, size_t n);
+static void queue_settled(ss_conn *c);
 
 /* Write what the socket takes; returns 0, or a code after closing. */
 static int flush_queue(ss_conn *c)
@@ -367,47 +492,60 @@ static int flush_queue(ss_conn *c)
             conn_fail(c, rc);
             return rc;
         }
-        c->queued -= (size_t)n;
-        c->bytes_out += (uint64_t)n;
-        while (n > 0) {
-            chunk *k = c->qhead;
-            size_t have = k->end - k->start;
-            size_t used = (size_t)n < have ? (size_t)n : have;
-            k->start += used;
-            n -= (ssize_t)used;
-            if (k->start == k->end) {
-                c->qhead = k->next;
-                if (c->qhead == NULL)
-                    c->qtail = NULL;
-                free(k);
-            }
-        }
-        touch(c);
-        write_progress(c);
+        queue_consume(c, (size_t)n);
     }
+    queue_settled(c);
+    return 0;
+}
+
+/* `n` bytes of the queue's head went out. */
+static void queue_consume(ss_conn *c, size_t n)
+{
+    c->queued -= n;
+    c->bytes_out += (uint64_t)n;
+    while (n > 0) {
+        chunk *k = c->qhead;
+        size_t have = k->end - k->start;
+        size_t used = n < have ? n : have;
+        k->start += used;
+        n -= used;
+        if (k->start == k->end) {
+            c->qhead = k->next;
+            if (c->qhead == NULL)
+                c->qtail = NULL;
+            chunk_free(c->loop, k);
+        }
+    }
+    touch(c);
+    write_progress(c);
+}
+
+/* After the queue moved: backpressure, and what waited for it to empty
+ * (close, half-close, on_drain). The connection may be closed after. */
+static void queue_settled(ss_conn *c)
+{
     if ((c->flags & F_PAUSED_BP) && c->queued <= c->low)
         c->flags &= ~F_PAUSED_BP;
     if (c->queued == 0) {
         if (c->flags & F_CLOSING) {
             conn_finish(c, 0, false);
-            return 0;
+            return;
         }
         if (c->flags & F_SHUT_PENDING) {
             c->flags &= ~F_SHUT_PENDING;
             ss_conn_shutdown(c);
             if (c->flags & F_CLOSED)
-                return 0;
+                return;
         }
         if (c->flags & F_DRAIN_WANTED) {
             c->flags &= ~F_DRAIN_WANTED;
             if (c->h->on_drain != NULL)
                 c->h->on_drain(c);
             if (c->flags & F_CLOSED)
-                return 0;
+                return;
         }
     }
     update_interest(c);
-    return 0;
 }
 
 void ss__conn_counts(const ss_conn *c, uint64_t *in, uint64_t *out, int64_t *age_ms)
@@ -417,6 +555,29 @@ void ss__conn_counts(const ss_conn *c, uint64_t *in, uint64_t *out, int64_t *age
     *age_ms = c->loop->now - c->opened_ms;
 }
 
+/* Completion mode: queue (copied into a reused chunk); the send goes with
+ * the turn's enter. */
+static int cio_write(ss_conn *c, const unsigned char *p, size_t len)
+{
+    if (c->queued + len > c->hard) {
+        conn_fail(c, SS_EBUSY);
+        return SS_EBUSY;
+    }
+    bool started = c->queued == 0; /* the queue's clock starts */
+    if (!started)
+        c->flags |= F_DRAIN_WANTED; /* it waits behind a send in flight */
+    if (enqueue(c, p, len) < 0) {
+        conn_fail(c, -ENOMEM);
+        return -ENOMEM;
+    }
+    if (c->queued > c->high)
+        c->flags |= F_PAUSED_BP;
+    if (started)
+        write_progress(c);
+    update_interest(c);
+    return 0;
+}
+
 int ss_conn_write(ss_conn *c, const void *buf, size_t len)
 {
     if (c->flags & (F_CLOSED | F_CLOSING | F_SHUT_PENDING | F_SHUT_DONE))
@@ -424,8 +585,12 @@ int ss_conn_write(ss_conn *c, const void *buf, size_t len)
     if (len == 0)
         return 0;
     const unsigned char *p = buf;
+    if (c->cio != NULL && !(c->queued == 0 && len > c->high))
+        return cio_write(c, p, len);
     if (c->queued == 0) {
-        /* The fast path: straight to the socket, nothing copied. */
+        /* The fast path: straight to the socket, nothing copied (in the
+         * completion mode only for a write over high_water, which would
+         * otherwise all count against hard_limit at once). */
         ssize_t n;
         if (c->tls != NULL) {
             n = 0;
@@ -476,6 +641,144 @@ int ss_conn_write(ss_conn *c, const void *buf, size_t len)
 
 /* ---- reading ---------------------------------------------------------------- */
 
+/* A read brought n bytes (0: the peer's end of file). */
+static void conn_got(ss_conn *c, const unsigned char *data, size_t n)
+{
+    if (n > 0) {
+        touch(c);
+        c->bytes_in += (uint64_t)n;
+        if (c->h->on_data != NULL)
+            c->h->on_data(c, data, n);
+        return;
+    }
+    c->flags |= F_EOF;
+    update_interest(c);
+    if (c->h->on_eof != NULL)
+        c->h->on_eof(c);
+    else
+        ss_conn_close(c);
+}
+
+/* ---- the completion mode's ops ------------------------------------------------ */
+
+static void tx_start(ss_conn *c)
+{
+    conn_cio *io = c->cio;
+    if (io->tx_busy || io->tx_blocked || c->qhead == NULL)
+        return;
+    int cnt = 0;
+    for (chunk *k = c->qhead; k != NULL && cnt < SEND_IOV_MAX; k = k->next, cnt++) {
+        io->iov[cnt].iov_base = k->data + k->start;
+        io->iov[cnt].iov_len = k->end - k->start;
+    }
+    memset(&io->msg, 0, sizeof io->msg);
+    io->msg.msg_iov = io->iov;
+    io->msg.msg_iovlen = (size_t)cnt;
+    io->tx_busy = true;
+    ss__op_send(c->loop, &io->tx, c->io.fd, &io->msg);
+}
+
+/* What the connection's state asks of its ops: a receive in flight while
+ * it reads (none while paused, closing or over high water), its queue being
+ * sent, POLLOUT while a send waits for room. */
+static void cio_interest(ss_conn *c)
+{
+    conn_cio *io = c->cio;
+    if (reading(c)) {
+        if (io->pending != NULL) {
+            if (!ss_timer_active(&io->pending->soon))
+                (void)ss_timer_start(c->loop, &io->pending->soon, 0, 0);
+        } else if (!io->rx_busy) {
+            io->rx_busy = true;
+            ss__op_recv(c->loop, &io->rx, c->io.fd);
+        }
+    } else if (io->rx_busy && !io->rx_cancelling) {
+        io->rx_cancelling = true;
+        ss__op_cancel(c->loop, &io->rx);
+    }
+    tx_start(c);
+    (void)ss__io_set(c->loop, &c->io, io->tx_blocked ? EPOLLOUT : 0);
+}
+
+static void on_pending(ss_timer *t)
+{
+    ss_conn *c = t->data;
+    conn_pending *p = c->cio->pending;
+    if (!reading(c))
+        return; /* paused again: the next resume delivers it */
+    c->cio->pending = NULL;
+    conn_got(c, p->data, p->eof ? 0 : p->len);
+    free(p);
+    update_interest(c);
+}
+
+static void rx_done(ss_loop *loop, ss__op *op, int res, const void *data)
+{
+    (void)loop;
+    conn_cio *io = SS__CONTAINER_OF(op, conn_cio, rx);
+    io->rx_busy = io->rx_cancelling = false;
+    ss_conn *c = io->c;
+    if (c == NULL) { /* closed: the bytes are dropped, the buffer goes back */
+        cio_release(io);
+        return;
+    }
+    if (res >= 0 && reading(c)) {
+        conn_got(c, data, (size_t)res);
+    } else if (res >= 0 && !(c->flags & F_CLOSING)) {
+        /* the receive won the race with a pause: keep what it brought */
+        conn_pending *p = malloc(sizeof *p + (size_t)res);
+        if (p == NULL) {
+            conn_fail(c, -ENOMEM);
+            return;
+        }
+        ss_timer_init(&p->soon, on_pending, c);
+        p->eof = res == 0;
+        p->len = (size_t)res;
+        if (res > 0)
+            memcpy(p->data, data, (size_t)res);
+        io->pending = p;
+    } else if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+        conn_fail(c, res);
+        return;
+    }
+    update_interest(c); /* the next receive, if it still reads */
+}
+
+static void tx_done(ss_loop *loop, ss__op *op, int res, const void *data)
+{
+    (void)loop, (void)data;
+    conn_cio *io = SS__CONTAINER_OF(op, conn_cio, tx);
+    io->tx_busy = false;
+    ss_conn *c = io->c;
+    if (c == NULL) {
+        cio_release(io);
+        return;
+    }
+    if (res == -EAGAIN || res == -EWOULDBLOCK) {
+        io->tx_blocked = true; /* cio_interest polls for POLLOUT */
+        c->flags |= F_DRAIN_WANTED;
+        update_interest(c);
+        return;
+    }
+    if (res < 0 && res != -EINTR && res != -ECANCELED) {
+        conn_fail(c, res);
+        return;
+    }
+    if (res > 0)
+        queue_consume(c, (size_t)res);
+    if (c->queued > 0)
+        c->flags |= F_DRAIN_WANTED; /* a short write: the rest waits */
+    queue_settled(c); /* the next send, or what waited for the queue */
+}
+
+static void cio_start(ss_conn *c)
+{
+    c->cio->c = c;
+    c->cio->rx.cb = rx_done;
+    c->cio->tx.cb = tx_done;
+    update_interest(c); /* its first receive */
+}
+
 static void conn_read(ss_conn *c)
 {
     ssize_t n;
@@ -496,20 +799,8 @@ static void conn_read(ss_conn *c)
     } else {
         n = recv(c->io.fd, c->loop->rbuf, SS__LOOP_READ_BUFFER, 0);
     }
-    if (n > 0) {
-        touch(c);
-        c->bytes_in += (uint64_t)n;
-        if (c->h->on_data != NULL)
-            c->h->on_data(c, c->loop->rbuf, (size_t)n);
-        return;
-    }
-    if (n == 0) {
-        c->flags |= F_EOF;
-        update_interest(c);
-        if (c->h->on_eof != NULL)
-            c->h->on_eof(c);
-        else
-            ss_conn_close(c);
+    if (n >= 0) {
+        conn_got(c, c->loop->rbuf, (size_t)n);
         return;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -581,6 +872,13 @@ static void conn_io(ss_loop *loop, ss__io *io, uint32_t events)
 {
     (void)loop;
     ss_conn *c = (ss_conn *)io; /* io is the first member */
+    if (c->cio != NULL) { /* its only watch: POLLOUT after a full socket */
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+            c->cio->tx_blocked = false;
+            update_interest(c); /* the send again: it meets any error */
+        }
+        return;
+    }
     if (c->flags & F_HEADER) {
         header_io(c);
         return;
@@ -624,12 +922,21 @@ static void limits_of(const struct ss_event_handler *h, ss_conn *c)
         c->hard = c->high;
 }
 
+/* plain: no TLS and no PROXY header, so a stream connection may take the
+ * loop's completion mode. */
 static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_event_handler *h,
-                         int socktype, bool inet)
+                         int socktype, bool inet, bool plain)
 {
     ss_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
+    if (plain && socktype == SOCK_STREAM && ss__loop_completion(loop)) {
+        c->cio = calloc(1, sizeof *c->cio);
+        if (c->cio == NULL) {
+            free(c);
+            return NULL;
+        }
+    }
     c->io.fd = fd;
     c->io.cb = conn_io;
     c->loop = loop;
@@ -643,7 +950,7 @@ static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_
         c->flags |= F_SEQPACKET;
     if (inet)
         c->flags |= F_INET;
-    if (ss__io_set(loop, &c->io, EPOLLIN) < 0) {
+    if (c->cio == NULL && ss__io_set(loop, &c->io, EPOLLIN) < 0) {
         free(c);
         return NULL;
     }
@@ -655,6 +962,8 @@ static ss_conn *conn_new(ss_loop *loop, int fd, ss_listener *l, const struct ss_
         l->nconns++;
         l->refs++;
     }
+    if (c->cio != NULL)
+        cio_start(c);
     return c;
 }
 
@@ -767,8 +1076,10 @@ static int header_start(ss_conn *c)
     return 0;
 }
 
-/* Serve a connected descriptor with `h`, as the peer getpeername() names. */
-static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
+/* Serve a connected descriptor with `h`, as the peer getpeername() names;
+ * plain: no TLS will run on it. */
+static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, bool plain,
+                 ss_conn **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -781,7 +1092,7 @@ static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_con
         close(fd);
         return rc;
     }
-    ss_conn *c = conn_new(loop, fd, NULL, h, type, domain != AF_UNIX);
+    ss_conn *c = conn_new(loop, fd, NULL, h, type, domain != AF_UNIX, plain);
     if (c == NULL) {
         close(fd);
         return -ENOMEM;
@@ -799,7 +1110,7 @@ static int adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_con
 
 int ss_loop_adopt(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_conn **out)
 {
-    return adopt(loop, fd, h, out);
+    return adopt(loop, fd, h, true, out);
 }
 
 int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, ss_tls_ctx *tls,
@@ -818,7 +1129,7 @@ int ss_loop_adopt_tls(ss_loop *loop, int fd, const struct ss_event_handler *h, s
      * a handler-less open and start TLS before the loop sees the fd. */
     static const struct ss_event_handler none;
     ss_conn *c;
-    int rc = adopt(loop, fd, &none, &c);
+    int rc = adopt(loop, fd, &none, false, &c);
     if (rc < 0)
         return rc;
     c->h = h;
@@ -955,7 +1266,8 @@ static void listener_serve_as(ss_listener *l, int fd, const ss_addr *peer, bool 
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    ss_conn *c = conn_new(l->loop, fd, l, l->h, l->socktype, inet);
+    ss_conn *c = conn_new(l->loop, fd, l, l->h, l->socktype, inet,
+                          l->tls == NULL && !read_header);
     if (c == NULL) {
         serve_failed(l, fd, peer, !read_header && l->verify != NULL, -ENOMEM);
         return;

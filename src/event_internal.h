@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* A descriptor watched by a loop (epoll's data.ptr points at it). */
 typedef struct ss__io ss__io;
@@ -30,21 +31,6 @@ void ss__io_close(ss_loop *loop, ss__io *io);
  * interface holds no reference to a descriptor removed before (its owner
  * may close it and the socket really goes). */
 void ss__loop_flush(ss_loop *loop);
-
-/* Something that must be freed at the end of the turn (a closed
- * connection's memory may still be named by events of the current batch). */
-typedef struct ss__deferred ss__deferred;
-struct ss__deferred {
-    ss__deferred *next;
-    void (*run)(ss__deferred *d);
-};
-void ss__loop_defer(ss_loop *loop, ss__deferred *d);
-/* Run what was deferred now (on_close of closed connections). Not from
- * inside a connection's callback. */
-void ss__loop_run_deferred(ss_loop *loop);
-
-/* A connection of the loop closed: let paused listeners try again. */
-void ss__loop_conn_closed(ss_loop *loop);
 
 /* Doubly linked list of the loop's listeners / connections / dgrams, so
  * ss_loop_free() can close what is left. */
@@ -74,6 +60,57 @@ static inline bool ss__link_empty(const ss__link *head)
     return head->next == head;
 }
 
+/*
+ * Completion-based stream I/O (io_uring's completion mode; docs/backends.md).
+ * An ss__op is one receive or one send the kernel runs; its memory is the
+ * caller's and must stay valid until its callback, which comes exactly once
+ * per submission: with the result, or -ECANCELED after ss__op_cancel (or
+ * when the loop is freed). A receive takes a buffer of the loop's provided
+ * ring only when data is there: `data` names it during the callback only
+ * (it goes back to the ring after). res: bytes, 0 (a receive: end of file)
+ * or a negative errno; a send never waits (-EAGAIN: the socket is full).
+ */
+typedef struct ss__op ss__op;
+typedef void (*ss__op_cb)(ss_loop *loop, ss__op *op, int res, const void *data);
+struct ss__op {
+    ss__op_cb cb;
+    /* the backend's: */
+    ss__link link;
+    int fd;
+    unsigned char kind, where;
+    bool cancelled;
+    struct msghdr *msg; /* a send's; the caller's until the callback */
+};
+/* Whether this loop runs plain stream connections on ss__op (the io_uring
+ * backend, unless SS_URING_MODE=readiness). */
+bool ss__loop_completion(const ss_loop *loop);
+void ss__op_recv(ss_loop *loop, ss__op *op, int fd);
+void ss__op_send(ss_loop *loop, ss__op *op, int fd, struct msghdr *msg);
+void ss__op_cancel(ss_loop *loop, ss__op *op);
+
+/* What the completion mode did, for tests (zero on other loops). */
+typedef struct ss__uring_stats {
+    uint64_t recvs, sends, enobufs, buffers_used, buffers_returned;
+    unsigned buffers;        /* in the pool */
+    unsigned recvs_armed;    /* receives the kernel holds now */
+} ss__uring_stats;
+void ss__loop_uring_stats(const ss_loop *loop, ss__uring_stats *out);
+
+/* Something that must be freed at the end of the turn (a closed
+ * connection's memory may still be named by events of the current batch). */
+typedef struct ss__deferred ss__deferred;
+struct ss__deferred {
+    ss__deferred *next;
+    void (*run)(ss__deferred *d);
+};
+void ss__loop_defer(ss_loop *loop, ss__deferred *d);
+/* Run what was deferred now (on_close of closed connections). Not from
+ * inside a connection's callback. */
+void ss__loop_run_deferred(ss_loop *loop);
+
+/* A connection of the loop closed: let paused listeners try again. */
+void ss__loop_conn_closed(ss_loop *loop);
+
 #define SS__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* The per-loop read buffer: every connection reads into it, so an idle
@@ -101,6 +138,9 @@ struct ss_loop {
 
     unsigned char *rbuf;
     ss__deferred *deferred;
+    bool completion; /* ss__loop_completion() */
+    void *chunk_cache; /* output-queue chunks kept for reuse (event_conn.c) */
+    unsigned nchunk_cache;
 
     ss__link conns;     /* every open ss_conn */
     ss__link listeners; /* every ss_listener */
@@ -149,6 +189,9 @@ void ss__conns_close_all(ss_loop *loop, int reason);
 void ss__listeners_close_all(ss_loop *loop);
 void ss__listeners_free_retired(ss_loop *loop);
 void ss__dgrams_close_all(ss_loop *loop);
+
+/* Free the loop's cached output chunks (ss_loop_free). */
+void ss__conns_free_cache(ss_loop *loop);
 
 /* What a connection carried and how long it has been open, for the log
  * line at its end (event_conn.c). */

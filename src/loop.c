@@ -255,6 +255,39 @@ void ss__loop_flush(ss_loop *loop)
         loop->ops->flush(loop);
 }
 
+bool ss__loop_completion(const ss_loop *loop)
+{
+    return loop->completion;
+}
+
+void ss__op_recv(ss_loop *loop, ss__op *op, int fd)
+{
+    op->fd = fd;
+    op->kind = SS__OP_RECV;
+    op->msg = NULL;
+    loop->ops->op_submit(loop, op);
+}
+
+void ss__op_send(ss_loop *loop, ss__op *op, int fd, struct msghdr *msg)
+{
+    op->fd = fd;
+    op->kind = SS__OP_SEND;
+    op->msg = msg;
+    loop->ops->op_submit(loop, op);
+}
+
+void ss__op_cancel(ss_loop *loop, ss__op *op)
+{
+    loop->ops->op_cancel(loop, op);
+}
+
+void ss__loop_uring_stats(const ss_loop *loop, ss__uring_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (loop->ops->stats != NULL)
+        loop->ops->stats(loop, out);
+}
+
 void ss__loop_defer(ss_loop *loop, ss__deferred *d)
 {
     d->next = loop->deferred;
@@ -416,7 +449,8 @@ void ss_loop_free(ss_loop *loop)
     free(loop->heap);
     pthread_mutex_destroy(&loop->post_lock);
     ss__io_close(loop, &loop->wake);
-    loop->ops->close(loop);
+    loop->ops->close(loop); /* ends the ops still in flight: their owners free */
+    ss__conns_free_cache(loop);
     free(loop->rbuf);
     free(loop);
 }

@@ -33,7 +33,14 @@ typedef struct ss__backend_ops {
     /* Wait at most timeout_ms (-1: no bound) and run the callbacks of what
      * is ready. 0, or a negative errno if the interface itself failed. */
     int (*poll)(ss_loop *loop, int timeout_ms);
+    /* Completion-based I/O (event_internal.h's ss__op), when
+     * loop->completion: NULL on epoll. */
+    void (*op_submit)(ss_loop *loop, ss__op *op);
+    void (*op_cancel)(ss_loop *loop, ss__op *op);
+    void (*stats)(const ss_loop *loop, ss__uring_stats *out);
 } ss__backend_ops;
+
+enum { SS__OP_RECV = 1, SS__OP_SEND = 2 };
 
 extern const ss__backend_ops ss__backend_epoll;
 extern const ss__backend_ops ss__backend_uring;

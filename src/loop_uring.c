@@ -15,6 +15,19 @@
  * it after each callback; the re-arm is an SQE in the next turn's batch, not
  * a system call.
  *
+ * Completion mode (the default; SS_URING_MODE=readiness turns it off): plain
+ * stream connections read and write through the ring instead (ss__op,
+ * event_internal.h): one IORING_OP_RECV with IOSQE_BUFFER_SELECT in flight
+ * per reading connection, into a provided buffer ring the kernel picks from
+ * only when data is there (an idle connection holds no buffer), and sends
+ * as IORING_OP_SEND / SENDMSG with MSG_DONTWAIT (a full socket answers
+ * -EAGAIN; the connection then polls for POLLOUT itself). A receive that
+ * finds the ring empty (-ENOBUFS) is parked and submitted again after the
+ * turn's completions, which have given their buffers back: it retries
+ * without dying or spinning. An op's user_data is its address with the low
+ * bit set (a poll token's is even); its memory is its owner's until the
+ * callback, which comes once per submission (-ECANCELED after a cancel).
+ *
  * Lifetimes: a poll's user_data is a small token, not the ss__io, because a
  * completion can arrive after its ss__io is gone (a cancelled poll reports
  * -ECANCELED later; a listener is freed during a callback). Removing a watch
@@ -33,13 +46,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 
 #define RING_ENTRIES 1024
+#define BUF_GROUP 0
+/* The provided buffers: a fixed pool per loop, faulted in when the ring is
+ * made (so traffic never grows the footprint). 256 x 8 KiB = 2 MiB. */
+#define BUFFERS_DEFAULT 256
+#define BUFFER_SIZE (8 * 1024)
+
+enum { OP_NOWHERE, OP_KERNEL, OP_WAITING, OP_DONE };
 
 typedef struct uring_state {
     struct io_uring ring;
     bool live;      /* the ring exists: made by the loop's first turn */
     ss__link polls; /* every token not yet freed: the ring's close frees the rest */
+    /* completion mode */
+    ss__link ops_kernel;  /* submitted ss__ops */
+    ss__link ops_waiting; /* not submitted yet: before the ring, or -ENOBUFS */
+    ss__link ops_done;    /* cancelled while waiting: called back next dispatch */
+    struct io_uring_buf_ring *br;
+    size_t br_len;
+    unsigned char *bufs;
+    unsigned nbufs;
+    ss__uring_stats stats;
 } uring_state;
 
 static bool ring_live(ss_loop *loop)
@@ -90,14 +120,22 @@ static struct io_uring_sqe *sqe_get(ss_loop *loop)
 /* Set a ring up: 0 or a negative errno, the reason in err. */
 static int ring_setup(struct io_uring *ring, ss_error *err)
 {
+    /* Completions' task work runs at our next enter (we always enter once
+     * a turn), not as an interrupt of the loop thread per completion: with
+     * DEFER_TASKRUN (6.1+; only the loop's thread submits, SINGLE_ISSUER)
+     * it runs inside that enter, else COOP_TASKRUN (5.19+). Older kernels
+     * refuse the flags they do not know (-EINVAL): try fewer. */
+    static const unsigned tries[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+            IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
     struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    /* completions' task work runs at our next enter (we always enter once
-     * a turn): no interrupt of the loop thread per completion */
-    p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
-    int rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
-    if (rc == -EINVAL) { /* older kernel: without the hints */
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0] && rc == -EINVAL; i++) {
         memset(&p, 0, sizeof p);
+        p.flags = tries[i];
         rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
     }
     if (rc < 0)
@@ -123,14 +161,45 @@ static int ring_setup(struct io_uring *ring, ss_error *err)
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int probe_rc;
 static ss_error probe_err;
+static bool probe_buf_ring; /* provided buffer rings work (5.19+) */
+
+/* Register a ring of `n` provided buffers descriptors (liburing 2.3 has no
+ * io_uring_setup_buf_ring: this is what it does). */
+static struct io_uring_buf_ring *buf_ring_register(struct io_uring *ring, unsigned n, size_t *len,
+                                                   int *rc)
+{
+    size_t page = 4096;
+    *len = (n * sizeof(struct io_uring_buf) + page - 1) / page * page;
+    void *mem = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)mem, .ring_entries = n,
+                                   .bgid = BUF_GROUP};
+    *rc = io_uring_register_buf_ring(ring, &reg, 0);
+    if (*rc < 0) {
+        munmap(mem, *len);
+        return NULL;
+    }
+    io_uring_buf_ring_init(mem);
+    return mem;
+}
 
 static void *probe_thread(void *arg)
 {
     (void)arg;
     struct io_uring ring;
     probe_rc = ring_setup(&ring, &probe_err);
-    if (probe_rc == 0)
+    if (probe_rc == 0) {
+        size_t len;
+        int rc;
+        struct io_uring_buf_ring *br = buf_ring_register(&ring, 1, &len, &rc);
+        probe_buf_ring = br != NULL;
         io_uring_queue_exit(&ring);
+        if (br != NULL)
+            munmap(br, len);
+    }
     return NULL;
 }
 
@@ -158,8 +227,35 @@ static int uring_open(ss_loop *loop, ss_error *err)
     if (st == NULL)
         return ss__fail(err, -ENOMEM, "cannot make an event loop: out of memory");
     ss__link_init(&st->polls);
+    ss__link_init(&st->ops_kernel);
+    ss__link_init(&st->ops_waiting);
+    ss__link_init(&st->ops_done);
+    const char *mode = getenv("SS_URING_MODE");
+    loop->completion = probe_buf_ring && !(mode != NULL && strcmp(mode, "readiness") == 0);
+    /* SS_URING_BUFFERS: the pool's size (a power of two), for tests that
+     * run it dry */
+    st->nbufs = BUFFERS_DEFAULT;
+    const char *nb = getenv("SS_URING_BUFFERS");
+    if (nb != NULL && atoi(nb) > 0) {
+        unsigned want = (unsigned)atoi(nb);
+        st->nbufs = 1;
+        while (st->nbufs < want && st->nbufs < 32768)
+            st->nbufs *= 2;
+    }
     loop->be = st;
     return 0;
+}
+
+/* Every op the ring or our lists still hold ends with -ECANCELED: its owner
+ * frees what it kept for it. After the ring is gone (no kernel reference). */
+static void ops_abandon(ss_loop *loop, ss__link *list)
+{
+    while (!ss__link_empty(list)) {
+        ss__op *op = SS__CONTAINER_OF(list->next, ss__op, link);
+        ss__link_remove(&op->link);
+        op->where = OP_NOWHERE;
+        op->cb(loop, op, -ECANCELED, NULL);
+    }
 }
 
 static void uring_close(ss_loop *loop)
@@ -173,6 +269,13 @@ static void uring_close(ss_loop *loop)
         io_uring_queue_exit(&st->ring);
     while (!ss__link_empty(&st->polls))
         poll_free(SS__CONTAINER_OF(st->polls.next, poll_token, link));
+    ops_abandon(loop, &st->ops_kernel);
+    ops_abandon(loop, &st->ops_waiting);
+    ops_abandon(loop, &st->ops_done);
+    if (st->br != NULL)
+        munmap(st->br, st->br_len);
+    if (st->bufs != NULL)
+        munmap(st->bufs, (size_t)st->nbufs * BUFFER_SIZE);
     free(st);
     loop->be = NULL;
 }
@@ -257,6 +360,157 @@ static void uring_flush(ss_loop *loop)
         (void)io_uring_submit(ring_of(loop));
 }
 
+/* ---- completion mode: receives and sends as ops ------------------------ */
+
+static void op_place(ss__link *list, ss__op *op, unsigned char where)
+{
+    ss__link_insert_tail(list, &op->link);
+    op->where = where;
+}
+
+static void uring_op_submit(ss_loop *loop, ss__op *op)
+{
+    uring_state *st = loop->be;
+    op->cancelled = false;
+    struct io_uring_sqe *sqe = st->live ? sqe_get(loop) : NULL;
+    if (sqe == NULL) { /* no ring yet: submitted when it is made */
+        op_place(&st->ops_waiting, op, OP_WAITING);
+        return;
+    }
+    if (op->kind == SS__OP_RECV) {
+        io_uring_prep_recv(sqe, op->fd, NULL, BUFFER_SIZE, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP;
+        st->stats.recvs++;
+    } else {
+        /* MSG_DONTWAIT: a full socket completes with -EAGAIN at once
+         * instead of parking the send in the kernel (the connection polls
+         * for POLLOUT, its write timeout runs, nothing waits unseen). */
+        int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+        if (op->msg->msg_iovlen == 1)
+            io_uring_prep_send(sqe, op->fd, op->msg->msg_iov[0].iov_base,
+                               op->msg->msg_iov[0].iov_len, flags);
+        else
+            io_uring_prep_sendmsg(sqe, op->fd, op->msg, (unsigned)flags);
+        st->stats.sends++;
+    }
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | 1);
+    op_place(&st->ops_kernel, op, OP_KERNEL);
+}
+
+static void uring_op_cancel(ss_loop *loop, ss__op *op)
+{
+    uring_state *st = loop->be;
+    if (op->where == OP_WAITING) {
+        ss__link_remove(&op->link);
+        op_place(&st->ops_done, op, OP_DONE);
+        return;
+    }
+    if (op->where != OP_KERNEL || op->cancelled)
+        return;
+    struct io_uring_sqe *sqe = sqe_get(loop);
+    if (sqe == NULL)
+        return; /* it ends on its own, or with the ring */
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | 1, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    op->cancelled = true;
+}
+
+static void buffer_return(uring_state *st, unsigned bid)
+{
+    io_uring_buf_ring_add(st->br, st->bufs + (size_t)bid * BUFFER_SIZE, BUFFER_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(st->nbufs), 0);
+    io_uring_buf_ring_advance(st->br, 1);
+    st->stats.buffers_returned++;
+}
+
+static void op_complete(ss_loop *loop, ss__op *op, int res, unsigned flags)
+{
+    uring_state *st = loop->be;
+    ss__link_remove(&op->link);
+    op->where = OP_NOWHERE;
+    bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    const void *data = NULL;
+    if (has_buf) {
+        st->stats.buffers_used++;
+        data = st->bufs + (size_t)bid * BUFFER_SIZE;
+    }
+    if (res == -ENOBUFS && op->cancelled)
+        res = -ECANCELED;
+    if (res == -ENOBUFS) {
+        /* the ring ran dry: try again once this turn's completions gave
+         * their buffers back (ops_retry) */
+        st->stats.enobufs++;
+        op_place(&st->ops_waiting, op, OP_WAITING);
+    } else {
+        op->cb(loop, op, res, data); /* may free op */
+    }
+    if (has_buf) /* also a cancelled receive's: back to the ring */
+        buffer_return(st, bid);
+}
+
+/* Move every element of `from` to the empty head `to`. */
+static void link_take(ss__link *to, ss__link *from)
+{
+    ss__link_init(to);
+    if (ss__link_empty(from))
+        return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    ss__link_init(from);
+}
+
+/* After a batch: the cancelled waiting ops hear of it, and the waiting
+ * ones (parked on -ENOBUFS) go to the ring again; taken as lists first, so
+ * one that parks again waits for the next turn. */
+static void ops_retry(ss_loop *loop)
+{
+    uring_state *st = loop->be;
+    ss__link list;
+    link_take(&list, &st->ops_done);
+    ops_abandon(loop, &list);
+    link_take(&list, &st->ops_waiting);
+    while (!ss__link_empty(&list)) {
+        ss__op *op = SS__CONTAINER_OF(list.next, ss__op, link);
+        ss__link_remove(&op->link);
+        uring_op_submit(loop, op);
+    }
+}
+
+static void uring_stats(const ss_loop *loop, ss__uring_stats *out)
+{
+    const uring_state *st = loop->be;
+    *out = st->stats;
+    out->buffers = st->br != NULL ? st->nbufs : 0;
+    out->recvs_armed = 0;
+    for (const ss__link *k = st->ops_kernel.next; k != &st->ops_kernel; k = k->next)
+        if (SS__CONTAINER_OF(k, ss__op, link)->kind == SS__OP_RECV)
+            out->recvs_armed++;
+}
+
+/* The pool of provided buffers, every one in the ring. */
+static int buffers_start(uring_state *st)
+{
+    int rc;
+    st->br = buf_ring_register(&st->ring, st->nbufs, &st->br_len, &rc);
+    if (st->br == NULL)
+        return rc;
+    size_t len = (size_t)st->nbufs * BUFFER_SIZE;
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                     -1, 0);
+    if (mem == MAP_FAILED)
+        return -ENOMEM;
+    st->bufs = mem;
+    for (unsigned i = 0; i < st->nbufs; i++)
+        io_uring_buf_ring_add(st->br, st->bufs + (size_t)i * BUFFER_SIZE, BUFFER_SIZE,
+                              (unsigned short)i, io_uring_buf_ring_mask(st->nbufs), (int)i);
+    io_uring_buf_ring_advance(st->br, (int)st->nbufs);
+    return 0;
+}
+
 /* The loop's first turn, on its thread: make the ring, arm every watch
  * registered before. */
 static int ring_start(ss_loop *loop)
@@ -267,19 +521,27 @@ static int ring_start(ss_loop *loop)
     if (rc < 0)
         return rc;
     st->live = true;
+    if (loop->completion && (rc = buffers_start(st)) < 0)
+        return rc;
     for (ss__link *k = st->polls.next; k != &st->polls; k = k->next) {
         poll_token *t = SS__CONTAINER_OF(k, poll_token, link);
         if (t->io != NULL && (rc = arm(loop, t)) < 0)
             return rc;
     }
+    ops_retry(loop); /* ops asked for before the ring existed */
     return 0;
 }
 
 static void complete(ss_loop *loop, struct io_uring_cqe *cqe)
 {
-    poll_token *t = io_uring_cqe_get_data(cqe);
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    if (ud & 1) {
+        op_complete(loop, (ss__op *)(uintptr_t)(ud & ~(uint64_t)1), cqe->res, cqe->flags);
+        return;
+    }
+    poll_token *t = (poll_token *)(uintptr_t)ud;
     if (t == NULL)
-        return; /* a removal's or an update's own report */
+        return; /* a removal's, an update's or a cancel's own report */
     t->inflight = false; /* one-shot: this was its only completion */
     ss__io *io = t->io;
     if (io == NULL) {
@@ -301,7 +563,9 @@ static int uring_wait(ss_loop *loop, int timeout_ms)
     struct io_uring_cqe *cqe = NULL;
     int rc;
     if (timeout_ms == 0) {
-        rc = io_uring_submit(ring);
+        /* with DEFER_TASKRUN completions are posted only by an enter that
+         * asks for events */
+        rc = io_uring_submit_and_get_events(ring);
     } else if (timeout_ms < 0) {
         rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, NULL, NULL);
     } else {
@@ -321,6 +585,7 @@ static int uring_wait(ss_loop *loop, int timeout_ms)
         io_uring_cqe_seen(ring, cqe);
         complete(loop, &copy);
     }
+    ops_retry(loop);
     return 0;
 }
 
@@ -333,6 +598,9 @@ const ss__backend_ops ss__backend_uring = {
     .io_forget = uring_io_forget,
     .flush = uring_flush,
     .poll = uring_wait,
+    .op_submit = uring_op_submit,
+    .op_cancel = uring_op_cancel,
+    .stats = uring_stats,
 };
 
 #else /* built without liburing: the backend is refused, auto takes epoll */

@@ -2,11 +2,15 @@
 /* test_event_conn.c — the callback API on one loop, over real sockets: echo on
  * every socket kind, half-close, backpressure against a client that never
  * reads, a burst of connections reset by their clients, idle timeout and the
- * connection cap. The loop runs on a thread; the test plays the clients.
+ * connection cap; and the io_uring completion mode's own hazards (a peer that
+ * never reads, send-and-close, close with ops in flight, the buffer ring run
+ * dry, close and free with sends in flight). The loop runs on a thread; the
+ * test plays the clients.
  * ctest-labels: tsan
  */
 #include "testutil.h"
 #include "internal.h"
+#include "event_internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -84,11 +88,11 @@ static void note_turn(ss_loop *loop, void *arg)
     atomic_store((atomic_bool *)arg, true);
 }
 
-static void server_start(server *s, ss_addr_kind kind, const struct ss_event_handler *h,
-                         const ss_listener_opts *lo)
+static void server_start_on(server *s, ss_backend backend, ss_addr_kind kind,
+                            const struct ss_event_handler *h, const ss_listener_opts *lo)
 {
     memset(s, 0, sizeof *s);
-    assert_int_equal(ss_loop_new(&s->loop, NULL), 0);
+    assert_int_equal(ss_loop_new_backend(&s->loop, backend, NULL), 0);
     s->fd = bind_socket(kind, &s->addr);
     if (kind == SS_ADDR_UDP || kind == SS_ADDR_UNIXGRAM)
         assert_int_equal(ss_loop_dgram(s->loop, s->fd, h, 0, &s->dgram, NULL), 0);
@@ -102,6 +106,50 @@ static void server_start(server *s, ss_addr_kind kind, const struct ss_event_han
     for (int i = 0; i < 500 && !atomic_load(&turned); i++)
         usleep(10000);
     assert_true(atomic_load(&turned));
+}
+
+static void server_start(server *s, ss_addr_kind kind, const struct ss_event_handler *h,
+                         const ss_listener_opts *lo)
+{
+    server_start_on(s, SS_BACKEND_AUTO, kind, h, lo);
+}
+
+/* The io_uring backend in its completion mode, or the test is skipped
+ * (a kernel or policy without io_uring, SS_URING_MODE=readiness). */
+static void server_start_uring(server *s, ss_addr_kind kind, const struct ss_event_handler *h,
+                               const ss_listener_opts *lo)
+{
+    ss_loop *probe;
+    if (ss_loop_new_backend(&probe, SS_BACKEND_IO_URING, NULL) < 0)
+        skip();
+    bool completion = ss__loop_completion(probe);
+    ss_loop_free(probe);
+    if (!completion)
+        skip();
+    server_start_on(s, SS_BACKEND_IO_URING, kind, h, lo);
+}
+
+/* The completion mode's counters, read on the loop's thread. */
+typedef struct stats_job {
+    ss__uring_stats st;
+    atomic_bool done;
+} stats_job;
+
+static void take_stats(ss_loop *loop, void *arg)
+{
+    stats_job *j = arg;
+    ss__loop_uring_stats(loop, &j->st);
+    atomic_store(&j->done, true);
+}
+
+static ss__uring_stats uring_stats(server *s)
+{
+    stats_job j = {.done = false};
+    assert_int_equal(ss_loop_post(s->loop, take_stats, &j), 0);
+    for (int i = 0; i < 500 && !atomic_load(&j.done); i++)
+        usleep(10000);
+    assert_true(atomic_load(&j.done));
+    return j.st;
 }
 
 static void server_stop(server *s)
@@ -575,6 +623,333 @@ static void closed_conn_leaves_epoll_while_its_file_lives(void **state)
     close(sv[1]);
 }
 
+
+/* ---- the io_uring completion mode ------------------------------------------------ */
+
+/* A peer that sends and never reads: once its queue is over high water no
+ * receive is armed for it (a multishot receive, or one left armed, kept
+ * draining the peer into memory), the queue stays bounded, and reading
+ * resumes once the peer reads. */
+static void uring_never_reading_peer_holds_no_receive(void **state)
+{
+    (void)state;
+    echo_handler.high_water = 64 * 1024;
+    echo_handler.hard_limit = 64 * 1024 * 1024;
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    /* default buffers: a tiny SO_RCVBUF would make the read-back below
+     * crawl (TCP's small window), not the server */
+    int hog = client_connect(&s);
+    static unsigned char junk[65536];
+    size_t sent = 0;
+    int64_t deadline = ss__deadline(10);
+    bool blocked = false;
+    while (sent < (64u << 20) && ss__remaining_ms(deadline) > 0) {
+        struct pollfd p = {.fd = hog, .events = POLLOUT};
+        if (poll(&p, 1, 300) == 0) {
+            blocked = true;
+            break;
+        }
+        ssize_t n = send(hog, junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            sent += (size_t)n;
+    }
+    assert_true(blocked);
+    ss__uring_stats a = uring_stats(&s);
+    assert_true(a.recvs > 0); /* it did read through the ring */
+    assert_int_equal(a.recvs_armed, 0);
+    usleep(300000);
+    ss__uring_stats b = uring_stats(&s);
+    assert_int_equal(b.recvs_armed, 0);
+    assert_int_equal(b.recvs, a.recvs); /* none re-armed meanwhile */
+    /* bounded: high water, one receive's worth that raced the pause, and
+     * one write's */
+    assert_true(atomic_load(&the_stats.max_queued) <= 64 * 1024 + 2 * 65536);
+    assert_int_equal(atomic_load(&the_stats.closed), 0);
+    /* the peer reads: everything it sent comes back */
+    static unsigned char back[65536];
+    size_t got = 0;
+    bool shut = false;
+    deadline = ss__deadline(20);
+    while (got < sent) {
+        if (ss__remaining_ms(deadline) <= 0)
+            fail_msg("read back %zu of %zu bytes", got, sent);
+        if (!shut) {
+            assert_int_equal(shutdown(hog, SHUT_WR), 0);
+            shut = true;
+        }
+        ssize_t n = recv(hog, back, sizeof back, 0);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_int_equal(got, sent);
+    close(hog);
+    wait_closed(1);
+    ss__uring_stats c = uring_stats(&s);
+    assert_int_equal(c.buffers_used, c.buffers_returned);
+    server_stop(&s);
+}
+
+/* ss_conn_pause on a quiet connection: its armed receive is cancelled (a
+ * paused connection holds none), what the peer sends meanwhile waits in
+ * the socket, and after ss_conn_resume it is delivered. */
+static ss_conn *paused_conn;
+
+static void echo_then_pause(ss_conn *c, const void *data, size_t len)
+{
+    (void)ss_conn_write(c, data, len);
+    ss_conn_pause(c);
+    paused_conn = c;
+}
+
+static void resume_paused(ss_loop *loop, void *arg)
+{
+    (void)loop, (void)arg;
+    ss_conn_resume(paused_conn);
+}
+
+static void uring_pause_cancels_the_receive(void **state)
+{
+    (void)state;
+    struct ss_event_handler h = echo_handler;
+    h.on_data = echo_then_pause;
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &h, NULL);
+    int fd = client_connect(&s);
+    unsigned char b[1];
+    assert_int_equal(send(fd, "a", 1, MSG_NOSIGNAL), 1);
+    read_exactly(fd, b, 1);
+    assert_int_equal(b[0], 'a');
+    ss__uring_stats st = uring_stats(&s);
+    for (int i = 0; i < 100 && st.recvs_armed != 0; i++) {
+        usleep(10000);
+        st = uring_stats(&s);
+    }
+    assert_int_equal(st.recvs_armed, 0);
+    assert_int_equal(send(fd, "b", 1, MSG_NOSIGNAL), 1);
+    assert_false(readable_within(fd, 200)); /* paused: not read */
+    assert_int_equal(ss_loop_post(s.loop, resume_paused, NULL), 0);
+    read_exactly(fd, b, 1);
+    assert_int_equal(b[0], 'b');
+    close(fd); /* unseen: it paused again after "b" */
+    server_stop(&s);
+    assert_int_equal(atomic_load(&the_stats.closed), 1);
+}
+
+/* Peers that send and close at once, some with a half-close (every byte
+ * comes back), some with a full close or a reset (what cannot be sent is
+ * dropped): every connection closes, no descriptor or buffer is left. */
+static void uring_send_and_close_at_once(void **state)
+{
+    (void)state;
+    enum { N = 60, LEN = 20000 };
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    int before = tu_count_fds();
+    static unsigned char out[LEN], in[LEN];
+    for (size_t i = 0; i < LEN; i++)
+        out[i] = (unsigned char)(i * 13 + i / 251);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = client_connect(&s);
+        assert_int_equal(send(fds[i], out, LEN, MSG_NOSIGNAL), LEN);
+        if (i % 3 == 0) {
+            assert_int_equal(shutdown(fds[i], SHUT_WR), 0);
+        } else {
+            if (i % 3 == 2) {
+                struct linger lg = {.l_onoff = 1, .l_linger = 0};
+                setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            }
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    for (int i = 0; i < N; i += 3) {
+        read_exactly(fds[i], in, LEN);
+        assert_memory_equal(in, out, LEN);
+        unsigned char extra;
+        assert_int_equal(recv(fds[i], &extra, 1, 0), 0); /* then the server's close */
+        close(fds[i]);
+    }
+    wait_closed(N);
+    assert_int_equal(atomic_load(&the_stats.opened), N);
+    for (int i = 0; i < 500 && tu_count_fds() != before; i++)
+        usleep(10000);
+    assert_int_equal(tu_count_fds(), before);
+    ss__uring_stats st = uring_stats(&s);
+    assert_int_equal(st.buffers_used, st.buffers_returned);
+    assert_int_equal(st.recvs_armed, 0);
+    server_stop(&s);
+}
+
+/* A connection closed while its receive and its send are in flight: the
+ * ops outlive it (ASan: no use after free), the send never reaches
+ * another client that got the descriptor's number, nothing leaks. */
+static unsigned char big_reply[256 * 1024];
+
+static void write_then_abort(ss_conn *c)
+{
+    (void)ss_conn_write(c, big_reply, 1000);
+    (void)ss_conn_write(c, big_reply, sizeof big_reply / 2);
+    ss_conn_abort(c, false);
+}
+
+static void write_then_close_on_data(ss_conn *c, const void *data, size_t len)
+{
+    (void)data, (void)len;
+    (void)ss_conn_write(c, big_reply, 1000);
+    ss_conn_abort(c, true);
+}
+
+static void uring_close_with_ops_in_flight(void **state)
+{
+    (void)state;
+    struct ss_event_handler h = echo_handler;
+    h.on_open = write_then_abort; /* a receive was armed, a send prepared */
+    int before = tu_count_fds();
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &h, NULL);
+    enum { N = 50 };
+    for (int i = 0; i < N; i++) {
+        int fd = client_connect(&s);
+        /* whatever arrives comes from this connection's own send, then
+         * its end; never an echo meant for another */
+        unsigned char buf[4096];
+        ssize_t n;
+        while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+            ;
+        close(fd);
+    }
+    wait_closed(N);
+    struct ss_event_handler h2 = echo_handler;
+    h2.on_data = write_then_close_on_data; /* inside the receive's callback */
+    server s2;
+    server_start_uring(&s2, SS_ADDR_TCP, &h2, NULL);
+    for (int i = 0; i < N; i++) {
+        int fd = client_connect(&s2);
+        assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+        unsigned char buf[4096];
+        while (recv(fd, buf, sizeof buf, 0) > 0)
+            ;
+        close(fd);
+    }
+    wait_closed(2 * N);
+    ss__uring_stats st = uring_stats(&s);
+    assert_int_equal(st.buffers_used, st.buffers_returned);
+    assert_int_equal(st.recvs_armed, 0);
+    server_stop(&s2);
+    server_stop(&s);
+    assert_int_equal(tu_count_fds(), before);
+}
+
+/* Many connections and a buffer ring of one: receives find it empty
+ * (-ENOBUFS), wait for the turn's buffers to come back and try again;
+ * every byte is echoed, no connection dies, and the idle loop does not
+ * spin. */
+static void uring_buffer_ring_exhausted(void **state)
+{
+    (void)state;
+    enum { N = 40, LEN = 6000 };
+    setenv("SS_URING_BUFFERS", "1", 1);
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    unsetenv("SS_URING_BUFFERS");
+    assert_int_equal(uring_stats(&s).buffers, 1);
+    static unsigned char out[LEN], in[LEN];
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = client_connect(&s);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < LEN; i++)
+            out[i] = (unsigned char)(i * 7 + (size_t)round);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(send(fds[i], out, LEN, MSG_NOSIGNAL), LEN);
+        for (int i = 0; i < N; i++) {
+            read_exactly(fds[i], in, LEN);
+            assert_memory_equal(in, out, LEN);
+        }
+    }
+    ss__uring_stats st = uring_stats(&s);
+    assert_true(st.enobufs > 0);
+    assert_int_equal(atomic_load(&the_stats.closed), 0);
+    assert_int_equal(st.recvs_armed, N); /* every one still reading */
+    /* idle with N receives armed on an empty-then-refilled ring: no spin */
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    uint64_t recvs0 = st.recvs;
+    usleep(300000);
+    getrusage(RUSAGE_SELF, &r1);
+    double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
+                          r0.ru_stime.tv_sec) +
+                 (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
+                          r0.ru_stime.tv_usec) /
+                     1e6;
+    assert_true(cpu < 0.1);
+    st = uring_stats(&s);
+    assert_int_equal(st.recvs, recvs0);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    wait_closed(N);
+    st = uring_stats(&s);
+    assert_int_equal(st.buffers_used, st.buffers_returned);
+    server_stop(&s);
+}
+
+/* Close after flush with the queue in flight: a reply much larger than the
+ * socket takes, then ss_conn_close; the slow peer still gets every byte,
+ * then the end. And a loop freed with sends in flight frees their memory
+ * (LeakSanitizer) without touching the closed connections' (ASan). */
+enum { REPLY_CHUNKS = 96, REPLY_CHUNK = 16 * 1024 };
+
+static void reply_then_close(ss_conn *c, const void *data, size_t len)
+{
+    (void)data, (void)len;
+    /* a small socket buffer: most of the reply waits in the queue */
+    int small = 4096;
+    setsockopt(ss_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    static unsigned char chunk[REPLY_CHUNK];
+    for (int i = 0; i < REPLY_CHUNKS; i++) {
+        memset(chunk, 'a' + i % 26, sizeof chunk);
+        assert_int_equal(ss_conn_write(c, chunk, sizeof chunk), 0);
+    }
+    ss_conn_close(c);
+}
+
+static void uring_close_after_flush_and_free_in_flight(void **state)
+{
+    (void)state;
+    struct ss_event_handler h = echo_handler;
+    h.on_data = reply_then_close;
+    h.hard_limit = 8 * 1024 * 1024;
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &h, NULL);
+    int fd = client_connect(&s);
+    assert_int_equal(send(fd, "go", 2, MSG_NOSIGNAL), 2);
+    usleep(100000); /* the server's sends meet a full socket */
+    static unsigned char in[REPLY_CHUNKS * REPLY_CHUNK];
+    read_exactly(fd, in, sizeof in);
+    for (int i = 0; i < REPLY_CHUNKS; i++)
+        assert_int_equal(in[(size_t)i * REPLY_CHUNK + REPLY_CHUNK - 1], 'a' + i % 26);
+    unsigned char extra;
+    assert_int_equal(recv(fd, &extra, 1, 0), 0);
+    close(fd);
+    wait_closed(1);
+    assert_int_equal(atomic_load(&the_stats.last_reason), 0);
+
+    /* now stop the loop while three replies are stuck in flight */
+    int stuck[3];
+    for (int i = 0; i < 3; i++) {
+        stuck[i] = client_connect(&s);
+        assert_int_equal(send(stuck[i], "go", 2, MSG_NOSIGNAL), 2);
+    }
+    usleep(200000);
+    assert_int_equal(atomic_load(&the_stats.closed), 1);
+    server_stop(&s); /* ss_loop_free: on_close for each, their ops end with the ring */
+    assert_int_equal(atomic_load(&the_stats.closed), 4);
+    for (int i = 0; i < 3; i++)
+        close(stuck[i]);
+}
+
 int main(void)
 {
     tu_alarm(100);
@@ -592,6 +967,12 @@ int main(void)
         cmocka_unit_test_setup(connection_cap_stops_accepting, reset_stats),
         cmocka_unit_test_setup(adopted_socketpair_echoes, reset_stats),
         cmocka_unit_test_setup(closed_conn_leaves_epoll_while_its_file_lives, reset_stats),
+        cmocka_unit_test_setup(uring_never_reading_peer_holds_no_receive, reset_stats),
+        cmocka_unit_test_setup(uring_pause_cancels_the_receive, reset_stats),
+        cmocka_unit_test_setup(uring_send_and_close_at_once, reset_stats),
+        cmocka_unit_test_setup(uring_close_with_ops_in_flight, reset_stats),
+        cmocka_unit_test_setup(uring_buffer_ring_exhausted, reset_stats),
+        cmocka_unit_test_setup(uring_close_after_flush_and_free_in_flight, reset_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
