@@ -796,6 +796,15 @@ static void conn_read(ss_conn *c)
             conn_fail(c, (int)n);
             return;
         }
+    } else if (c->flags & F_SEQPACKET) {
+        /* MSG_TRUNC: the kernel says a message's real length, so one longer
+         * than the buffer fails the connection instead of arriving as its
+         * first 64 KiB without a word (as transport_fd.c's message_read) */
+        n = recv(c->io.fd, c->loop->rbuf, SS__LOOP_READ_BUFFER, MSG_TRUNC);
+        if (n > SS__LOOP_READ_BUFFER) {
+            conn_fail(c, -EMSGSIZE);
+            return;
+        }
     } else {
         n = recv(c->io.fd, c->loop->rbuf, SS__LOOP_READ_BUFFER, 0);
     }

@@ -303,6 +303,34 @@ static void echo_seqpacket(void **state)
 {
     (void)state, echo_round_trips(SS_ADDR_SEQPACKET);
 }
+/* A seqpacket message longer than the loop's read buffer: the connection
+ * fails with EMSGSIZE; its first 64 KiB are never handed on as if they
+ * were the whole message (recv without MSG_TRUNC drops the tail unsaid). */
+static void seqpacket_message_over_the_read_buffer_fails(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s, SS_ADDR_SEQPACKET, &echo_handler, NULL);
+    int fd = client_connect(&s);
+    int sndbuf = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    size_t len = SS__LOOP_READ_BUFFER + 4096;
+    unsigned char *big = calloc(1, len);
+    assert_non_null(big);
+    assert_int_equal(send(fd, big, len, MSG_NOSIGNAL), (ssize_t)len);
+    /* then a small one the server would echo if it went on reading */
+    assert_int_equal(send(fd, "ok", 2, MSG_NOSIGNAL), 2);
+    wait_closed(1);
+    assert_int_equal(atomic_load(&the_stats.last_reason), -EMSGSIZE);
+    /* nothing came back: the connection ended (EOF, or a reset for the
+     * message it left unread), no truncated echo */
+    unsigned char in[16];
+    assert_true(recv(fd, in, sizeof in, 0) <= 0);
+    free(big);
+    close(fd);
+    server_stop(&s);
+}
+
 static void echo_udp(void **state)
 {
     (void)state, echo_round_trips(SS_ADDR_UDP);
@@ -957,6 +985,7 @@ int main(void)
         cmocka_unit_test_setup(echo_tcp, reset_stats),
         cmocka_unit_test_setup(echo_unix, reset_stats),
         cmocka_unit_test_setup(echo_seqpacket, reset_stats),
+        cmocka_unit_test_setup(seqpacket_message_over_the_read_buffer_fails, reset_stats),
         cmocka_unit_test_setup(echo_udp, reset_stats),
         cmocka_unit_test_setup(echo_unixgram, reset_stats),
         cmocka_unit_test_setup(half_close_gets_every_byte, reset_stats),
