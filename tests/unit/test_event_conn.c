@@ -201,6 +201,24 @@ static bool readable_within(int fd, int ms)
     return poll(&p, 1, ms) == 1;
 }
 
+/* Send junk on `fd` until the server stops taking it (no room for 300 ms):
+ * true if it stopped, with the bytes it took in *sent. Bounded: at most
+ * 64 MiB or 10 s; a server that keeps reading would let all of it through. */
+static bool send_until_blocked(int fd, size_t *sent)
+{
+    static unsigned char junk[65536];
+    int64_t deadline = ss__deadline(10);
+    while (*sent < (64u << 20) && ss__remaining_ms(deadline) > 0) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 300) == 0)
+            return true;
+        ssize_t n = send(fd, junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            *sent += (size_t)n;
+    }
+    return false;
+}
+
 /* ---- handlers ------------------------------------------------------------------ */
 
 static void count_open(ss_conn *c)
@@ -317,16 +335,20 @@ static void seqpacket_message_over_the_read_buffer_fails(void **state)
     size_t len = SS__LOOP_READ_BUFFER + 4096;
     unsigned char *big = calloc(1, len);
     assert_non_null(big);
-    assert_int_equal(send(fd, big, len, MSG_NOSIGNAL), (ssize_t)len);
-    /* then a small one the server would echo if it went on reading */
-    assert_int_equal(send(fd, "ok", 2, MSG_NOSIGNAL), 2);
+    ssize_t sent = send(fd, big, len, MSG_NOSIGNAL);
+    free(big);
+    assert_int_equal(sent, (ssize_t)len);
+    /* then a small one the server would echo if it went on reading; the
+     * server may have closed already (a fast loop, or a slow client under
+     * a sanitizer), and then the send fails with EPIPE: fine as well */
+    ssize_t ok = send(fd, "ok", 2, MSG_NOSIGNAL);
+    assert_true(ok == 2 || (ok < 0 && (errno == EPIPE || errno == ECONNRESET)));
     wait_closed(1);
     assert_int_equal(atomic_load(&the_stats.last_reason), -EMSGSIZE);
     /* nothing came back: the connection ended (EOF, or a reset for the
      * message it left unread), no truncated echo */
     unsigned char in[16];
     assert_true(recv(fd, in, sizeof in, 0) <= 0);
-    free(big);
     close(fd);
     server_stop(&s);
 }
@@ -400,22 +422,8 @@ static void never_reading_client_is_bounded(void **state)
     int hog = client_connect(&s);
     int small = 4096;
     setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    static unsigned char junk[65536];
     size_t sent = 0;
-    int64_t deadline = ss__deadline(10);
-    bool blocked = false;
-    /* bounded: at most 64 MiB or 10 s; a server that keeps reading would
-     * let all of it through */
-    while (sent < (64u << 20) && ss__remaining_ms(deadline) > 0) {
-        struct pollfd p = {.fd = hog, .events = POLLOUT};
-        if (poll(&p, 1, 300) == 0) {
-            blocked = true;
-            break;
-        }
-        ssize_t n = send(hog, junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0)
-            sent += (size_t)n;
-    }
+    bool blocked = send_until_blocked(hog, &sent);
     assert_true(blocked);
     assert_true(atomic_load(&the_stats.paused_seen) > 0);
     /* queue bounded: high water plus at most one read's worth */
@@ -668,20 +676,8 @@ static void uring_never_reading_peer_holds_no_receive(void **state)
     /* default buffers: a tiny SO_RCVBUF would make the read-back below
      * crawl (TCP's small window), not the server */
     int hog = client_connect(&s);
-    static unsigned char junk[65536];
     size_t sent = 0;
-    int64_t deadline = ss__deadline(10);
-    bool blocked = false;
-    while (sent < (64u << 20) && ss__remaining_ms(deadline) > 0) {
-        struct pollfd p = {.fd = hog, .events = POLLOUT};
-        if (poll(&p, 1, 300) == 0) {
-            blocked = true;
-            break;
-        }
-        ssize_t n = send(hog, junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0)
-            sent += (size_t)n;
-    }
+    bool blocked = send_until_blocked(hog, &sent);
     assert_true(blocked);
     ss__uring_stats a = uring_stats(&s);
     assert_true(a.recvs > 0); /* it did read through the ring */
@@ -698,7 +694,7 @@ static void uring_never_reading_peer_holds_no_receive(void **state)
     static unsigned char back[65536];
     size_t got = 0;
     bool shut = false;
-    deadline = ss__deadline(20);
+    int64_t deadline = ss__deadline(20);
     while (got < sent) {
         if (ss__remaining_ms(deadline) <= 0)
             fail_msg("read back %zu of %zu bytes", got, sent);
