@@ -46,6 +46,9 @@ def peers(sockserve):
                              "epoll", "tcp://127.0.0.1:0"], {}),
         ("sockserve-uring", [sockserve, "echo", "-q", "--model", "event", "--backend",
                              "io_uring", "tcp://127.0.0.1:0"], {}),
+        ("sockserve-uring-readiness", [sockserve, "echo", "-q", "--model", "event",
+                                       "--backend", "io_uring", "tcp://127.0.0.1:0"],
+         {"SS_URING_MODE": "readiness"}),
         ("sockserve-threading", [sockserve, "echo", "-q", "--model", "threading",
                                  "tcp://127.0.0.1:0"], {}),
         ("sockserve-coroutine", [sockserve, "echo", "-q", "--model", "coroutine",
@@ -416,6 +419,7 @@ def write_markdown(args, names, scenarios, samples, idle, sockperf, skipped, pat
 SERIES_STYLE = {
     "sockserve-event": ("#d62728", 7), "sockserve-threading": ("#ff9896", 6),
     "sockserve-uring": ("#ff7f0e", 3),
+    "sockserve-uring-readiness": ("#ffbb78", 3),
     "sockserve-coroutine": ("#8b0000", 1),
     "epoll": ("#1f77b4", 5), "io_uring": ("#17becf", 13),
     "libuv": ("#2ca02c", 9), "libuv-tuned": ("#98df8a", 8),
