@@ -17,7 +17,6 @@ import ssl
 import subprocess
 import threading
 import time
-import unittest
 
 import sstest
 from sstest import SLOW
@@ -133,9 +132,7 @@ class TestTlsModels(TlsCase):
         c.wait()
 
     def test_resumption_across_processes(self):
-        # prefork under ASan: see test_client_certificates_required_and_checked
-        models = ("threading", "forking", "event") if sstest.SANITIZED else (
-            "threading", "forking", "prefork", "event")
+        models = ("threading", "forking", "prefork", "event")
         for model in models:
             with self.subTest(model=model):
                 p, addr = self.tls_server(model=model, *(["--workers", "3"]
@@ -282,11 +279,7 @@ class TestTlsRefusals(TlsCase):
         self.canary(addr)
 
     def test_client_certificates_required_and_checked(self):
-        # Under ASan (gcc 12's libasan) a prefork worker forked while another
-        # thread of the parent is inside ASan's allocator can deadlock in it
-        # (seen once in ~8 runs here, stack in malloc's quarantine lock);
-        # glibc's malloc is fork-safe, so the plain run keeps prefork.
-        models = ("threading", "event") if sstest.SANITIZED else ("threading", "prefork", "event")
+        models = ("threading", "prefork", "event")
         for model in models:
             with self.subTest(model=model):
                 p, addr = self.tls_server("--ca", self.path("clientca.pem"), "-vv", model=model)
@@ -382,8 +375,6 @@ class TestTlsReload(TlsCase):
                         dict(x[0] for x in info["peer"]["subject"])["commonName"], "renewed")
                 p.kill()
 
-    @unittest.skipIf(sstest.SANITIZED, "prefork with several workers under ASan: libasan's "
-                     "fork deadlock (see test_client_certificates_required_and_checked)")
     def test_prefork_every_worker_serves_the_last_good_reload(self):
         # A good reload no worker sees (no connection), then a bad file and
         # a second SIGHUP: every worker must serve the reloaded certificate,
