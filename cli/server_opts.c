@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -467,9 +468,11 @@ static void reload(void)
     reload_tls();
 }
 
-static void *watch_stop_signals(void *unused)
+static void *watch_stop_signals(void *started)
 {
-    (void)unused;
+    /* Our start-up (glibc's and the sanitizers' thread set-up) is over:
+     * the creator may fork now (see install_stop_watcher). */
+    sem_post(started);
     for (;;) {
         int sig = sigwaitinfo(&stop_set, NULL);
         if (sig <= 0)
@@ -560,13 +563,31 @@ static int install_stop_watcher(void)
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGHUP);
     int rc = pthread_sigmask(SIG_BLOCK, &stop_set, &mask_before);
+    /*
+     * Wait until the watcher runs its own code. A new thread's start-up
+     * allocates and frees before it gets there (under ASan a thread's first
+     * free takes the allocator's lock for quarantine batches, its cache
+     * being empty); the prefork workers are forked right after the
+     * listening line, and a worker forked in that window inherited the lock
+     * held by a thread it does not have. Nothing showed until its first
+     * big run of frees, the rebuild after a SIGHUP: it hung there for good
+     * (integration.tls's test_sighup_reload_good_then_bad under ASan and
+     * load; the pthread_atfork lock below cannot cover this, the thread is
+     * not in our code yet). glibc's malloc is fork-safe; libasan's is not.
+     */
+    static sem_t started;
+    if (rc == 0 && sem_init(&started, 0, 0) < 0)
+        rc = errno;
     pthread_t watcher;
     if (rc == 0)
-        rc = pthread_create(&watcher, NULL, watch_stop_signals, NULL);
+        rc = pthread_create(&watcher, NULL, watch_stop_signals, &started);
     if (rc != 0) {
         pthread_sigmask(SIG_SETMASK, &mask_before, NULL);
         return -rc;
     }
+    while (sem_wait(&started) < 0 && errno == EINTR)
+        ;
+    /* (never destroyed: the watcher's sem_post may still be on its way out) */
     pthread_detach(watcher);
     pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
     installed = true;
