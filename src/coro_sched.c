@@ -200,8 +200,11 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
      * ready stays in the socket for the next wait, which registers again
      * and sees it at once. */
     if (!w->waiting || (events & cio->want) == 0) {
+        /* A wait on the home fd that is still on (a report of an older
+         * mask: io_uring completes a poll whose update came too late)
+         * keeps its interest: dropping it would strand the coroutine. */
         if (cio == &w->home)
-            (void)ss__io_set(w->sched->loop, &w->home.io, 0);
+            (void)ss__io_set(w->sched->loop, &w->home.io, w->waiting ? cio->want : 0);
         return;
     }
     w->waiting = false;
