@@ -52,7 +52,9 @@ def peers(sockserve):
         ("sockserve-threading", [sockserve, "echo", "-q", "--model", "threading",
                                  "tcp://127.0.0.1:0"], {}),
         ("sockserve-coroutine", [sockserve, "echo", "-q", "--model", "coroutine",
-                                 "tcp://127.0.0.1:0"], {}),
+                                 "--backend", "epoll", "tcp://127.0.0.1:0"], {}),
+        ("sockserve-coroutine-uring", [sockserve, "echo", "-q", "--model", "coroutine",
+                                       "--backend", "io_uring", "tcp://127.0.0.1:0"], {}),
         ("epoll", [o("epoll_echo")], {}),
         ("io_uring", [o("uring_echo")], {}),
         ("libuv", [o("libuv_echo")], {}),
@@ -354,7 +356,8 @@ def write_markdown(args, names, scenarios, samples, idle, sockperf, skipped, pat
             cells.append("–" if s is None else "%.0f / %.0f" % (s["p50"], s["p99"]))
         w("| %s | %s |" % (n, " | ".join(cells)))
 
-    for ours in ("sockserve-event", "sockserve-threading", "sockserve-coroutine"):
+    for ours in ("sockserve-event", "sockserve-threading", "sockserve-coroutine",
+                 "sockserve-coroutine-uring"):
         if ours not in names:
             continue
         w("\n## Ratios: %s ÷ each peer (msg/s medians; in brackets the peer's CPU/msg ÷ "
@@ -364,7 +367,8 @@ def write_markdown(args, names, scenarios, samples, idle, sockperf, skipped, pat
         for n in names:
             # the coroutine model is also measured against the event model and
             # threading (issue 12's goals are those ratios)
-            if n.startswith("sockserve") and (ours != "sockserve-coroutine" or n == ours):
+            if n.startswith("sockserve") and (not ours.startswith("sockserve-coroutine")
+                                              or n == ours):
                 continue
             cells = []
             for sc in scen_names:
@@ -420,7 +424,7 @@ SERIES_STYLE = {
     "sockserve-event": ("#d62728", 7), "sockserve-threading": ("#ff9896", 6),
     "sockserve-uring": ("#ff7f0e", 3),
     "sockserve-uring-readiness": ("#ffbb78", 3),
-    "sockserve-coroutine": ("#8b0000", 1),
+    "sockserve-coroutine": ("#8b0000", 1), "sockserve-coroutine-uring": ("#e6550d", 2),
     "epoll": ("#1f77b4", 5), "io_uring": ("#17becf", 13),
     "libuv": ("#2ca02c", 9), "libuv-tuned": ("#98df8a", 8),
     "libevent": ("#9467bd", 11), "libevent-tuned": ("#c5b0d5", 10),

@@ -12,6 +12,7 @@
 #include "server_opts.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@
 #define ECHO_DEFAULT_ADDRESS "tcp://127.0.0.1:9999"
 /* Largest stream chunk read at once; also what one datagram may carry. */
 #define ECHO_CHUNK 65536
+/* A reply up to this long is copied into the stream's write buffer (the
+ * library's default size: a write that fits is copied before any wait). */
+#define ECHO_COPIED_REPLY (16 * 1024)
 
 typedef struct echo_cfg {
     bool upper;
@@ -57,9 +61,67 @@ static int handle_datagram(const echo_cfg *cfg, ss_request *req)
     return rc;
 }
 
+/*
+ * The chunk a stream handler reads into: one per thread, not per connection,
+ * since under --model coroutine thousands of idle connections share a loop
+ * thread and each would otherwise hold 64 KiB (and the pages it touched).
+ * Sharing is safe because a chunk holds bytes only between a read that
+ * returned and the reply that copied them out, with no wait between: the
+ * read waits before any byte lands, and a reply of at most
+ * ECHO_COPIED_REPLY bytes is copied into the stream's buffer before its
+ * flush may wait. A longer reply is copied to memory of its own first.
+ */
+static pthread_key_t chunk_key;
+static pthread_once_t chunk_once = PTHREAD_ONCE_INIT;
+static bool chunk_key_made;
+static _Thread_local unsigned char *thread_chunk;
+
+static void chunk_free(void *p)
+{
+    free(p);
+    thread_chunk = NULL;
+}
+
+static void make_chunk_key(void)
+{
+    chunk_key_made = pthread_key_create(&chunk_key, chunk_free) == 0;
+}
+
+/* prefix_len + ECHO_CHUNK bytes for this thread, freed when it exits. */
+static unsigned char *chunk_of_thread(size_t prefix_len)
+{
+    if (thread_chunk != NULL)
+        return thread_chunk;
+    pthread_once(&chunk_once, make_chunk_key);
+    if (!chunk_key_made)
+        return NULL;
+    unsigned char *p = malloc(prefix_len + ECHO_CHUNK);
+    if (p == NULL || pthread_setspecific(chunk_key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    thread_chunk = p;
+    return p;
+}
+
+/* The reply in `buf`, which other connections of the thread reuse as soon
+ * as this one waits. */
+static int reply_from_shared(ss_request *req, const unsigned char *buf, size_t len)
+{
+    if (len <= ECHO_COPIED_REPLY)
+        return ss_request_reply(req, buf, len);
+    unsigned char *own = malloc(len);
+    if (own == NULL)
+        return -ENOMEM;
+    memcpy(own, buf, len);
+    int rc = ss_request_reply(req, own, len);
+    free(own);
+    return rc;
+}
+
 static int handle_stream(const echo_cfg *cfg, ss_request *req)
 {
-    unsigned char *buf = malloc(cfg->prefix_len + ECHO_CHUNK);
+    unsigned char *buf = chunk_of_thread(cfg->prefix_len);
     if (buf == NULL)
         return -ENOMEM;
     unsigned char *chunk = buf + cfg->prefix_len;
@@ -74,11 +136,10 @@ static int handle_stream(const echo_cfg *cfg, ss_request *req)
         memcpy(buf, cfg->prefix, cfg->prefix_len);
         if (cfg->upper)
             upper_ascii(chunk, (size_t)n);
-        rc = ss_request_reply(req, buf, cfg->prefix_len + (size_t)n);
+        rc = reply_from_shared(req, buf, cfg->prefix_len + (size_t)n);
         if (rc < 0 || cfg->once)
             break;
     }
-    free(buf);
     return rc;
 }
 

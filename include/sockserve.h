@@ -597,9 +597,12 @@ ssize_t ss_stream_readline(ss_stream *s, void *buf, size_t max);
  * `buf`, on success and on every failure (they are consumed). */
 int ss_stream_read_exact(ss_stream *s, void *buf, size_t len, size_t *got);
 /* Buffer `len` bytes for writing (writing out when the buffer fills; a write
- * at least as large as the buffer goes straight out after a flush).
- * Returns 0 or a code; after a failure other than a flush's the write side
- * is in an unknown state (close the connection). */
+ * at least as large as the buffer goes straight out after a flush). A write
+ * that fits in the room the buffer has left is copied and returns without
+ * waiting, so `buf` may be reused at once even by a coroutine handler.
+ * Returns 0 or a code (-ENOMEM: a stream holds its buffers only while they
+ * hold bytes); after a failure other than a flush's the write side is in
+ * an unknown state (close the connection). */
 int ss_stream_write(ss_stream *s, const void *buf, size_t len);
 /* Write everything buffered. Returns 0, SS_ETIMEOUT or a code; bytes not
  * written stay buffered (flush again after SS_ETIMEOUT / -EAGAIN). */
@@ -1172,7 +1175,8 @@ int ss_server_serve_until_signal(ss_server *srv);
 
 /*
  * Under SS_MODEL_COROUTINE each request's setup/handle/finish runs as a
- * coroutine on one of `workers` epoll loops (threads). The handler is written
+ * coroutine on one of `workers` event loops (threads; default: one per CPU
+ * the process may run on). The handler is written
  * as for threading: every call of this library that would wait -- reads and
  * writes on req->stream (TLS included, handshake too), ss_sock_* calls on any
  * socket (connect, accept, send, recv ...; a blocking socket is made

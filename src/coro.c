@@ -4,9 +4,12 @@
  * ucontext on architectures without one), the sanitizers' fiber hooks and
  * the stack-overflow report.
  *
- * Stack layout (one mmap):   [guard page, PROT_NONE][usable stack ......]
+ * Stack layout (one mmap):   [guard page, PROT_NONE][usable stack ....][ss__coro]
  *                            ^ map                   ^ lo            hi ^
- * The stack grows down from hi towards the guard page; a handler that
+ * The coroutine's own record sits at the top of its mapping, in the page
+ * the stack's first frames touch anyway: one allocation (and for an idle
+ * connection of the coroutine model, one piece of heap) fewer per
+ * coroutine. The stack grows down from hi towards the guard page; a handler that
  * recurses too deep faults there, and the SIGSEGV handler (running on the
  * thread's alternate signal stack, since the faulting one is full) sees
  * that the fault address or the stack pointer lies in the running
@@ -60,7 +63,8 @@ struct ss__coro {
     void *caller_sp; /* the resumer's, while the coroutine runs */
     unsigned char *map;
     size_t map_len, guard;
-    unsigned char *lo; /* usable stack [lo, map + map_len) */
+    unsigned char *lo; /* usable stack [lo, hi) */
+    unsigned char *hi; /* 16-aligned, just below this record */
     ss__coro_fn fn;
     void *arg;
     void *data;
@@ -234,8 +238,7 @@ void ss__coro_thread_fini(void)
 static void enter(ss__coro *co)
 {
 #ifdef CORO_ASAN
-    __sanitizer_start_switch_fiber(&co->caller_fake_stack, co->lo,
-                                   (size_t)(co->map + co->map_len - co->lo));
+    __sanitizer_start_switch_fiber(&co->caller_fake_stack, co->lo, (size_t)(co->hi - co->lo));
 #endif
 #ifdef CORO_TSAN
     co->caller_fiber = __tsan_get_current_fiber();
@@ -319,7 +322,7 @@ static int prepare(ss__coro *co, ss__coro_fn fn, void *arg)
     /* A stack that looks switched away from: the switch pops the saved
      * registers and returns into the trampoline, which calls
      * coro_main(co). */
-    uintptr_t top = (uintptr_t)(co->map + co->map_len) & ~(uintptr_t)15;
+    uintptr_t top = (uintptr_t)co->hi;
 #if defined(__x86_64__)
     /* from the top: [ret = trampoline][rbp rbx r12 r13 r14 r15][mxcsr|fpucw].
      * After `ret` rsp is `top`, 16-aligned, so the trampoline's call enters
@@ -347,7 +350,7 @@ static int prepare(ss__coro *co, ss__coro_fn fn, void *arg)
     if (getcontext(&co->ctx) < 0)
         return -ENOMEM;
     co->ctx.uc_stack.ss_sp = co->lo;
-    co->ctx.uc_stack.ss_size = (size_t)(co->map + co->map_len - co->lo);
+    co->ctx.uc_stack.ss_size = (size_t)(co->hi - co->lo);
     co->ctx.uc_link = NULL;
     uintptr_t p = (uintptr_t)co;
     makecontext(&co->ctx, (void (*)(void))coro_main_ucontext, 2, (unsigned)(p >> 16 >> 16),
@@ -374,29 +377,27 @@ int ss__coro_new(ss__coro **out, size_t stack_size, ss__coro_fn fn, void *arg)
     if (stack_size == 0)
         stack_size = SS__CORO_STACK_DEFAULT;
     stack_size = (stack_size + page - 1) & ~(page - 1);
-    ss__coro *co = calloc(1, sizeof *co);
-    if (co == NULL)
-        return -ENOMEM;
-    co->guard = page;
-    co->map_len = stack_size + page;
+    size_t map_len = stack_size + page;
     /* MAP_NORESERVE: only the pages a handler touches cost memory;
-     * MAP_STACK tells the kernel (and THP) what this is */
-    void *map = mmap(NULL, co->map_len, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED) {
-        free(co);
+     * MAP_STACK tells the kernel (and THP) what this is. Fresh anonymous
+     * pages are zero: the record needs no memset. */
+    unsigned char *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
         return -ENOMEM;
-    }
     if (mprotect(map, page, PROT_NONE) < 0) {
-        munmap(map, co->map_len);
-        free(co);
+        munmap(map, map_len);
         return -ENOMEM;
     }
+    uintptr_t rec = ((uintptr_t)(map + map_len) - sizeof(ss__coro)) & ~(uintptr_t)63;
+    ss__coro *co = (ss__coro *)rec;
+    co->guard = page;
+    co->map_len = map_len;
     co->map = map;
-    co->lo = co->map + page;
+    co->lo = map + page;
+    co->hi = (unsigned char *)(rec & ~(uintptr_t)15);
     if (prepare(co, fn, arg) < 0) {
-        munmap(co->map, co->map_len);
-        free(co);
+        munmap(map, map_len);
         return -ENOMEM;
     }
 #ifdef CORO_TSAN
@@ -415,8 +416,8 @@ void ss__coro_free(ss__coro *co)
 #endif
 #ifdef CORO_ASAN
     /* one that never ended leaves its frames' redzones poisoned */
-    ASAN_UNPOISON_MEMORY_REGION(co->lo, (size_t)(co->map + co->map_len - co->lo));
+    ASAN_UNPOISON_MEMORY_REGION(co->lo, (size_t)(co->hi - co->lo));
 #endif
+    /* the record goes with the mapping it sits in */
     munmap(co->map, co->map_len);
-    free(co);
 }

@@ -78,8 +78,9 @@ int ss__sched_spawn(ss__sched *s, ss__coro_fn fn, void *arg);
 /* Coroutines alive on this scheduler. */
 size_t ss__sched_live(const ss__sched *s);
 
-/* The running coroutine's own connection: waits on `fd` keep one
- * edge-triggered registration on the loop instead of one per wait, until
+/* The running coroutine's own connection: waits on `fd` leave their
+ * (level-triggered) registration on the loop for the next wait instead of
+ * one per wait, until readiness nobody waits for comes or
  * ss__coro_home_fd(-1) (which removes it: call that while the fd is still
  * open, before closing it). Inside a coroutine only. */
 void ss__coro_home_fd(int fd);

@@ -9,13 +9,17 @@
  * coroutine of the loop.
  *
  * Descriptor registrations: the coroutine's own connection (its "home" fd,
- * where nearly every wait happens) is registered once, edge-triggered for
- * both directions, and stays registered until the coroutine says it is done
- * with it (before the fd is closed), so a request that reads and writes in a
- * loop costs no epoll_ctl per wait. Edge-triggered is safe because every
- * caller of ss__wait_fd waits only after the call said EAGAIN: the next
- * readiness change is therefore an edge, delivered even if it came while
- * the coroutine ran. Any other descriptor (a dialed upstream, a pipe, the
+ * where nearly every wait happens) is level-triggered, as every backend
+ * gives it (loop_backend.h: io_uring's one-shot polls are level whatever
+ * EPOLLET says), with lazy interest: a wait registers the direction it
+ * waits for, and the registration is left as it is when the wait ends, so
+ * a request that reads in a loop costs no epoll_ctl per wait. Interest is
+ * dropped (the fd leaves the loop) only when readiness comes that nobody
+ * waits for -- data or an end of file while the coroutine sleeps or waits
+ * elsewhere -- since level-triggered readiness would otherwise come back
+ * every turn and the loop would spin; the next wait registers it again.
+ * Registering for good both directions, as an edge-triggered scheme would,
+ * spun on io_uring: a socket is nearly always writable. Any other descriptor (a dialed upstream, a pipe, the
  * datagram socket a reply goes through) is registered for the one wait and
  * removed after it, so nothing of ours is left in epoll when its owner
  * closes it; the same descriptor waited on by two coroutines of one loop
@@ -56,10 +60,6 @@ struct coro_wait {
     int64_t deadline; /* of the current wait; -1 none */
     ss_timer timer;
     coro_io home; /* the home fd's registration (home.io.fd -1: none) */
-    /* what the home registration said last, for ss__coro_read_would_block:
-     * the events of its last wake, and whether an edge was dropped since */
-    uint32_t home_last;
-    bool home_dropped;
     ss__coro_fn fn;
     void *arg;
 };
@@ -194,30 +194,30 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
     coro_io *cio = SS__CONTAINER_OF(io, coro_io, io);
     coro_wait *w = cio->w;
     (void)loop;
-    /* an edge for a direction (or a descriptor) the coroutine does not
-     * wait for now is dropped: its next wait for it follows an EAGAIN (or
-     * ss_poll's own look), so a new edge will come */
+    /* Readiness nobody waits for now: level-triggered, it would come again
+     * every turn, so the registration goes (the home fd's lazy interest;
+     * a scratch one is removed at its wait's end anyway). What made it
+     * ready stays in the socket for the next wait, which registers again
+     * and sees it at once. */
     if (!w->waiting || (events & cio->want) == 0) {
+        /* A wait on the home fd that is still on (a report of an older
+         * mask: io_uring completes a poll whose update came too late)
+         * keeps its interest: dropping it would strand the coroutine. */
         if (cio == &w->home)
-            w->home_dropped = true;
+            (void)ss__io_set(w->sched->loop, &w->home.io, w->waiting ? cio->want : 0);
         return;
-    }
-    if (cio == &w->home) {
-        w->home_last = events;
-        w->home_dropped = false;
     }
     w->waiting = false;
     run(w->sched, w);
 }
 
-/* transport_fd.c's short-read hint: only for the home fd, registered, its
- * last wake seen in full (no edge dropped since) and not an end of file or
- * error, which would come as no new edge. */
+/* transport_fd.c's short-read hint: only for the home fd, whose wait is
+ * level-triggered, so bytes or an end of file that came after the short
+ * read end the wait the stream makes instead of the read it skipped. */
 static bool coro_read_would_block(int fd)
 {
     coro_wait *w = running_wait();
-    return w != NULL && fd == w->home.io.fd && w->home.io.events != 0 && !w->home_dropped &&
-           w->home_last != 0 && (w->home_last & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0;
+    return w != NULL && fd >= 0 && fd == w->home.io.fd;
 }
 
 static void on_timer(ss_timer *t)
@@ -278,14 +278,13 @@ static coro_io *arm(coro_wait *w, coro_io *scratch, int fd, short events, int *r
     uint32_t want = epoll_events_of(events);
     *rc = 0;
     if (fd == w->home.io.fd) {
-        if (w->home.io.events == 0) {
-            w->home.io.cb = on_io;
-            *rc = ss__io_set(loop, &w->home.io,
-                             EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET);
-            if (*rc < 0)
-                return NULL;
-            /* registering reports what is ready now: that edge comes too */
-        }
+        /* interest in what this wait wants (every direction of one ss_poll
+         * that names the fd twice); unchanged from the last wait, the
+         * common case, it costs nothing (ss__io_set compares) */
+        w->home.io.cb = on_io;
+        *rc = ss__io_set(loop, &w->home.io, w->home.want | want);
+        if (*rc < 0)
+            return NULL;
         w->home.want |= want;
         return &w->home;
     }
@@ -314,7 +313,7 @@ static void disarm(coro_wait *w, coro_io *cio)
 {
     cio->want = 0;
     if (cio == &w->home)
-        return; /* stays registered until ss__coro_home_fd */
+        return; /* lazy: the interest stays for the next wait (on_io drops it) */
     (void)ss__io_set(w->sched->loop, &cio->io, 0);
     if (cio->dup_fd >= 0)
         close(cio->dup_fd);
@@ -356,9 +355,9 @@ int ss__coro_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
     coro_io **armed = NULL;
     int rc = 0;
     for (;;) {
-        /* A look first, as poll() would: what is ready returns at once, and
-         * nothing was ready when the registrations below were made, so every
-         * later change is an edge (the home fd is edge-triggered). */
+        /* A look first, as poll() would: what is ready returns at once
+         * without a registration (they are level-triggered: a wait would
+         * see it too, one turn later). */
         int n = poll(fds, nfds, 0);
         if (n != 0 || timeout_ms == 0) {
             rc = n < 0 ? -errno : n;
@@ -428,8 +427,6 @@ void ss__coro_home_fd(int fd)
     w->home.io.fd = fd;
     w->home.io.events = 0;
     w->home.want = 0;
-    w->home_last = 0;
-    w->home_dropped = false;
 }
 
 int ss__coro_sleep_ms(int64_t ms)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * model_coroutine.c — SS_MODEL_COROUTINE: the blocking handler of threading,
- * each request a coroutine on one of `workers` epoll loops (threads).
+ * each request a coroutine on one of `workers` event loops (threads; epoll
+ * or io_uring; default: one per usable CPU).
  *
  * The accept path is the core's, as for every model (server_accept.c: access
  * rules, max_per_ip, verify_request at accept; the first byte or the PROXY
@@ -23,8 +24,10 @@
 #include "server_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct coro_loop {
     struct coro_state *st;
@@ -53,6 +56,19 @@ typedef struct coro_job {
 static size_t stack_size_of(const ss_server *srv)
 {
     return srv->opts.coro_stack_size != 0 ? srv->opts.coro_stack_size : SS__CORO_STACK_DEFAULT;
+}
+
+/* The default number of loops: one per CPU this process may run on
+ * (taskset, a cgroup's cpuset), as the event model has it. A loop is busy
+ * exactly when its coroutines have work, so more loops than CPUs only
+ * contend, and the max(2, online CPUs) of before put two loops on a
+ * one-CPU container. */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                         : sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 static void *loop_thread(void *arg)
@@ -176,8 +192,7 @@ static int coroutine_start(ss_server *srv, ss_error *err)
         return ss__fail(err, -ENOMEM, "out of memory");
     srv->model_state = st;
     st->srv = srv;
-    st->nloops = srv->opts.workers > 0 ? srv->opts.workers
-                                       : ss__default_workers(SS_MODEL_COROUTINE);
+    st->nloops = srv->opts.workers > 0 ? srv->opts.workers : usable_cpus();
     st->loops = calloc((size_t)st->nloops, sizeof *st->loops);
     if (st->loops == NULL) {
         st->nloops = 0;

@@ -10,30 +10,112 @@
  * read alive, a peer that stalls for `timeout` ends it with SS_ETIMEOUT.
  * Every result keeps end of file (0 or SS_EEOF), errors (negative errno)
  * and SS_ETIMEOUT apart.
+ *
+ * A buffer is held only while it holds bytes: the read buffer from the read
+ * that fills it to the one that empties it, the write buffer from a write
+ * to the flush that sends it. An idle connection of the coroutine model
+ * (thousands on one thread) then costs no buffer at all, and a waiting
+ * read gives its empty buffer back before it waits. Buffers of the default
+ * size come from a few free ones cached per thread, so a request/response
+ * loop does not call malloc per message.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_BUFFER (16 * 1024)
+/* Free default-size buffers kept per thread: enough for the streams one
+ * loop thread fills in a turn, little for a thread that goes away. */
+#define CACHE_MAX 8
 
 struct ss_stream {
     ss_transport *t;
     double timeout; /* SS_TIMEOUT_NONE, 0 (never wait: -EAGAIN) or > 0 */
     double write_timeout; /* > 0: a bound on write waits on top of timeout */
 
-    unsigned char *rbuf; /* unread bytes are rbuf[rpos, rlen) */
+    unsigned char *rbuf; /* unread bytes are rbuf[rpos, rlen); NULL when none */
     size_t rcap, rpos, rlen;
+    size_t rsize; /* rcap when not grown by a long readline */
 
-    unsigned char *wbuf; /* bytes not yet written are wbuf[0, wlen) */
+    unsigned char *wbuf; /* bytes not yet written are wbuf[0, wlen); NULL when none */
     size_t wcap, wlen;
 
     uint64_t bytes_in, bytes_out; /* through the transport, for the log */
 };
+
+/* ---- buffers: held while they hold bytes ------------------------------------ */
+
+typedef struct buffer_cache {
+    unsigned char *free[CACHE_MAX];
+    size_t n;
+} buffer_cache;
+
+static _Thread_local buffer_cache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_key_made;
+
+/* At the exit of a thread that cached buffers. */
+static void cache_drain(void *arg)
+{
+    buffer_cache *c = arg;
+    while (c->n > 0)
+        free(c->free[--c->n]);
+}
+
+static void make_cache_key(void)
+{
+    cache_key_made = pthread_key_create(&cache_key, cache_drain) == 0;
+}
+
+static unsigned char *buffer_get(size_t cap)
+{
+    if (cap == DEFAULT_BUFFER && cache.n > 0)
+        return cache.free[--cache.n];
+    return malloc(cap);
+}
+
+static void buffer_put(unsigned char *b, size_t cap)
+{
+    if (b == NULL)
+        return;
+    if (cap == DEFAULT_BUFFER && cache.n < CACHE_MAX) {
+        if (cache.n == 0) {
+            /* the thread's exit frees what it cached (no key: plain free) */
+            pthread_once(&cache_once, make_cache_key);
+            if (!cache_key_made || pthread_setspecific(cache_key, &cache) != 0) {
+                free(b);
+                return;
+            }
+        }
+        cache.free[cache.n++] = b;
+        return;
+    }
+    free(b);
+}
+
+/* The read buffer holds nothing: give it back (a grown one shrinks). */
+static void release_rbuf(ss_stream *s)
+{
+    buffer_put(s->rbuf, s->rcap);
+    s->rbuf = NULL;
+    s->rcap = s->rsize;
+    s->rpos = s->rlen = 0;
+}
+
+static void release_wbuf(ss_stream *s)
+{
+    buffer_put(s->wbuf, s->wcap);
+    s->wbuf = NULL;
+    s->wlen = 0;
+}
+
+/* ---- the stream ---------------------------------------------------------------- */
 
 int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o)
 {
@@ -42,17 +124,11 @@ int ss_stream_new(ss_stream **out, ss_transport *t, const ss_stream_opts *o)
     if (s == NULL)
         return -ENOMEM;
     s->t = t;
-    s->rcap = o != NULL && o->read_buffer > 0 ? o->read_buffer : DEFAULT_BUFFER;
+    s->rcap = s->rsize = o != NULL && o->read_buffer > 0 ? o->read_buffer : DEFAULT_BUFFER;
     s->wcap = o != NULL && o->write_buffer > 0 ? o->write_buffer : DEFAULT_BUFFER;
     /* zero-initialised options mean "defaults", so a 0 timeout there is none */
     s->timeout = o != NULL && o->timeout > 0 ? o->timeout : SS_TIMEOUT_NONE;
     s->write_timeout = o != NULL && o->write_timeout > 0 ? o->write_timeout : 0;
-    s->rbuf = malloc(s->rcap);
-    s->wbuf = malloc(s->wcap);
-    if (s->rbuf == NULL || s->wbuf == NULL) {
-        ss_stream_free(s);
-        return -ENOMEM;
-    }
     *out = s;
     return 0;
 }
@@ -61,8 +137,8 @@ void ss_stream_free(ss_stream *s)
 {
     if (s == NULL)
         return;
-    free(s->rbuf);
-    free(s->wbuf);
+    release_rbuf(s);
+    release_wbuf(s);
     free(s);
 }
 
@@ -118,7 +194,8 @@ static ssize_t read_some(ss_stream *s, void *buf, size_t len)
 }
 
 /* Read more into the buffer (after what is there). `want` is the room the
- * caller needs in all; the buffer grows up to it. */
+ * caller needs in all; the buffer grows up to it. An empty buffer is given
+ * back while the stream waits. */
 static ssize_t fill(ss_stream *s, size_t want)
 {
     if (s->rpos > 0 && s->rpos == s->rlen) {
@@ -137,18 +214,34 @@ static ssize_t fill(ss_stream *s, size_t want)
         s->rbuf = grown;
         s->rcap = want;
     }
-    ssize_t n = read_some(s, s->rbuf + s->rlen, s->rcap - s->rlen);
-    if (n > 0)
-        s->rlen += (size_t)n;
-    return n;
+    for (;;) {
+        if (s->rbuf == NULL && (s->rbuf = buffer_get(s->rcap)) == NULL)
+            return -ENOMEM;
+        ssize_t n = s->t->ops->read(s->t, s->rbuf + s->rlen, s->rcap - s->rlen);
+        if (n > 0) {
+            s->bytes_in += (uint64_t)n;
+            s->rlen += (size_t)n;
+        }
+        if (s->rlen == 0)
+            release_rbuf(s); /* nothing came: held by no one while we wait */
+        if (n != -EAGAIN)
+            return n;
+        int rc = wait_transport(s, POLLIN);
+        if (rc < 0)
+            return rc;
+    }
 }
 
 static size_t take(ss_stream *s, void *buf, size_t len)
 {
     size_t have = s->rlen - s->rpos;
     size_t n = len < have ? len : have;
+    if (n == 0)
+        return 0;
     memcpy(buf, s->rbuf + s->rpos, n);
     s->rpos += n;
+    if (s->rpos == s->rlen)
+        release_rbuf(s);
     return n;
 }
 
@@ -175,8 +268,8 @@ ssize_t ss_stream_readline(ss_stream *s, void *buf, size_t max)
     for (;;) {
         size_t have = s->rlen - s->rpos;
         size_t limit = have < max ? have : max;
-        unsigned char *start = s->rbuf + s->rpos;
-        unsigned char *nl = memchr(start + scanned, '\n', limit - scanned);
+        unsigned char *start = have > 0 ? s->rbuf + s->rpos : NULL;
+        unsigned char *nl = limit > scanned ? memchr(start + scanned, '\n', limit - scanned) : NULL;
         if (nl != NULL)
             return (ssize_t)take(s, buf, (size_t)(nl - start) + 1);
         if (have >= max)
@@ -247,8 +340,14 @@ static int write_out(ss_stream *s, const unsigned char *buf, size_t len, size_t 
 
 int ss_stream_flush(ss_stream *s)
 {
+    if (s->wlen == 0)
+        return 0;
     size_t done;
     int rc = write_out(s, s->wbuf, s->wlen, &done);
+    if (done == s->wlen) {
+        release_wbuf(s);
+        return rc;
+    }
     /* keep what did not go, so a flush after a timeout can finish the job */
     memmove(s->wbuf, s->wbuf + done, s->wlen - done);
     s->wlen -= done;
@@ -257,7 +356,13 @@ int ss_stream_flush(ss_stream *s)
 
 int ss_stream_write(ss_stream *s, const void *buf, size_t len)
 {
+    if (len == 0)
+        return 0;
+    /* what fits is copied at once, never after a wait: the caller's buffer
+     * is free again when this returns (sockserve.h says so) */
     if (len <= s->wcap - s->wlen) {
+        if (s->wbuf == NULL && (s->wbuf = buffer_get(s->wcap)) == NULL)
+            return -ENOMEM;
         memcpy(s->wbuf + s->wlen, buf, len);
         s->wlen += len;
         return 0;
@@ -266,6 +371,8 @@ int ss_stream_write(ss_stream *s, const void *buf, size_t len)
     if (rc < 0)
         return rc;
     if (len < s->wcap) {
+        if (s->wbuf == NULL && (s->wbuf = buffer_get(s->wcap)) == NULL)
+            return -ENOMEM;
         memcpy(s->wbuf, buf, len);
         s->wlen = len;
         return 0;

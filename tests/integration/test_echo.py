@@ -8,6 +8,8 @@ import os
 import re
 import signal
 import socket
+import threading
+import time
 import unittest
 
 import sstest
@@ -141,6 +143,48 @@ class EchoModels(sstest.TestCase):
             finally:
                 for c in conns:
                     c.close()
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(), 0, p.err_lines)
+
+
+    def test_coroutine_stalled_reply_keeps_its_bytes(self):
+        # One loop thread: echo's read chunk is the thread's, shared by its
+        # connections. A client that stops reading stalls its long replies
+        # in the middle (its coroutine waits to write); the other client's
+        # messages are read into the chunk meanwhile, and must not end up
+        # in the first one's echo.
+        p, bound = self.server("echo", "-q", "--model", "coroutine", "--workers", "1",
+                               "tcp://127.0.0.1:0")
+        host, port = sstest.split_inet(bound)
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(10)
+        slow.connect((host, port))
+        # more than the server's socket can queue (tcp_wmem's 4 MiB at most)
+        payload = bytes(range(251)) * (12 * 1024 * 1024 // 251)
+        sender = threading.Thread(target=slow.sendall, args=(payload,), daemon=True)
+        sender.start()
+        fast = sstest.connect(bound)
+        try:
+            time.sleep(0.3)  # the slow client's replies fill its socket: its writer waits
+            for i in range(20):
+                msg = b"B" * 30000 + b"%d" % i
+                fast.sendall(msg)
+                self.assertEqual(recv_all(fast, len(msg)), msg)
+            got = bytearray()
+            while len(got) < len(payload):
+                chunk = slow.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertEqual(len(got), len(payload))
+            if got != payload:
+                bad = next(i for i in range(len(got)) if got[i] != payload[i])
+                self.fail("the stalled echo lost its bytes: the first bad one at %d" % bad)
+            sender.join(timeout=10)
+        finally:
+            slow.close()
+            fast.close()
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(), 0, p.err_lines)
 

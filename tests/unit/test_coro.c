@@ -4,7 +4,7 @@
  * ping-pong keep their registers and stacks, recursion deep within the
  * stack works, an overflow is a one-line report and an abort, and a server's
  * blocking handlers (sleep, connect, read, write) share one loop thread.
- * ctest-labels: tsan */
+ * ctest-labels: tsan coroutine */
 #include "server_test.h"
 #include "coro.h"
 
@@ -456,6 +456,75 @@ static void test_data_and_eof_while_not_waiting(void **state)
     st_stop(&s);
 }
 
+/* The connection's readiness while its coroutine sleeps (bytes, then end
+ * of file) is level: the loop must not wake for it turn after turn until
+ * the handler reads again. CPU time of the process over the sleep: a bound
+ * on idleness (a spinning loop burns all of it), not a speed assertion. */
+static int slow_second_read_handle(ss_request *req)
+{
+    char buf[256];
+    ssize_t n;
+    int rc;
+    /* the first chunk is there at once (the core waits for it); the second
+     * is waited for on the loop, which registers the connection */
+    for (int i = 0; i < 2; i++) {
+        if ((n = ss_stream_read(req->stream, buf, sizeof buf)) <= 0)
+            return (int)n;
+        if ((rc = ss_request_reply(req, buf, (size_t)n)) < 0)
+            return rc;
+    }
+    (void)ss_sleep(0.8);
+    while ((n = ss_stream_read(req->stream, buf, sizeof buf)) > 0)
+        if ((rc = ss_request_reply(req, buf, (size_t)n)) < 0)
+            return rc;
+    return (int)n;
+}
+
+static double process_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_readiness_while_asleep_costs_no_cpu(void **state)
+{
+    (void)state;
+    tu_alarm(60);
+    ss_server_opts o;
+    ss_server_opts_init(&o);
+    o.model = SS_MODEL_COROUTINE;
+    o.workers = 1;
+    o.log = NULL;
+    static const ss_handler h = {NULL, slow_second_read_handle, NULL, NULL};
+    st_server s;
+    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
+    ss_sock c;
+    assert_int_equal(st_connect(s.addr, &c), 0);
+    assert_int_equal(ss_sock_settimeout(&c, 5.0), 0);
+    char buf[8];
+    assert_int_equal(ss_sock_sendall(&c, "a", 1), 0);
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    usleep(100 * 1000); /* the handler waits on the connection now */
+    assert_int_equal(ss_sock_sendall(&c, "x", 1), 0);
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    /* the handler sleeps now, with these waiting in its socket */
+    assert_int_equal(ss_sock_sendall(&c, "b", 1), 0);
+    assert_int_equal(ss_sock_shutdown(&c, SHUT_WR), 0);
+    usleep(100 * 1000);
+    double t0 = process_cpu_s();
+    usleep(500 * 1000);
+    double used = process_cpu_s() - t0;
+    if (used > 0.1)
+        fail_msg("the loop used %.3f s of CPU in 0.5 s while its coroutine slept", used);
+    /* and what came meanwhile is still served */
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    assert_int_equal(buf[0], 'b');
+    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 0);
+    ss_sock_close(&c);
+    st_stop(&s);
+}
+
 static void test_options_are_checked(void **state)
 {
     (void)state;
@@ -486,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_blocking_handlers_share_one_loop),
         cmocka_unit_test(test_ss_poll_yields),
         cmocka_unit_test(test_data_and_eof_while_not_waiting),
+        cmocka_unit_test(test_readiness_while_asleep_costs_no_cpu),
         cmocka_unit_test(test_options_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
