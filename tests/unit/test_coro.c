@@ -421,30 +421,41 @@ static int sleepy_echo_handle(ss_request *req)
     }
 }
 
-static void test_data_and_eof_while_not_waiting(void **state)
+/* A one-loop coroutine server running `handle`, and a client that has had
+ * two chunks echoed ("a" at once, "x" after the handler waited on the
+ * connection) and then sent "b" and its end of file while the handler
+ * sleeps (each handler here sleeps after its second chunk). */
+static void start_and_queue_while_asleep(int (*handle)(ss_request *), st_server *s, ss_sock *c)
 {
-    (void)state;
     tu_alarm(60);
     ss_server_opts o;
     ss_server_opts_init(&o);
     o.model = SS_MODEL_COROUTINE;
     o.workers = 1;
     o.log = NULL;
-    static const ss_handler h = {NULL, sleepy_echo_handle, NULL, NULL};
-    st_server s;
-    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
-    ss_sock c;
-    assert_int_equal(st_connect(s.addr, &c), 0);
-    assert_int_equal(ss_sock_settimeout(&c, 5.0), 0);
+    static ss_handler h; /* the server keeps a pointer to it */
+    h = (ss_handler){NULL, handle, NULL, NULL};
+    st_start(s, "tcp://127.0.0.1:0", &h, &o);
+    assert_int_equal(st_connect(s->addr, c), 0);
+    assert_int_equal(ss_sock_settimeout(c, 5.0), 0);
     char buf[8];
-    assert_int_equal(ss_sock_sendall(&c, "a", 1), 0);
-    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
+    assert_int_equal(ss_sock_sendall(c, "a", 1), 0);
+    assert_int_equal(ss_sock_recv(c, buf, sizeof buf, 0), 1);
     usleep(100 * 1000); /* the handler waits on the connection now */
-    assert_int_equal(ss_sock_sendall(&c, "x", 1), 0);
-    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
-    /* the handler sleeps now */
-    assert_int_equal(ss_sock_sendall(&c, "b", 1), 0);
-    assert_int_equal(ss_sock_shutdown(&c, SHUT_WR), 0);
+    assert_int_equal(ss_sock_sendall(c, "x", 1), 0);
+    assert_int_equal(ss_sock_recv(c, buf, sizeof buf, 0), 1);
+    /* the handler sleeps now, with these waiting in its socket */
+    assert_int_equal(ss_sock_sendall(c, "b", 1), 0);
+    assert_int_equal(ss_sock_shutdown(c, SHUT_WR), 0);
+}
+
+static void test_data_and_eof_while_not_waiting(void **state)
+{
+    (void)state;
+    st_server s;
+    ss_sock c;
+    start_and_queue_while_asleep(sleepy_echo_handle, &s, &c);
+    char buf[8];
     ssize_t n = ss_sock_recv(&c, buf, sizeof buf, 0);
     if (n != 1)
         fail_msg("the second chunk was not echoed: %s", n < 0 ? ss_strerror((int)n) : "closed");
@@ -490,27 +501,10 @@ static double process_cpu_s(void)
 static void test_readiness_while_asleep_costs_no_cpu(void **state)
 {
     (void)state;
-    tu_alarm(60);
-    ss_server_opts o;
-    ss_server_opts_init(&o);
-    o.model = SS_MODEL_COROUTINE;
-    o.workers = 1;
-    o.log = NULL;
-    static const ss_handler h = {NULL, slow_second_read_handle, NULL, NULL};
     st_server s;
-    st_start(&s, "tcp://127.0.0.1:0", &h, &o);
     ss_sock c;
-    assert_int_equal(st_connect(s.addr, &c), 0);
-    assert_int_equal(ss_sock_settimeout(&c, 5.0), 0);
+    start_and_queue_while_asleep(slow_second_read_handle, &s, &c);
     char buf[8];
-    assert_int_equal(ss_sock_sendall(&c, "a", 1), 0);
-    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
-    usleep(100 * 1000); /* the handler waits on the connection now */
-    assert_int_equal(ss_sock_sendall(&c, "x", 1), 0);
-    assert_int_equal(ss_sock_recv(&c, buf, sizeof buf, 0), 1);
-    /* the handler sleeps now, with these waiting in its socket */
-    assert_int_equal(ss_sock_sendall(&c, "b", 1), 0);
-    assert_int_equal(ss_sock_shutdown(&c, SHUT_WR), 0);
     usleep(100 * 1000);
     double t0 = process_cpu_s();
     usleep(500 * 1000);
