@@ -78,6 +78,7 @@ struct ss__op {
     ss__link link;
     int fd;
     unsigned char kind, where;
+    unsigned char group; /* a receive's buffer pool: the backend's choice */
     bool cancelled;
     struct msghdr *msg; /* a send's; the caller's until the callback */
 };
@@ -91,7 +92,9 @@ void ss__op_cancel(ss_loop *loop, ss__op *op);
 /* What the completion mode did, for tests (zero on other loops). */
 typedef struct ss__uring_stats {
     uint64_t recvs, sends, enobufs, buffers_used, buffers_returned;
-    unsigned buffers;        /* in the pool */
+    uint64_t bulk_recvs;     /* receives into the bulk pool */
+    unsigned buffers;        /* in the small pool */
+    unsigned bulk_buffers;   /* in the bulk pool */
     unsigned recvs_armed;    /* receives the kernel holds now */
 } ss__uring_stats;
 void ss__loop_uring_stats(const ss_loop *loop, ss__uring_stats *out);
@@ -141,6 +144,8 @@ struct ss_loop {
     bool completion; /* ss__loop_completion() */
     void *chunk_cache; /* output-queue chunks kept for reuse (event_conn.c) */
     unsigned nchunk_cache;
+    void *bulk_cache; /* and the bulk ones (CHUNK_BULK) */
+    unsigned nbulk_cache;
 
     ss__link conns;     /* every open ss_conn */
     ss__link listeners; /* every ss_listener */

@@ -49,11 +49,34 @@
 #include <sys/mman.h>
 
 #define RING_ENTRIES 1024
-#define BUF_GROUP 0
-/* The provided buffers: a fixed pool per loop, faulted in when the ring is
- * made (so traffic never grows the footprint). 256 x 8 KiB = 2 MiB. */
-#define BUFFERS_DEFAULT 256
-#define BUFFER_SIZE (8 * 1024)
+/*
+ * The provided buffers: two fixed pools per loop, faulted in when the ring
+ * is made (so traffic never grows the footprint), 2 MiB each.
+ *
+ * Why two: a receive takes a whole buffer, however little it brings, so
+ * many small buffers serve many chatty connections (1000 ready at once
+ * take 1000 buffers in one turn); but a bulk stream cut into 8 KiB pieces
+ * pays a completion, a copy and a send (an skb the peer must take) per
+ * piece, 3x the CPU per byte of one 64 KiB read (measured: S5, 16 KiB
+ * messages). So a receive goes to the bulk pool when the previous one
+ * filled its small buffer (more was queued), and back to the small pool
+ * when one brings less than a small buffer. One pool of big buffers would
+ * be worse both ways: fewer buffers run dry under many connections, and
+ * more of them (256 x 64 KiB) cycle 16 MiB through the cache.
+ */
+enum { GROUP_SMALL, GROUP_BULK, GROUPS };
+#define SMALL_BUFFERS_DEFAULT 256
+#define SMALL_SIZE (8 * 1024)
+#define BULK_SIZE (64 * 1024)
+#define BULK_PER_SMALL 8 /* bulk buffers: one per 8 small ones (same bytes) */
+
+typedef struct buf_pool {
+    struct io_uring_buf_ring *br;
+    size_t br_len;
+    unsigned char *bufs;
+    unsigned n;    /* a power of two */
+    unsigned size; /* bytes per buffer */
+} buf_pool;
 
 enum { OP_NOWHERE, OP_KERNEL, OP_WAITING, OP_DONE };
 
@@ -65,10 +88,7 @@ typedef struct uring_state {
     ss__link ops_kernel;  /* submitted ss__ops */
     ss__link ops_waiting; /* not submitted yet: before the ring, or -ENOBUFS */
     ss__link ops_done;    /* cancelled while waiting: called back next dispatch */
-    struct io_uring_buf_ring *br;
-    size_t br_len;
-    unsigned char *bufs;
-    unsigned nbufs;
+    buf_pool pool[GROUPS]; /* indexed by buffer group id */
     ss__uring_stats stats;
 } uring_state;
 
@@ -165,8 +185,8 @@ static bool probe_buf_ring; /* provided buffer rings work (5.19+) */
 
 /* Register a ring of `n` provided buffers descriptors (liburing 2.3 has no
  * io_uring_setup_buf_ring: this is what it does). */
-static struct io_uring_buf_ring *buf_ring_register(struct io_uring *ring, unsigned n, size_t *len,
-                                                   int *rc)
+static struct io_uring_buf_ring *buf_ring_register(struct io_uring *ring, unsigned n,
+                                                   unsigned short bgid, size_t *len, int *rc)
 {
     size_t page = 4096;
     *len = (n * sizeof(struct io_uring_buf) + page - 1) / page * page;
@@ -176,7 +196,7 @@ static struct io_uring_buf_ring *buf_ring_register(struct io_uring *ring, unsign
         return NULL;
     }
     struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)mem, .ring_entries = n,
-                                   .bgid = BUF_GROUP};
+                                   .bgid = bgid};
     *rc = io_uring_register_buf_ring(ring, &reg, 0);
     if (*rc < 0) {
         munmap(mem, *len);
@@ -194,7 +214,7 @@ static void *probe_thread(void *arg)
     if (probe_rc == 0) {
         size_t len;
         int rc;
-        struct io_uring_buf_ring *br = buf_ring_register(&ring, 1, &len, &rc);
+        struct io_uring_buf_ring *br = buf_ring_register(&ring, 1, GROUP_SMALL, &len, &rc);
         probe_buf_ring = br != NULL;
         io_uring_queue_exit(&ring);
         if (br != NULL)
@@ -232,16 +252,20 @@ static int uring_open(ss_loop *loop, ss_error *err)
     ss__link_init(&st->ops_done);
     const char *mode = getenv("SS_URING_MODE");
     loop->completion = probe_buf_ring && !(mode != NULL && strcmp(mode, "readiness") == 0);
-    /* SS_URING_BUFFERS: the pool's size (a power of two), for tests that
-     * run it dry */
-    st->nbufs = BUFFERS_DEFAULT;
+    /* SS_URING_BUFFERS: the small pool's size (a power of two; the bulk
+     * pool has an eighth, at least one), for tests that run them dry */
+    unsigned nsmall = SMALL_BUFFERS_DEFAULT;
     const char *nb = getenv("SS_URING_BUFFERS");
     if (nb != NULL && atoi(nb) > 0) {
         unsigned want = (unsigned)atoi(nb);
-        st->nbufs = 1;
-        while (st->nbufs < want && st->nbufs < 32768)
-            st->nbufs *= 2;
+        nsmall = 1;
+        while (nsmall < want && nsmall < 32768)
+            nsmall *= 2;
     }
+    st->pool[GROUP_SMALL].n = nsmall;
+    st->pool[GROUP_SMALL].size = SMALL_SIZE;
+    st->pool[GROUP_BULK].n = nsmall >= BULK_PER_SMALL ? nsmall / BULK_PER_SMALL : 1;
+    st->pool[GROUP_BULK].size = BULK_SIZE;
     loop->be = st;
     return 0;
 }
@@ -272,10 +296,13 @@ static void uring_close(ss_loop *loop)
     ops_abandon(loop, &st->ops_kernel);
     ops_abandon(loop, &st->ops_waiting);
     ops_abandon(loop, &st->ops_done);
-    if (st->br != NULL)
-        munmap(st->br, st->br_len);
-    if (st->bufs != NULL)
-        munmap(st->bufs, (size_t)st->nbufs * BUFFER_SIZE);
+    for (int g = 0; g < GROUPS; g++) {
+        buf_pool *p = &st->pool[g];
+        if (p->br != NULL)
+            munmap(p->br, p->br_len);
+        if (p->bufs != NULL)
+            munmap(p->bufs, (size_t)p->n * p->size);
+    }
     free(st);
     loop->be = NULL;
 }
@@ -378,10 +405,12 @@ static void uring_op_submit(ss_loop *loop, ss__op *op)
         return;
     }
     if (op->kind == SS__OP_RECV) {
-        io_uring_prep_recv(sqe, op->fd, NULL, BUFFER_SIZE, 0);
+        io_uring_prep_recv(sqe, op->fd, NULL, st->pool[op->group].size, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = BUF_GROUP;
+        sqe->buf_group = op->group;
         st->stats.recvs++;
+        if (op->group == GROUP_BULK)
+            st->stats.bulk_recvs++;
     } else {
         /* MSG_DONTWAIT: a full socket completes with -EAGAIN at once
          * instead of parking the send in the kernel (the connection polls
@@ -416,11 +445,16 @@ static void uring_op_cancel(ss_loop *loop, ss__op *op)
     op->cancelled = true;
 }
 
-static void buffer_return(uring_state *st, unsigned bid)
+static unsigned char *buffer_at(const buf_pool *p, unsigned bid)
 {
-    io_uring_buf_ring_add(st->br, st->bufs + (size_t)bid * BUFFER_SIZE, BUFFER_SIZE,
-                          (unsigned short)bid, io_uring_buf_ring_mask(st->nbufs), 0);
-    io_uring_buf_ring_advance(st->br, 1);
+    return p->bufs + (size_t)bid * p->size;
+}
+
+static void buffer_return(uring_state *st, buf_pool *p, unsigned bid)
+{
+    io_uring_buf_ring_add(p->br, buffer_at(p, bid), p->size, (unsigned short)bid,
+                          io_uring_buf_ring_mask(p->n), 0);
+    io_uring_buf_ring_advance(p->br, 1);
     st->stats.buffers_returned++;
 }
 
@@ -431,23 +465,33 @@ static void op_complete(ss_loop *loop, ss__op *op, int res, unsigned flags)
     op->where = OP_NOWHERE;
     bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
     unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    buf_pool *pool = &st->pool[op->group];
     const void *data = NULL;
     if (has_buf) {
         st->stats.buffers_used++;
-        data = st->bufs + (size_t)bid * BUFFER_SIZE;
+        data = buffer_at(pool, bid);
     }
     if (res == -ENOBUFS && op->cancelled)
         res = -ECANCELED;
+    if (op->kind == SS__OP_RECV) {
+        /* the next receive's pool (the top of the file): bulk after one
+         * that filled a small buffer, small after one that brought less;
+         * a dry bulk pool sends it to the small one */
+        if (res == -ENOBUFS)
+            op->group = GROUP_SMALL;
+        else if (res >= 0)
+            op->group = res >= SMALL_SIZE ? GROUP_BULK : GROUP_SMALL;
+    }
     if (res == -ENOBUFS) {
-        /* the ring ran dry: try again once this turn's completions gave
+        /* the pool ran dry: try again once this turn's completions gave
          * their buffers back (ops_retry) */
         st->stats.enobufs++;
         op_place(&st->ops_waiting, op, OP_WAITING);
     } else {
         op->cb(loop, op, res, data); /* may free op */
     }
-    if (has_buf) /* also a cancelled receive's: back to the ring */
-        buffer_return(st, bid);
+    if (has_buf) /* also a cancelled receive's: back to its pool */
+        buffer_return(st, pool, bid);
 }
 
 /* Move every element of `from` to the empty head `to`. */
@@ -484,31 +528,40 @@ static void uring_stats(const ss_loop *loop, ss__uring_stats *out)
 {
     const uring_state *st = loop->be;
     *out = st->stats;
-    out->buffers = st->br != NULL ? st->nbufs : 0;
+    out->buffers = st->pool[GROUP_SMALL].br != NULL ? st->pool[GROUP_SMALL].n : 0;
+    out->bulk_buffers = st->pool[GROUP_BULK].br != NULL ? st->pool[GROUP_BULK].n : 0;
     out->recvs_armed = 0;
     for (const ss__link *k = st->ops_kernel.next; k != &st->ops_kernel; k = k->next)
         if (SS__CONTAINER_OF(k, ss__op, link)->kind == SS__OP_RECV)
             out->recvs_armed++;
 }
 
-/* The pool of provided buffers, every one in the ring. */
-static int buffers_start(uring_state *st)
+/* A pool of provided buffers, every one in its ring. */
+static int pool_start(struct io_uring *ring, buf_pool *p, unsigned short bgid)
 {
     int rc;
-    st->br = buf_ring_register(&st->ring, st->nbufs, &st->br_len, &rc);
-    if (st->br == NULL)
+    p->br = buf_ring_register(ring, p->n, bgid, &p->br_len, &rc);
+    if (p->br == NULL)
         return rc;
-    size_t len = (size_t)st->nbufs * BUFFER_SIZE;
+    size_t len = (size_t)p->n * p->size;
     void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
                      -1, 0);
     if (mem == MAP_FAILED)
         return -ENOMEM;
-    st->bufs = mem;
-    for (unsigned i = 0; i < st->nbufs; i++)
-        io_uring_buf_ring_add(st->br, st->bufs + (size_t)i * BUFFER_SIZE, BUFFER_SIZE,
-                              (unsigned short)i, io_uring_buf_ring_mask(st->nbufs), (int)i);
-    io_uring_buf_ring_advance(st->br, (int)st->nbufs);
+    p->bufs = mem;
+    for (unsigned i = 0; i < p->n; i++)
+        io_uring_buf_ring_add(p->br, buffer_at(p, i), p->size, (unsigned short)i,
+                              io_uring_buf_ring_mask(p->n), (int)i);
+    io_uring_buf_ring_advance(p->br, (int)p->n);
     return 0;
+}
+
+static int buffers_start(uring_state *st)
+{
+    int rc = 0;
+    for (int g = 0; g < GROUPS && rc == 0; g++)
+        rc = pool_start(&st->ring, &st->pool[g], (unsigned short)g);
+    return rc;
 }
 
 /* The loop's first turn, on its thread: make the ring, arm every watch

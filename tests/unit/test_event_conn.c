@@ -919,6 +919,124 @@ static void uring_buffer_ring_exhausted(void **state)
     server_stop(&s);
 }
 
+/* A bulk stream goes to the bulk pool: 1 MiB written at once comes back
+ * whole and in order, most of it through 64 KiB receives, and every buffer
+ * of both pools goes back. */
+static void uring_bulk_stream_takes_the_bulk_pool(void **state)
+{
+    (void)state;
+    enum { LEN = 1024 * 1024 };
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    ss__uring_stats st = uring_stats(&s);
+    assert_int_equal(st.buffers, 256);
+    assert_int_equal(st.bulk_buffers, 32);
+    unsigned char *out = malloc(LEN), *in = malloc(LEN);
+    assert_non_null(out);
+    assert_non_null(in);
+    for (size_t i = 0; i < LEN; i++)
+        out[i] = (unsigned char)(i * 131 + (i >> 12));
+    int fd = client_connect(&s);
+    size_t sent = 0, got = 0;
+    /* both ways at once: the echo fills our receive buffer long before we
+     * have written it all */
+    for (int spins = 0; got < LEN && spins < 100000; spins++) {
+        if (sent < LEN) {
+            ssize_t n = send(fd, out + sent, LEN - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 2000) != 1)
+            break; /* nothing back for 2 s: stuck */
+        ssize_t n = recv(fd, in + got, LEN - got, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN))
+            break;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    assert_int_equal(got, LEN);
+    int same = memcmp(in, out, LEN) == 0;
+    free(out);
+    free(in);
+    assert_true(same);
+    st = uring_stats(&s);
+    assert_true(st.bulk_recvs > 0);
+    /* fewer receives than 8 KiB pieces: the bulk pool did the work */
+    assert_true(st.recvs < LEN / (8 * 1024));
+    close(fd);
+    wait_closed(1);
+    st = uring_stats(&s);
+    assert_int_equal(st.buffers_used, st.buffers_returned);
+    assert_int_equal(st.recvs_armed, 0);
+    server_stop(&s);
+}
+
+/* Pools of one buffer each (SS_URING_BUFFERS=1: one small, one bulk) and
+ * many bulk senders: receives find the bulk pool dry, fall back to the
+ * small one, find that dry too and wait; every byte is echoed and no
+ * connection dies. */
+static void uring_bulk_pool_exhausted(void **state)
+{
+    (void)state;
+    enum { N = 8, LEN = 200 * 1024 };
+    setenv("SS_URING_BUFFERS", "1", 1);
+    server s;
+    server_start_uring(&s, SS_ADDR_TCP, &echo_handler, NULL);
+    unsetenv("SS_URING_BUFFERS");
+    ss__uring_stats st = uring_stats(&s);
+    assert_int_equal(st.buffers, 1);
+    assert_int_equal(st.bulk_buffers, 1);
+    unsigned char *out = malloc(LEN), *in = malloc(LEN);
+    assert_non_null(out);
+    assert_non_null(in);
+    int fds[N];
+    size_t sent[N], got[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = client_connect(&s);
+        sent[i] = got[i] = 0;
+    }
+    for (size_t i = 0; i < LEN; i++)
+        out[i] = (unsigned char)(i * 7 + (i >> 10));
+    bool ok = true;
+    for (int i = 0; i < N && ok; i++) {
+        /* every connection gets its whole stream in before any is read
+         * back, so receives compete for the two buffers */
+        for (int spins = 0; got[i] < LEN && spins < 100000; spins++) {
+            for (int j = 0; j < N; j++) {
+                if (sent[j] < LEN) {
+                    ssize_t n = send(fds[j], out + sent[j], LEN - sent[j],
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+                    if (n > 0)
+                        sent[j] += (size_t)n;
+                }
+            }
+            struct pollfd p = {.fd = fds[i], .events = POLLIN};
+            if (poll(&p, 1, 2000) != 1)
+                break; /* nothing back for 2 s: stuck */
+            ssize_t n = recv(fds[i], in + got[i], LEN - got[i], MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN))
+                break;
+            if (n > 0)
+                got[i] += (size_t)n;
+        }
+        ok = got[i] == LEN && memcmp(in, out, LEN) == 0;
+    }
+    free(out);
+    free(in);
+    assert_true(ok);
+    st = uring_stats(&s);
+    assert_true(st.enobufs > 0);
+    assert_true(st.bulk_recvs > 0);
+    assert_int_equal(atomic_load(&the_stats.closed), 0);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    wait_closed(N);
+    st = uring_stats(&s);
+    assert_int_equal(st.buffers_used, st.buffers_returned);
+    server_stop(&s);
+}
+
 /* Close after flush with the queue in flight: a reply much larger than the
  * socket takes, then ss_conn_close; the slow peer still gets every byte,
  * then the end. And a loop freed with sends in flight frees their memory
@@ -997,6 +1115,8 @@ int main(void)
         cmocka_unit_test_setup(uring_send_and_close_at_once, reset_stats),
         cmocka_unit_test_setup(uring_close_with_ops_in_flight, reset_stats),
         cmocka_unit_test_setup(uring_buffer_ring_exhausted, reset_stats),
+        cmocka_unit_test_setup(uring_bulk_stream_takes_the_bulk_pool, reset_stats),
+        cmocka_unit_test_setup(uring_bulk_pool_exhausted, reset_stats),
         cmocka_unit_test_setup(uring_close_after_flush_and_free_in_flight, reset_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
