@@ -440,7 +440,7 @@ static rate_entry *rate_bucket(ss__rate *r)
             return NULL;
     }
     rate_entry *e = r->oldest;
-    node **link;
+    node **link = NULL; /* table_find sets it: e is in the table */
     table_find(&r->t, &e->n.key, e->n.hash, &link);
     table_unlink(&r->t, link);
     lru_unlink(r, e);

@@ -392,7 +392,7 @@ int ss_tls_ctx_new(ss_tls_ctx **out, bool server, const ss_tls_opts *opts, ss_er
         return ss__fail(err, SS_EUSAGE, "a TLS server needs a certificate and its key");
     if (socket_bio_method() == NULL)
         return ss__fail(err, SS_ETLS, "cannot make the TLS socket BIO");
-    ss_tls_ctx *c;
+    ss_tls_ctx *c = NULL;
     int rc = ctx_alloc(&c, server, true, err);
     if (rc < 0)
         return rc;
@@ -423,7 +423,7 @@ int ss_tls_ctx_adopt(ss_tls_ctx **out, bool server, void *ssl_ctx, ss_error *err
         return ss__fail(err, SS_EUSAGE, "no SSL_CTX to adopt");
     if (socket_bio_method() == NULL)
         return ss__fail(err, SS_ETLS, "cannot make the TLS socket BIO");
-    ss_tls_ctx *c;
+    ss_tls_ctx *c = NULL;
     int rc = ctx_alloc(&c, server, false, err);
     if (rc < 0)
         return rc;

@@ -192,7 +192,7 @@ static inline int st_connect(const char *address, ss_sock *out)
         *out = s;
     } else {
         /* a dual-stack server is reached over IPv4 too */
-        char text[SS_ADDR_STRLEN];
+        char text[SS_ADDR_STRLEN + 16]; /* the address, with ::'s prefix changed */
         if (strncmp(address, "tcp://[::]:", 11) == 0)
             snprintf(text, sizeof text, "tcp://127.0.0.1:%s", address + 11);
         else
