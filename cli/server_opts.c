@@ -366,8 +366,10 @@ void cli_server_init(cli_server *c, const char *cmd)
     c->opts.drain_timeout = 5.0;
     /* a tool left running takes bursts: a backlog that overflows makes the
      * kernel drop handshakes and clients stall for seconds (SYN-ACK
-     * retransmission); the kernel caps this at net.core.somaxconn */
-    c->opts.request_queue_size = 1024;
+     * retransmission). 0 asks for the system's maximum (net.core.somaxconn):
+     * 1024 overflowed under 10,000 clients connecting at once (nstat
+     * TcpExtListenOverflows), and SYN floods are the syncookies' job */
+    c->opts.request_queue_size = 0;
     /* a restarted server must not wait out TIME_WAIT (as HTTPServer does) */
     c->opts.allow_reuse_address = true;
     /* the CLI's datagram servers answer anyone: bound what a spoofed
