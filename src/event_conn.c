@@ -90,6 +90,7 @@ typedef struct conn_tls {
     ss_timer deadline; /* the handshake's */
     bool handshaking;
     bool read_wants_write; /* the last read needs the socket writable */
+    bool shut_waiting;     /* ss_conn_shutdown's close_notify waits for room */
     char why[160];         /* why the handshake failed */
 } conn_tls;
 
@@ -267,7 +268,8 @@ static void update_interest(ss_conn *c)
     }
     if (reading(c))
         want |= EPOLLIN;
-    if (c->queued > 0 || (c->tls != NULL && c->tls->read_wants_write && reading(c)))
+    if (c->queued > 0 || (c->tls != NULL && c->tls->read_wants_write && reading(c)) ||
+        (c->tls != NULL && c->tls->shut_waiting))
         want |= EPOLLOUT;
     (void)ss__io_set(c->loop, &c->io, want); /* cannot fail for a live fd */
 }
@@ -431,6 +433,21 @@ void ss_conn_close(ss_conn *c)
         update_interest(c);
 }
 
+/* Send the close_notify, then half-close. The queue being empty does not
+ * mean the socket has room: the last record may have filled it. Then the
+ * alert waits for POLLOUT (update_interest, conn_io), or the peer would
+ * never see the end. */
+static void tls_shutdown_step(ss_conn *c)
+{
+    int rc = c->tls->t.ops->shutdown_write(&c->tls->t);
+    c->tls->shut_waiting = rc == -EAGAIN;
+    if (rc < 0 && rc != -EAGAIN && rc != -ENOTCONN) {
+        conn_fail(c, rc);
+        return;
+    }
+    update_interest(c);
+}
+
 void ss_conn_shutdown(ss_conn *c)
 {
     if (c->flags & (F_CLOSED | F_CLOSING | F_SHUT_PENDING | F_SHUT_DONE))
@@ -441,9 +458,7 @@ void ss_conn_shutdown(ss_conn *c)
     }
     c->flags |= F_SHUT_DONE;
     if (c->tls != NULL) { /* close_notify, then the socket's half-close */
-        int rc = c->tls->t.ops->shutdown_write(&c->tls->t);
-        if (rc < 0 && rc != -EAGAIN && rc != -ENOTCONN)
-            conn_fail(c, rc);
+        tls_shutdown_step(c);
         return;
     }
     if (shutdown(c->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -928,6 +943,11 @@ static void conn_io(ss_loop *loop, ss__io *io, uint32_t events)
     uint32_t out_ready = c->tls != NULL ? (EPOLLOUT | EPOLLIN) : EPOLLOUT;
     if (c->queued > 0 && (events & (out_ready | EPOLLERR | EPOLLHUP))) {
         if (flush_queue(c) < 0 || (c->flags & F_CLOSED))
+            return;
+    }
+    if (c->tls != NULL && c->tls->shut_waiting && (events & (out_ready | EPOLLERR | EPOLLHUP))) {
+        tls_shutdown_step(c);
+        if (c->flags & F_CLOSED)
             return;
     }
     if (c->tls != NULL && c->tls->read_wants_write && (events & EPOLLOUT))
