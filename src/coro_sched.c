@@ -9,15 +9,16 @@
  * coroutine of the loop.
  *
  * Descriptor registrations: the coroutine's own connection (its "home" fd,
- * where nearly every wait happens) is level-triggered, as every backend
- * gives it (loop_backend.h: io_uring's one-shot polls are level whatever
- * EPOLLET says), with lazy interest: a wait registers the direction it
+ * where nearly every wait happens) is level-triggered (loop_backend.h),
+ * with lazy interest: a wait registers the direction it
  * waits for, and the registration is left as it is when the wait ends, so
  * a request that reads in a loop costs no epoll_ctl per wait. Interest is
  * dropped (the fd leaves the loop) only when readiness comes that nobody
  * waits for -- data or an end of file while the coroutine sleeps or waits
  * elsewhere -- since level-triggered readiness would otherwise come back
  * every turn and the loop would spin; the next wait registers it again.
+ * A report a running wait did not ask for (io_uring's EPOLLRDHUP on a wait
+ * for POLLOUT) turns that wait's registration edge-triggered (on_io).
  * Registering for good both directions, as an edge-triggered scheme would,
  * spun on io_uring: a socket is nearly always writable. Any other descriptor (a dialed upstream, a pipe, the
  * datagram socket a reply goes through) is registered for the one wait and
@@ -199,12 +200,21 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
      * a scratch one is removed at its wait's end anyway). What made it
      * ready stays in the socket for the next wait, which registers again
      * and sees it at once. */
-    if (!w->waiting || (events & cio->want) == 0) {
-        /* A wait on the home fd that is still on (a report of an older
-         * mask: io_uring completes a poll whose update came too late)
-         * keeps its interest: dropping it would strand the coroutine. */
+    if (!w->waiting || cio->want == 0) {
         if (cio == &w->home)
-            (void)ss__io_set(w->sched->loop, &w->home.io, w->waiting ? cio->want : 0);
+            (void)ss__io_set(w->sched->loop, &w->home.io, 0);
+        return;
+    }
+    /* A report the running wait did not ask for: io_uring adds EPOLLRDHUP
+     * to every poll, so a wait for POLLOUT on a socket whose peer has sent
+     * its FIN gets one each time its poll is armed; or one of an older mask
+     * (an epoll batch fetched before the wait changed direction). The wait
+     * keeps its interest -- dropping it stranded the coroutine, which never
+     * saw the peer read or reset -- but edge-triggered, so what is not
+     * waited for is not reported again and again (that spun). The wait's
+     * end, or the next wait's registration, makes it level again. */
+    if ((events & cio->want) == 0) {
+        (void)ss__io_set(w->sched->loop, &cio->io, cio->want | EPOLLET);
         return;
     }
     w->waiting = false;

@@ -525,6 +525,36 @@ static void test_readiness_while_asleep_costs_no_cpu(void **state)
 
 /* ---- a write wait and reports it did not ask for ---------------------------- */
 
+/* A coroutine on a loop of the test's own (no server, no threads): it fills
+ * its connection's send buffer and waits for POLLOUT, as a handler writing
+ * a big reply to a client that does not read does. */
+typedef struct blocked_writer {
+    int fd;       /* the coroutine's home fd: the server side of a TCP pair */
+    size_t sent;  /* bytes it got into the socket */
+    int phase;    /* 1: waiting for POLLOUT; 2: the wait ended */
+    int rc;       /* what the wait returned */
+} blocked_writer;
+
+static void blocked_writer_main(void *arg)
+{
+    blocked_writer *b = arg;
+    ss__coro_home_fd(b->fd);
+    char buf[4096];
+    memset(buf, 'w', sizeof buf);
+    for (;;) {
+        ssize_t n = send(b->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            break;
+        b->sent += (size_t)n;
+    }
+    b->phase = 1;
+    b->rc = errno == EAGAIN || errno == EWOULDBLOCK
+                ? ss__coro_wait_fd(b->fd, POLLOUT, ss__now_ms() + 5000)
+                : -errno;
+    b->phase = 2;
+    ss__coro_home_fd(-1);
+}
+
 /* A connected loopback TCP pair with small buffers: *srv non-blocking. */
 static void small_tcp_pair(int *srv, int *cli)
 {
@@ -544,6 +574,64 @@ static void small_tcp_pair(int *srv, int *cli)
     assert_true(*srv >= 0);
     assert_int_equal(setsockopt(*srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
     close(lfd);
+}
+
+/*
+ * The peer's end of file (a FIN) while the coroutine waits to write: io_uring
+ * reports EPOLLRDHUP on any poll, whatever its mask (the kernel adds it, as
+ * it adds EPOLLERR and EPOLLHUP), so the wait for POLLOUT gets a report it
+ * did not ask for. Before 7b7ed8d the scheduler took that for readiness
+ * nobody waits for and dropped the registration: the coroutine then never
+ * woke when the peer read (or reset), and a server kept the connection
+ * forever (integration.faults test_sigpipe_coroutine, a descriptor more).
+ * The wait must still end when the peer reads, and the report must not turn
+ * into a busy loop meanwhile. The loop runs here, one turn at a time: turns
+ * while nothing happens count wake-ups (a turn waits up to 50 ms).
+ */
+static void test_write_wait_survives_peer_half_close(void **state)
+{
+    (void)state;
+    tu_alarm(30);
+    ss_loop *loop;
+    assert_int_equal(ss_loop_new(&loop, NULL), 0);
+    ss__sched *sched;
+    assert_int_equal(ss__sched_new(&sched, loop, 0), 0);
+    int srv, cli;
+    small_tcp_pair(&srv, &cli);
+    blocked_writer b = {.fd = srv};
+    assert_int_equal(ss__sched_spawn(sched, blocked_writer_main, &b), 0);
+    assert_int_equal(b.phase, 1); /* parked on its POLLOUT wait */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0); /* the poll is armed */
+    assert_int_equal(shutdown(cli, SHUT_WR), 0); /* the FIN: EPOLLRDHUP at the server */
+    int turns = 0;
+    int64_t t0 = ss__now_ms();
+    while (ss__now_ms() - t0 < 300 && b.phase == 1) {
+        assert_int_equal(ss_loop_run_once(loop, 50), 0);
+        turns++;
+    }
+    assert_int_equal(b.phase, 1); /* nothing it waits for came */
+    if (turns > 60)
+        fail_msg("%d loop turns in 300 ms while the coroutine waited: the report spins", turns);
+    /* the peer reads: the socket drains, the wait ends */
+    size_t got = 0;
+    t0 = ss__now_ms();
+    while (b.phase == 1 && ss__now_ms() - t0 < 2000) {
+        char buf[65536];
+        ssize_t n;
+        while ((n = recv(cli, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            got += (size_t)n;
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    }
+    if (b.phase != 2)
+        fail_msg("the coroutine never woke from its write wait (%zu of %zu bytes read): its "
+                 "poll was dropped", got, b.sent);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(ss__sched_live(sched), 0);
+    close(cli);
+    close(srv);
+    ss__sched_free(sched);
+    ss_loop_free(loop);
 }
 
 /* Reads a byte of its connection, waits on a second descriptor of the same
@@ -667,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_ss_poll_yields),
         cmocka_unit_test(test_data_and_eof_while_not_waiting),
         cmocka_unit_test(test_readiness_while_asleep_costs_no_cpu),
+        cmocka_unit_test(test_write_wait_survives_peer_half_close),
         cmocka_unit_test(test_write_wait_survives_a_report_of_its_old_mask),
         cmocka_unit_test(test_options_are_checked),
     };
