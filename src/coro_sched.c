@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -110,9 +111,12 @@ static bool coro_read_would_block(int fd);
 
 /* ---- running and ending ----------------------------------------------------- */
 
+static coro_wait *running_wait(void);
+
 static void coro_body(void *arg)
 {
-    coro_wait *w = arg;
+    (void)arg;
+    coro_wait *w = running_wait();
     w->fn(w->arg);
     /* the body must have said goodbye to its home fd; be safe if not */
     if (w->home.io.events != 0)
@@ -122,8 +126,7 @@ static void coro_body(void *arg)
 static void ended(ss__sched *s, coro_wait *w)
 {
     ss_timer_stop(&w->timer);
-    ss__coro *co = w->co;
-    free(w);
+    ss__coro *co = w->co; /* w is in co's mapping: gone with it, or reused */
     s->live--;
     /* A stack is reused only by a coroutine of the same size, which every
      * coroutine of a scheduler is. */
@@ -151,31 +154,31 @@ static void run(ss__sched *s, coro_wait *w)
         ended(s, w);
 }
 
+_Static_assert(sizeof(coro_wait) <= SS__CORO_EXTRA, "the wait state fits its coroutine's extra bytes");
+
 int ss__sched_spawn(ss__sched *s, ss__coro_fn fn, void *arg)
 {
-    coro_wait *w = calloc(1, sizeof *w);
-    if (w == NULL)
+    ss__coro *co = NULL;
+    if (s->ncache > 0) {
+        co = s->cache[--s->ncache];
+        if (ss__coro_reuse(co, coro_body, NULL) < 0) {
+            ss__coro_free(co);
+            co = NULL;
+        }
+    }
+    if (co == NULL && ss__coro_new(&co, s->stack_size, coro_body, NULL) < 0)
         return -ENOMEM;
+    /* the wait state sits in the coroutine's mapping, by its record */
+    coro_wait *w = ss__coro_extra(co);
+    memset(w, 0, sizeof *w);
     w->sched = s;
+    w->co = co;
     w->fn = fn;
     w->arg = arg;
     w->home.io.fd = -1;
     w->home.w = w;
     w->home.dup_fd = -1;
     ss_timer_init(&w->timer, on_timer, w);
-    ss__coro *co = NULL;
-    if (s->ncache > 0) {
-        co = s->cache[--s->ncache];
-        if (ss__coro_reuse(co, coro_body, w) < 0) {
-            ss__coro_free(co);
-            co = NULL;
-        }
-    }
-    if (co == NULL && ss__coro_new(&co, s->stack_size, coro_body, w) < 0) {
-        free(w);
-        return -ENOMEM;
-    }
-    w->co = co;
     ss__coro_set_data(co, w);
     s->live++;
     run(s, w);
