@@ -349,8 +349,9 @@ static int uring_io_set(ss_loop *loop, ss__io *io, uint32_t events)
         io->be = t;
         return 0;
     }
-    if ((events ^ io->events) & EPOLLET) {
-        /* level to edge or back: another kind of poll */
+    if (((events ^ io->events) & EPOLLET) || (t->multishot && t->inflight)) {
+        /* level to edge or back: another kind of poll; a multishot poll's
+         * new mask, too (the kernel refuses POLL_UPDATE on it: -EINVAL) */
         (void)uring_io_set(loop, io, 0);
         return uring_io_set(loop, io, events);
     }
