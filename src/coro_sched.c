@@ -9,15 +9,16 @@
  * coroutine of the loop.
  *
  * Descriptor registrations: the coroutine's own connection (its "home" fd,
- * where nearly every wait happens) is level-triggered, as every backend
- * gives it (loop_backend.h: io_uring's one-shot polls are level whatever
- * EPOLLET says), with lazy interest: a wait registers the direction it
+ * where nearly every wait happens) is level-triggered (loop_backend.h),
+ * with lazy interest: a wait registers the direction it
  * waits for, and the registration is left as it is when the wait ends, so
  * a request that reads in a loop costs no epoll_ctl per wait. Interest is
  * dropped (the fd leaves the loop) only when readiness comes that nobody
  * waits for -- data or an end of file while the coroutine sleeps or waits
  * elsewhere -- since level-triggered readiness would otherwise come back
  * every turn and the loop would spin; the next wait registers it again.
+ * A report a running wait did not ask for (io_uring's EPOLLRDHUP on a wait
+ * for POLLOUT) turns that wait's registration edge-triggered (on_io).
  * Registering for good both directions, as an edge-triggered scheme would,
  * spun on io_uring: a socket is nearly always writable. Any other descriptor (a dialed upstream, a pipe, the
  * datagram socket a reply goes through) is registered for the one wait and
@@ -36,6 +37,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -109,9 +111,12 @@ static bool coro_read_would_block(int fd);
 
 /* ---- running and ending ----------------------------------------------------- */
 
+static coro_wait *running_wait(void);
+
 static void coro_body(void *arg)
 {
-    coro_wait *w = arg;
+    (void)arg;
+    coro_wait *w = running_wait();
     w->fn(w->arg);
     /* the body must have said goodbye to its home fd; be safe if not */
     if (w->home.io.events != 0)
@@ -121,8 +126,7 @@ static void coro_body(void *arg)
 static void ended(ss__sched *s, coro_wait *w)
 {
     ss_timer_stop(&w->timer);
-    ss__coro *co = w->co;
-    free(w);
+    ss__coro *co = w->co; /* w is in co's mapping: gone with it, or reused */
     s->live--;
     /* A stack is reused only by a coroutine of the same size, which every
      * coroutine of a scheduler is. */
@@ -150,31 +154,31 @@ static void run(ss__sched *s, coro_wait *w)
         ended(s, w);
 }
 
+_Static_assert(sizeof(coro_wait) <= SS__CORO_EXTRA, "the wait state fits its coroutine's extra bytes");
+
 int ss__sched_spawn(ss__sched *s, ss__coro_fn fn, void *arg)
 {
-    coro_wait *w = calloc(1, sizeof *w);
-    if (w == NULL)
+    ss__coro *co = NULL;
+    if (s->ncache > 0) {
+        co = s->cache[--s->ncache];
+        if (ss__coro_reuse(co, coro_body, NULL) < 0) {
+            ss__coro_free(co);
+            co = NULL;
+        }
+    }
+    if (co == NULL && ss__coro_new(&co, s->stack_size, coro_body, NULL) < 0)
         return -ENOMEM;
+    /* the wait state sits in the coroutine's mapping, by its record */
+    coro_wait *w = ss__coro_extra(co);
+    memset(w, 0, sizeof *w);
     w->sched = s;
+    w->co = co;
     w->fn = fn;
     w->arg = arg;
     w->home.io.fd = -1;
     w->home.w = w;
     w->home.dup_fd = -1;
     ss_timer_init(&w->timer, on_timer, w);
-    ss__coro *co = NULL;
-    if (s->ncache > 0) {
-        co = s->cache[--s->ncache];
-        if (ss__coro_reuse(co, coro_body, w) < 0) {
-            ss__coro_free(co);
-            co = NULL;
-        }
-    }
-    if (co == NULL && ss__coro_new(&co, s->stack_size, coro_body, w) < 0) {
-        free(w);
-        return -ENOMEM;
-    }
-    w->co = co;
     ss__coro_set_data(co, w);
     s->live++;
     run(s, w);
@@ -199,12 +203,21 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
      * a scratch one is removed at its wait's end anyway). What made it
      * ready stays in the socket for the next wait, which registers again
      * and sees it at once. */
-    if (!w->waiting || (events & cio->want) == 0) {
-        /* A wait on the home fd that is still on (a report of an older
-         * mask: io_uring completes a poll whose update came too late)
-         * keeps its interest: dropping it would strand the coroutine. */
+    if (!w->waiting || cio->want == 0) {
         if (cio == &w->home)
-            (void)ss__io_set(w->sched->loop, &w->home.io, w->waiting ? cio->want : 0);
+            (void)ss__io_set(w->sched->loop, &w->home.io, 0);
+        return;
+    }
+    /* A report the running wait did not ask for: io_uring adds EPOLLRDHUP
+     * to every poll, so a wait for POLLOUT on a socket whose peer has sent
+     * its FIN gets one each time its poll is armed; or one of an older mask
+     * (an epoll batch fetched before the wait changed direction). The wait
+     * keeps its interest -- dropping it stranded the coroutine, which never
+     * saw the peer read or reset -- but edge-triggered, so what is not
+     * waited for is not reported again and again (that spun). The wait's
+     * end, or the next wait's registration, makes it level again. */
+    if ((events & cio->want) == 0) {
+        (void)ss__io_set(w->sched->loop, &cio->io, cio->want | EPOLLET);
         return;
     }
     w->waiting = false;
