@@ -85,7 +85,7 @@ int ss__sched_spawn(ss__sched *s, ss__coro_fn fn, void *arg);
 size_t ss__sched_live(const ss__sched *s);
 
 /* The running coroutine's own connection: waits on `fd` leave their
- * (level-triggered) registration on the loop for the next wait instead of
+ * (edge-triggered) registration on the loop for the next wait instead of
  * one per wait, until readiness nobody waits for comes or
  * ss__coro_home_fd(-1) (which removes it: call that while the fd is still
  * open, before closing it). Inside a coroutine only. */

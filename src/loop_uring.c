@@ -662,6 +662,11 @@ static int uring_wait(ss_loop *loop, int timeout_ms)
          left--) {
         struct io_uring_cqe copy = *cqe;
         io_uring_cqe_seen(ring, cqe);
+        /* the next report's poll token, while this one's callback runs
+         * (as loop_epoll.c prefetches the next ss__io) */
+        struct io_uring_cqe *next;
+        if (left > 1 && io_uring_peek_cqe(ring, &next) == 0 && !(next->user_data & 1))
+            __builtin_prefetch((const void *)(uintptr_t)next->user_data);
         complete(loop, &copy);
     }
     ops_retry(loop);
