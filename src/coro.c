@@ -4,12 +4,13 @@
  * ucontext on architectures without one), the sanitizers' fiber hooks and
  * the stack-overflow report.
  *
- * Stack layout (one mmap):   [guard page, PROT_NONE][usable stack ....][ss__coro]
+ * Stack layout (one mmap):   [guard page, PROT_NONE][usable stack ....][extra][ss__coro]
  *                            ^ map                   ^ lo            hi ^
  * The coroutine's own record sits at the top of its mapping, in the page
  * the stack's first frames touch anyway: one allocation (and for an idle
  * connection of the coroutine model, one piece of heap) fewer per
- * coroutine. The stack grows down from hi towards the guard page; a handler that
+ * coroutine; so does the scheduler's wait state (SS__CORO_EXTRA bytes).
+ * The stack grows down from hi towards the guard page; a handler that
  * recurses too deep faults there, and the SIGSEGV handler (running on the
  * thread's alternate signal stack, since the faulting one is full) sees
  * that the fault address or the stack pointer lies in the running
@@ -89,6 +90,7 @@ ss__coro *ss__coro_current(void) { return current; }
 size_t ss__coro_stack_size(const ss__coro *co) { return co->map_len - co->guard; }
 void ss__coro_set_data(ss__coro *co, void *data) { co->data = data; }
 void *ss__coro_data(const ss__coro *co) { return co->data; }
+void *ss__coro_extra(ss__coro *co) { return co->hi; }
 
 static size_t page_size(void)
 {
@@ -395,7 +397,7 @@ int ss__coro_new(ss__coro **out, size_t stack_size, ss__coro_fn fn, void *arg)
     co->map_len = map_len;
     co->map = map;
     co->lo = map + page;
-    co->hi = (unsigned char *)(rec & ~(uintptr_t)15);
+    co->hi = (unsigned char *)(rec - SS__CORO_EXTRA); /* 64-aligned */
     if (prepare(co, fn, arg) < 0) {
         munmap(map, map_len);
         return -ENOMEM;

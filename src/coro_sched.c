@@ -9,18 +9,25 @@
  * coroutine of the loop.
  *
  * Descriptor registrations: the coroutine's own connection (its "home" fd,
- * where nearly every wait happens) is level-triggered, as every backend
- * gives it (loop_backend.h: io_uring's one-shot polls are level whatever
- * EPOLLET says), with lazy interest: a wait registers the direction it
- * waits for, and the registration is left as it is when the wait ends, so
- * a request that reads in a loop costs no epoll_ctl per wait. Interest is
- * dropped (the fd leaves the loop) only when readiness comes that nobody
- * waits for -- data or an end of file while the coroutine sleeps or waits
- * elsewhere -- since level-triggered readiness would otherwise come back
- * every turn and the loop would spin; the next wait registers it again.
- * Registering for good both directions, as an edge-triggered scheme would,
- * spun on io_uring: a socket is nearly always writable. Any other descriptor (a dialed upstream, a pipe, the
- * datagram socket a reply goes through) is registered for the one wait and
+ * where nearly every wait happens) is edge-triggered (EPOLLET; io_uring: a
+ * multishot poll, loop_backend.h), with lazy interest: a wait registers the
+ * direction it waits for, and the registration is left as it is when the
+ * wait ends, so a request that reads in a loop costs no epoll_ctl (no poll
+ * re-armed, on io_uring) per wait, and epoll does not look at the socket
+ * again after each report as it does for a level-triggered one. An edge is
+ * enough because every wait on it follows an EAGAIN, or a short read that
+ * emptied the receive queue (transport_fd.c's hint), while registered or
+ * before a registration (which reports what is ready when it is made): what
+ * comes after is a wake-up. The one thing a short read leaves behind is an
+ * end of file that came with the data, and a report that says EPOLLRDHUP
+ * turns the hint off (home_hup). Interest is dropped (the fd leaves the
+ * loop) when readiness comes that nobody waits for -- data or an end of
+ * file while the coroutine sleeps or waits elsewhere; the next wait
+ * registers it again and sees it at once. A report a running wait did not
+ * ask for (io_uring's EPOLLRDHUP on a wait for POLLOUT, or one of an older
+ * mask) leaves it as it is (on_io). Any other descriptor (a dialed
+ * upstream, a pipe, the datagram socket a reply goes through) is
+ * registered level-triggered for the one wait and
  * removed after it, so nothing of ours is left in epoll when its owner
  * closes it; the same descriptor waited on by two coroutines of one loop
  * gets a dup for the second (epoll refuses the same fd twice).
@@ -35,7 +42,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -53,13 +62,16 @@ typedef struct coro_io {
 
 /* What a coroutine is, to its scheduler: its wait state. */
 struct coro_wait {
+    /* What a report on the home fd reads, first, in one cache line (the
+     * loop prefetches the next report's ss__io: loop_epoll.c) */
+    coro_io home; /* the home fd's registration (home.io.fd -1: none) */
     ss__sched *sched;
     ss__coro *co;
     bool waiting;     /* parked: an armed coro_io or the timer resumes it */
     bool timed_out;   /* the timer ended the wait */
+    bool home_hup;    /* a report on the home fd said its peer's end (or an error) */
     int64_t deadline; /* of the current wait; -1 none */
     ss_timer timer;
-    coro_io home; /* the home fd's registration (home.io.fd -1: none) */
     ss__coro_fn fn;
     void *arg;
 };
@@ -109,9 +121,12 @@ static bool coro_read_would_block(int fd);
 
 /* ---- running and ending ----------------------------------------------------- */
 
+static coro_wait *running_wait(void);
+
 static void coro_body(void *arg)
 {
-    coro_wait *w = arg;
+    (void)arg;
+    coro_wait *w = running_wait();
     w->fn(w->arg);
     /* the body must have said goodbye to its home fd; be safe if not */
     if (w->home.io.events != 0)
@@ -121,8 +136,7 @@ static void coro_body(void *arg)
 static void ended(ss__sched *s, coro_wait *w)
 {
     ss_timer_stop(&w->timer);
-    ss__coro *co = w->co;
-    free(w);
+    ss__coro *co = w->co; /* w is in co's mapping: gone with it, or reused */
     s->live--;
     /* A stack is reused only by a coroutine of the same size, which every
      * coroutine of a scheduler is. */
@@ -150,31 +164,32 @@ static void run(ss__sched *s, coro_wait *w)
         ended(s, w);
 }
 
+_Static_assert(sizeof(coro_wait) <= SS__CORO_EXTRA, "the wait state fits its coroutine's extra bytes");
+_Static_assert(offsetof(coro_wait, home_hup) < 64, "a report's fields share a cache line");
+
 int ss__sched_spawn(ss__sched *s, ss__coro_fn fn, void *arg)
 {
-    coro_wait *w = calloc(1, sizeof *w);
-    if (w == NULL)
+    ss__coro *co = NULL;
+    if (s->ncache > 0) {
+        co = s->cache[--s->ncache];
+        if (ss__coro_reuse(co, coro_body, NULL) < 0) {
+            ss__coro_free(co);
+            co = NULL;
+        }
+    }
+    if (co == NULL && ss__coro_new(&co, s->stack_size, coro_body, NULL) < 0)
         return -ENOMEM;
+    /* the wait state sits in the coroutine's mapping, by its record */
+    coro_wait *w = ss__coro_extra(co);
+    memset(w, 0, sizeof *w);
     w->sched = s;
+    w->co = co;
     w->fn = fn;
     w->arg = arg;
     w->home.io.fd = -1;
     w->home.w = w;
     w->home.dup_fd = -1;
     ss_timer_init(&w->timer, on_timer, w);
-    ss__coro *co = NULL;
-    if (s->ncache > 0) {
-        co = s->cache[--s->ncache];
-        if (ss__coro_reuse(co, coro_body, w) < 0) {
-            ss__coro_free(co);
-            co = NULL;
-        }
-    }
-    if (co == NULL && ss__coro_new(&co, s->stack_size, coro_body, w) < 0) {
-        free(w);
-        return -ENOMEM;
-    }
-    w->co = co;
     ss__coro_set_data(co, w);
     s->live++;
     run(s, w);
@@ -194,30 +209,43 @@ static void on_io(ss_loop *loop, ss__io *io, uint32_t events)
     coro_io *cio = SS__CONTAINER_OF(io, coro_io, io);
     coro_wait *w = cio->w;
     (void)loop;
-    /* Readiness nobody waits for now: level-triggered, it would come again
-     * every turn, so the registration goes (the home fd's lazy interest;
-     * a scratch one is removed at its wait's end anyway). What made it
-     * ready stays in the socket for the next wait, which registers again
+    if (cio == &w->home && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        w->home_hup = true; /* the short-read hint is off from now on */
+    /* Readiness nobody waits for now: the registration goes (the home
+     * fd's lazy interest; a scratch one is removed at its wait's end
+     * anyway), or each wake-up of the socket would come to us. What made
+     * it ready stays in the socket for the next wait, which registers again
      * and sees it at once. */
-    if (!w->waiting || (events & cio->want) == 0) {
-        /* A wait on the home fd that is still on (a report of an older
-         * mask: io_uring completes a poll whose update came too late)
-         * keeps its interest: dropping it would strand the coroutine. */
+    if (!w->waiting || cio->want == 0) {
         if (cio == &w->home)
-            (void)ss__io_set(w->sched->loop, &w->home.io, w->waiting ? cio->want : 0);
+            (void)ss__io_set(w->sched->loop, &w->home.io, 0);
+        return;
+    }
+    /* A report the running wait did not ask for: io_uring adds EPOLLRDHUP
+     * to every poll, so a wait for POLLOUT on a socket whose peer has sent
+     * its FIN gets one; or one of an older mask (an epoll batch fetched
+     * before the wait changed direction). The wait keeps its interest --
+     * dropping it stranded the coroutine, which never saw the peer read or
+     * reset -- edge-triggered (a scratch registration is made so here), so
+     * what is not waited for is not reported again and again (a level
+     * one-shot poll spun on it). */
+    if ((events & cio->want) == 0) {
+        (void)ss__io_set(w->sched->loop, &cio->io, cio->want | EPOLLET);
         return;
     }
     w->waiting = false;
     run(w->sched, w);
 }
 
-/* transport_fd.c's short-read hint: only for the home fd, whose wait is
- * level-triggered, so bytes or an end of file that came after the short
- * read end the wait the stream makes instead of the read it skipped. */
+/* transport_fd.c's short-read hint: only for the home fd, whose
+ * registration reports every wake-up after the short read (bytes, an end
+ * of file) and on registering what is ready, so the wait the stream makes
+ * ends as the read it skipped would have; and not once a report said the
+ * peer's end, which a short read leaves unread behind its data. */
 static bool coro_read_would_block(int fd)
 {
     coro_wait *w = running_wait();
-    return w != NULL && fd >= 0 && fd == w->home.io.fd;
+    return w != NULL && fd >= 0 && fd == w->home.io.fd && !w->home_hup;
 }
 
 static void on_timer(ss_timer *t)
@@ -282,7 +310,7 @@ static coro_io *arm(coro_wait *w, coro_io *scratch, int fd, short events, int *r
          * that names the fd twice); unchanged from the last wait, the
          * common case, it costs nothing (ss__io_set compares) */
         w->home.io.cb = on_io;
-        *rc = ss__io_set(loop, &w->home.io, w->home.want | want);
+        *rc = ss__io_set(loop, &w->home.io, w->home.want | want | EPOLLET);
         if (*rc < 0)
             return NULL;
         w->home.want |= want;
@@ -427,6 +455,7 @@ void ss__coro_home_fd(int fd)
     w->home.io.fd = fd;
     w->home.io.events = 0;
     w->home.want = 0;
+    w->home_hup = false;
 }
 
 int ss__coro_sleep_ms(int64_t ms)

@@ -70,5 +70,9 @@ void ss__tls_ctx_after_fork(ss_tls_ctx *ctx);
 /* Bytes the stream's transport has read and written so far (for the one
  * log line at the end of a connection; stream.c). */
 void ss__stream_counts(const ss_stream *s, uint64_t *in, uint64_t *out);
+/* ss_stream_write then ss_stream_flush (ss_request_reply): the same result,
+ * but with nothing buffered the bytes go straight from `buf` to the
+ * transport, with no copy through the stream's buffer (stream.c). */
+int ss__stream_write_flush(ss_stream *s, const void *buf, size_t len);
 
 #endif

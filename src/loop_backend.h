@@ -7,8 +7,10 @@
  *
  * Every backend gives the same contract to event_conn.c and event_dgram.c:
  * level-triggered readiness for each registered ss__io (EPOLLIN, EPOLLOUT,
- * EPOLLERR, EPOLLHUP as epoll names them; EPOLLEXCLUSIVE honoured on add),
- * and an ss__io unregistered during a turn never sees another callback.
+ * EPOLLERR, EPOLLHUP as epoll names them; EPOLLEXCLUSIVE honoured on add;
+ * EPOLLET makes it edge-triggered: what is ready when it is set, then each
+ * wake-up -- io_uring's multishot poll, which may also report EPOLLRDHUP
+ * unasked), and an ss__io unregistered during a turn never sees another callback.
  */
 #ifndef SS_LOOP_BACKEND_H
 #define SS_LOOP_BACKEND_H

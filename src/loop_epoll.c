@@ -81,8 +81,14 @@ static int epoll_poll(ss_loop *loop, int timeout_ms)
     if (n < 0 && errno != EINTR)
         return -errno;
     loop->now = ss__now_ms();
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        /* the next watcher's record, while this one's callback runs (a
+         * callback is a system call or two: time enough): with a thousand
+         * connections it is seldom in the cache any more */
+        if (i + 1 < n)
+            __builtin_prefetch(events[i + 1].data.ptr);
         ss__io_dispatch(loop, events[i].data.ptr, events[i].events);
+    }
     return 0;
 }
 

@@ -15,6 +15,14 @@
  * it after each callback; the re-arm is an SQE in the next turn's batch, not
  * a system call.
  *
+ * EPOLLET in a watch's interest asks for an edge instead, a multishot poll:
+ * readiness there when it is armed, then each wake-up of the socket's wait
+ * queue. It is there for what a level poll cannot wait through: the kernel
+ * adds EPOLLRDHUP (with EPOLLERR and EPOLLHUP) to every poll's mask, so on a
+ * socket whose peer has sent its FIN a one-shot poll for POLLOUT completes
+ * at once, every time it is armed (coro_sched.c's writer blocked on a
+ * half-closed peer). Turning EPOLLET on or off replaces the poll.
+ *
  * Completion mode (the default; SS_URING_MODE=readiness turns it off): plain
  * stream connections read and write through the ring instead (ss__op,
  * event_internal.h): one IORING_OP_RECV with IOSQE_BUFFER_SELECT in flight
@@ -100,6 +108,7 @@ static bool ring_live(ss_loop *loop)
 typedef struct poll_token {
     ss__io *io; /* NULL: detached, freed at its completion */
     bool inflight;
+    bool multishot; /* armed for EPOLLET: completions with IORING_CQE_F_MORE */
     ss__link link;
 } poll_token;
 
@@ -110,6 +119,7 @@ static poll_token *poll_new(ss_loop *loop, ss__io *io)
         return NULL;
     t->io = io;
     t->inflight = false;
+    t->multishot = false;
     ss__link_insert_tail(&((uring_state *)loop->be)->polls, &t->link);
     return t;
 }
@@ -314,7 +324,12 @@ static int arm(ss_loop *loop, poll_token *t)
     struct io_uring_sqe *sqe = sqe_get(loop);
     if (sqe == NULL)
         return -EBUSY;
-    io_uring_prep_poll_add(sqe, t->io->fd, t->io->events);
+    uint32_t events = t->io->events;
+    t->multishot = (events & EPOLLET) != 0;
+    if (t->multishot)
+        io_uring_prep_poll_multishot(sqe, t->io->fd, events & ~(uint32_t)EPOLLET);
+    else
+        io_uring_prep_poll_add(sqe, t->io->fd, events);
     io_uring_sqe_set_data(sqe, t);
     t->inflight = true;
     return 0;
@@ -361,6 +376,12 @@ static int uring_io_set(ss_loop *loop, ss__io *io, uint32_t events)
         io->be = t;
         return 0;
     }
+    if (((events ^ io->events) & EPOLLET) || (t->multishot && t->inflight)) {
+        /* level to edge or back: another kind of poll; a multishot poll's
+         * new mask, too (the kernel refuses POLL_UPDATE on it: -EINVAL) */
+        (void)uring_io_set(loop, io, 0);
+        return uring_io_set(loop, io, events);
+    }
     io->events = events;
     if (t->inflight) {
         /* The poll in flight takes the new mask (and checks it at once);
@@ -369,8 +390,8 @@ static int uring_io_set(ss_loop *loop, ss__io *io, uint32_t events)
         struct io_uring_sqe *sqe = sqe_get(loop);
         if (sqe == NULL)
             return -EBUSY;
-        io_uring_prep_poll_update(sqe, (__u64)(uintptr_t)t, (__u64)(uintptr_t)t, events,
-                                  IORING_POLL_UPDATE_EVENTS);
+        io_uring_prep_poll_update(sqe, (__u64)(uintptr_t)t, (__u64)(uintptr_t)t,
+                                  events & ~(uint32_t)EPOLLET, IORING_POLL_UPDATE_EVENTS);
         io_uring_sqe_set_data(sqe, NULL);
     }
     return 0;
@@ -595,18 +616,23 @@ static void complete(ss_loop *loop, struct io_uring_cqe *cqe)
     poll_token *t = (poll_token *)(uintptr_t)ud;
     if (t == NULL)
         return; /* a removal's, an update's or a cancel's own report */
-    t->inflight = false; /* one-shot: this was its only completion */
+    /* one-shot: this was its only completion; multishot: the last one
+     * has no F_MORE (removed, or ended by the kernel: armed again below) */
+    bool more = t->multishot && (cqe->flags & IORING_CQE_F_MORE) != 0;
+    t->inflight = more;
     ss__io *io = t->io;
     if (io == NULL) {
-        poll_free(t);
+        if (!more)
+            poll_free(t);
         return;
     }
     /* A failed poll (-EBADF...) is reported as an error on the descriptor. */
     uint32_t ev = cqe->res < 0 ? EPOLLERR : (uint32_t)cqe->res;
     ss__io_dispatch(loop, io, ev);
-    if (t->io == NULL) /* removed during its callback */
-        poll_free(t);
-    else if (!t->inflight && arm(loop, t) < 0)
+    if (t->io == NULL) { /* removed during its callback */
+        if (!more)
+            poll_free(t);
+    } else if (!t->inflight && arm(loop, t) < 0)
         t->io->events = 0; /* cannot happen with a submit on a full ring */
 }
 
@@ -636,6 +662,11 @@ static int uring_wait(ss_loop *loop, int timeout_ms)
          left--) {
         struct io_uring_cqe copy = *cqe;
         io_uring_cqe_seen(ring, cqe);
+        /* the next report's poll token, while this one's callback runs
+         * (as loop_epoll.c prefetches the next ss__io) */
+        struct io_uring_cqe *next;
+        if (left > 1 && io_uring_peek_cqe(ring, &next) == 0 && !(next->user_data & 1))
+            __builtin_prefetch((const void *)(uintptr_t)next->user_data);
         complete(loop, &copy);
     }
     ops_retry(loop);

@@ -352,8 +352,7 @@ int ss_request_reply(ss_request *req, const void *buf, size_t len)
     if (req == NULL || (buf == NULL && len > 0))
         return SS_EUSAGE;
     if (req->stream != NULL) {
-        int rc = ss_stream_write(req->stream, buf, len);
-        return rc < 0 ? rc : ss_stream_flush(req->stream);
+        return ss__stream_write_flush(req->stream, buf, len);
     }
     ss_server *srv = req->server;
     const ss_addr *to = &req->client_address;

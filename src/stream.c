@@ -56,6 +56,7 @@ typedef struct buffer_cache {
 } buffer_cache;
 
 static _Thread_local buffer_cache cache;
+static _Thread_local bool cache_keyed; /* this thread's exit frees the cache */
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static bool cache_key_made;
@@ -66,6 +67,7 @@ static void cache_drain(void *arg)
     buffer_cache *c = arg;
     while (c->n > 0)
         free(c->free[--c->n]);
+    cache_keyed = false; /* a buffer put after this sets the key again */
 }
 
 static void make_cache_key(void)
@@ -85,13 +87,16 @@ static void buffer_put(unsigned char *b, size_t cap)
     if (b == NULL)
         return;
     if (cap == DEFAULT_BUFFER && cache.n < CACHE_MAX) {
-        if (cache.n == 0) {
-            /* the thread's exit frees what it cached (no key: plain free) */
+        if (!cache_keyed) {
+            /* the thread's exit frees what it cached (no key: plain free);
+             * once a thread: a request/response loop empties and refills
+             * the cache every message */
             pthread_once(&cache_once, make_cache_key);
             if (!cache_key_made || pthread_setspecific(cache_key, &cache) != 0) {
                 free(b);
                 return;
             }
+            cache_keyed = true;
         }
         cache.free[cache.n++] = b;
         return;
@@ -352,6 +357,26 @@ int ss_stream_flush(ss_stream *s)
     memmove(s->wbuf, s->wbuf + done, s->wlen - done);
     s->wlen -= done;
     return rc;
+}
+
+int ss__stream_write_flush(ss_stream *s, const void *buf, size_t len)
+{
+    if (s->wlen == 0 && len > 0) {
+        /* the common reply: one write takes it all, and the stream never
+         * holds (or copies into) a buffer for it */
+        ssize_t n = s->t->ops->write(s->t, buf, len);
+        if (n > 0) {
+            s->bytes_out += (uint64_t)n;
+            if ((size_t)n == len)
+                return 0;
+            buf = (const unsigned char *)buf + n;
+            len -= (size_t)n;
+        }
+        /* a short write, EAGAIN or an error: the rest as before (an error
+         * comes again from the flush, with the bytes kept buffered) */
+    }
+    int rc = ss_stream_write(s, buf, len);
+    return rc < 0 ? rc : ss_stream_flush(s);
 }
 
 int ss_stream_write(ss_stream *s, const void *buf, size_t len)

@@ -47,9 +47,10 @@ static ssize_t message_read(ss_transport *t, void *buf, size_t len)
  * stream receives take every queued segment up to `len`), so the next read
  * would only say EAGAIN. Say it without the system call -- when the
  * scheduler agrees that nothing can be lost by it (the descriptor is the
- * coroutine's own, whose waits are level-triggered): anything arriving
- * after the short read, end of file included, then ends the wait the
- * stream now makes. A
+ * coroutine's own, whose registration reports every wake-up and what is
+ * ready when it is made; a report of the peer's end turns the hint off,
+ * since that end may sit unread behind the data): anything arriving after
+ * the short read then ends the wait the stream now makes. A
  * request/response loop saves one recv() per message. Elsewhere (no
  * coroutine) nothing changes. t->impl, unused by this transport, holds the
  * hint.

@@ -8,6 +8,10 @@
 #include "server_test.h"
 #include "coro.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -519,6 +523,207 @@ static void test_readiness_while_asleep_costs_no_cpu(void **state)
     st_stop(&s);
 }
 
+/* ---- a write wait and reports it did not ask for ---------------------------- */
+
+/* A coroutine on a loop of the test's own (no server, no threads): it fills
+ * its connection's send buffer and waits for POLLOUT, as a handler writing
+ * a big reply to a client that does not read does. */
+typedef struct blocked_writer {
+    int fd;       /* the coroutine's home fd: the server side of a TCP pair */
+    size_t sent;  /* bytes it got into the socket */
+    int phase;    /* 1: waiting for POLLOUT; 2: the wait ended */
+    int rc;       /* what the wait returned */
+} blocked_writer;
+
+static void blocked_writer_main(void *arg)
+{
+    blocked_writer *b = arg;
+    ss__coro_home_fd(b->fd);
+    char buf[4096];
+    memset(buf, 'w', sizeof buf);
+    for (;;) {
+        ssize_t n = send(b->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            break;
+        b->sent += (size_t)n;
+    }
+    b->phase = 1;
+    b->rc = errno == EAGAIN || errno == EWOULDBLOCK
+                ? ss__coro_wait_fd(b->fd, POLLOUT, ss__now_ms() + 5000)
+                : -errno;
+    b->phase = 2;
+    ss__coro_home_fd(-1);
+}
+
+/* A connected loopback TCP pair with small buffers: *srv non-blocking. */
+static void small_tcp_pair(int *srv, int *cli)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    *cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(*cli >= 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(*cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(connect(*cli, (struct sockaddr *)&a, sizeof a), 0);
+    *srv = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    assert_true(*srv >= 0);
+    assert_int_equal(setsockopt(*srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    close(lfd);
+}
+
+/*
+ * The peer's end of file (a FIN) while the coroutine waits to write: io_uring
+ * reports EPOLLRDHUP on any poll, whatever its mask (the kernel adds it, as
+ * it adds EPOLLERR and EPOLLHUP), so the wait for POLLOUT gets a report it
+ * did not ask for. Before 7b7ed8d the scheduler took that for readiness
+ * nobody waits for and dropped the registration: the coroutine then never
+ * woke when the peer read (or reset), and a server kept the connection
+ * forever (integration.faults test_sigpipe_coroutine, a descriptor more).
+ * The wait must still end when the peer reads, and the report must not turn
+ * into a busy loop meanwhile. The loop runs here, one turn at a time: turns
+ * while nothing happens count wake-ups (a turn waits up to 50 ms).
+ */
+static void test_write_wait_survives_peer_half_close(void **state)
+{
+    (void)state;
+    tu_alarm(30);
+    ss_loop *loop;
+    assert_int_equal(ss_loop_new(&loop, NULL), 0);
+    ss__sched *sched;
+    assert_int_equal(ss__sched_new(&sched, loop, 0), 0);
+    int srv, cli;
+    small_tcp_pair(&srv, &cli);
+    blocked_writer b = {.fd = srv};
+    assert_int_equal(ss__sched_spawn(sched, blocked_writer_main, &b), 0);
+    assert_int_equal(b.phase, 1); /* parked on its POLLOUT wait */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0); /* the poll is armed */
+    assert_int_equal(shutdown(cli, SHUT_WR), 0); /* the FIN: EPOLLRDHUP at the server */
+    int turns = 0;
+    int64_t t0 = ss__now_ms();
+    while (ss__now_ms() - t0 < 300 && b.phase == 1) {
+        assert_int_equal(ss_loop_run_once(loop, 50), 0);
+        turns++;
+    }
+    assert_int_equal(b.phase, 1); /* nothing it waits for came */
+    if (turns > 60)
+        fail_msg("%d loop turns in 300 ms while the coroutine waited: the report spins", turns);
+    /* the peer reads: the socket drains, the wait ends */
+    size_t got = 0;
+    t0 = ss__now_ms();
+    while (b.phase == 1 && ss__now_ms() - t0 < 2000) {
+        char buf[65536];
+        ssize_t n;
+        while ((n = recv(cli, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            got += (size_t)n;
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    }
+    if (b.phase != 2)
+        fail_msg("the coroutine never woke from its write wait (%zu of %zu bytes read): its "
+                 "poll was dropped", got, b.sent);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(ss__sched_live(sched), 0);
+    close(cli);
+    close(srv);
+    ss__sched_free(sched);
+    ss_loop_free(loop);
+}
+
+/* Reads a byte of its connection, waits on a second descriptor of the same
+ * socket (a dup: a scratch registration), then blocks writing. */
+typedef struct turning_writer {
+    int fd, dup_fd;
+    size_t sent;
+    int phase; /* 1: waiting to read; 2: on the dup; 3: for POLLOUT; 4: done */
+    int rc;
+} turning_writer;
+
+static void turning_writer_main(void *arg)
+{
+    turning_writer *t = arg;
+    ss__coro_home_fd(t->fd);
+    t->phase = 1;
+    char c;
+    if ((t->rc = ss__coro_wait_fd(t->fd, POLLIN, ss__now_ms() + 5000)) == 0 &&
+        read(t->fd, &c, 1) == 1) {
+        t->phase = 2;
+        t->rc = ss__coro_wait_fd(t->dup_fd, POLLIN, ss__now_ms() + 5000);
+    }
+    if (t->phase == 2 && t->rc == 0) {
+        char buf[4096];
+        memset(buf, 'w', sizeof buf);
+        ssize_t n;
+        while ((n = send(t->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_NOSIGNAL)) > 0)
+            t->sent += (size_t)n;
+        t->phase = 3;
+        t->rc = ss__coro_wait_fd(t->fd, POLLOUT, ss__now_ms() + 5000);
+    }
+    t->phase = 4;
+    ss__coro_home_fd(-1);
+}
+
+/*
+ * A report of an older mask: the coroutine's connection registered for
+ * POLLIN (lazily, from its read), the coroutine waiting on another
+ * descriptor; the peer's byte makes both ready in one wake-up, the later
+ * registration (the dup) first, so one epoll batch holds both: the dup's
+ * report resumes the coroutine, which turns to waiting for POLLOUT on its
+ * connection, and then the batch's POLLIN for the connection comes, for a
+ * wait that no longer asks for it. Dropping the registration then (before
+ * 7b7ed8d) stranded the coroutine: it never woke when the peer read.
+ */
+static void test_write_wait_survives_a_report_of_its_old_mask(void **state)
+{
+    (void)state;
+    tu_alarm(30);
+    ss_loop *loop;
+    assert_int_equal(ss_loop_new(&loop, NULL), 0);
+    ss__sched *sched;
+    assert_int_equal(ss__sched_new(&sched, loop, 0), 0);
+    int srv, cli;
+    small_tcp_pair(&srv, &cli);
+    turning_writer t = {.fd = srv, .dup_fd = fcntl(srv, F_DUPFD_CLOEXEC, 0)};
+    assert_true(t.dup_fd >= 0);
+    assert_int_equal(ss__sched_spawn(sched, turning_writer_main, &t), 0);
+    assert_int_equal(t.phase, 1);
+    assert_int_equal(send(cli, "a", 1, 0), 1);
+    for (int i = 0; i < 200 && t.phase == 1; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    assert_int_equal(t.phase, 2);
+    /* a few turns: the connection's level-triggered entry is checked (not
+     * ready: off epoll's ready list), the dup's poll armed */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    assert_int_equal(send(cli, "b", 1, 0), 1);
+    for (int i = 0; i < 200 && t.phase == 2; i++)
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    assert_int_equal(t.phase, 3);
+    size_t got = 0;
+    int64_t t0 = ss__now_ms();
+    while (t.phase == 3 && ss__now_ms() - t0 < 2000) {
+        char buf[65536];
+        ssize_t n;
+        while ((n = recv(cli, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            got += (size_t)n;
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    }
+    if (t.phase != 4)
+        fail_msg("the coroutine never woke from its write wait (%zu of %zu bytes read): its "
+                 "registration was dropped", got, t.sent);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(ss__sched_live(sched), 0);
+    close(t.dup_fd);
+    close(cli);
+    close(srv);
+    ss__sched_free(sched);
+    ss_loop_free(loop);
+}
+
 static void test_options_are_checked(void **state)
 {
     (void)state;
@@ -550,6 +755,8 @@ int main(void)
         cmocka_unit_test(test_ss_poll_yields),
         cmocka_unit_test(test_data_and_eof_while_not_waiting),
         cmocka_unit_test(test_readiness_while_asleep_costs_no_cpu),
+        cmocka_unit_test(test_write_wait_survives_peer_half_close),
+        cmocka_unit_test(test_write_wait_survives_a_report_of_its_old_mask),
         cmocka_unit_test(test_options_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
