@@ -576,6 +576,22 @@ static void small_tcp_pair(int *srv, int *cli)
     close(lfd);
 }
 
+/* The peer reads what the blocked writer sent, with the loop running, until
+ * the writer's phase leaves `waiting` (2 s at most): the bytes it read. */
+static size_t peer_reads_while(ss_loop *loop, int cli, const int *phase, int waiting)
+{
+    size_t got = 0;
+    int64_t t0 = ss__now_ms();
+    while (*phase == waiting && ss__now_ms() - t0 < 2000) {
+        char buf[65536];
+        ssize_t n;
+        while ((n = recv(cli, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            got += (size_t)n;
+        assert_int_equal(ss_loop_run_once(loop, 10), 0);
+    }
+    return got;
+}
+
 /*
  * The peer's end of file (a FIN) while the coroutine waits to write: io_uring
  * reports EPOLLRDHUP on any poll, whatever its mask (the kernel adds it, as
@@ -614,15 +630,7 @@ static void test_write_wait_survives_peer_half_close(void **state)
     if (turns > 60)
         fail_msg("%d loop turns in 300 ms while the coroutine waited: the report spins", turns);
     /* the peer reads: the socket drains, the wait ends */
-    size_t got = 0;
-    t0 = ss__now_ms();
-    while (b.phase == 1 && ss__now_ms() - t0 < 2000) {
-        char buf[65536];
-        ssize_t n;
-        while ((n = recv(cli, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-            got += (size_t)n;
-        assert_int_equal(ss_loop_run_once(loop, 10), 0);
-    }
+    size_t got = peer_reads_while(loop, cli, &b.phase, 1);
     if (b.phase != 2)
         fail_msg("the coroutine never woke from its write wait (%zu of %zu bytes read): its "
                  "poll was dropped", got, b.sent);
@@ -703,15 +711,7 @@ static void test_write_wait_survives_a_report_of_its_old_mask(void **state)
     for (int i = 0; i < 200 && t.phase == 2; i++)
         assert_int_equal(ss_loop_run_once(loop, 10), 0);
     assert_int_equal(t.phase, 3);
-    size_t got = 0;
-    int64_t t0 = ss__now_ms();
-    while (t.phase == 3 && ss__now_ms() - t0 < 2000) {
-        char buf[65536];
-        ssize_t n;
-        while ((n = recv(cli, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-            got += (size_t)n;
-        assert_int_equal(ss_loop_run_once(loop, 10), 0);
-    }
+    size_t got = peer_reads_while(loop, cli, &t.phase, 3);
     if (t.phase != 4)
         fail_msg("the coroutine never woke from its write wait (%zu of %zu bytes read): its "
                  "registration was dropped", got, t.sent);
